@@ -1,0 +1,304 @@
+"""Motion prompt layer (Sec. 2.1-2.2 of "Motion meets Attention: Video Motion Prompts", ACML 2024).
+
+Data flow for a clip of T+1 frames (B, 3, T+1, H, W)::
+
+    frames F_1..F_{T+1} --gray--> G_t --diff--> D_t = G_{t+1} - G_t  (t = 1..T)
+        --power norm f--> A_t in [0, 1]  --(A_t * F_{t+1})--> prompts Z_t (B, 3, T, H, W)
+
+The default power normalisation is the paper's learnable sigmoid (Eq. 1-3)
+``f(D) = sigmoid(a(m) (D - b(n)))`` with ``a(m) = alpha / (beta |tanh m| + eps)`` and
+``b(n) = gamma tanh n``. The sign-preserving members of the well-behaved power-normalisation
+family of Koniusz & Zhang (TPAMI 2021) are available as alternatives (see ``power_norm_curve``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+POWER_NORMS: tuple[str, ...] = ("sigmoid", "gamma", "maxexp", "sigme", "asinhe")
+"""Names accepted by ``MotionPromptLayer(power_norm=...)`` and ``power_norm_curve``."""
+
+IMPLEMENTATIONS: tuple[str, ...] = ("fused", "eager")
+
+# ITU-R BT.601 luma weights; "bgr" reproduces the released code, whose weights are written for
+# BGR order while its decoder yields RGB (red and blue swapped).
+GRAYSCALE_WEIGHTS: dict[str, tuple[float, float, float]] = {
+    "rgb": (0.299, 0.587, 0.114),
+    "bgr": (0.114, 0.587, 0.299),
+}
+
+# Normalisation of the released code's input clips (same value for all three channels).
+NORM_MEAN = 0.45
+NORM_STD = 0.225
+
+# Initial value of eta, the learnable parameter of each alternative power norm.
+PN_ETA_INIT: dict[str, float] = {"gamma": 0.5, "maxexp": 10.0, "sigme": 10.0, "asinhe": 10.0}
+
+# Keeps |x|^eta and log(1 - |x|) differentiable where |x| is 0 or 1 (static pixels are common).
+_TINY = 1e-12
+
+
+class PromptOutput(NamedTuple):
+    """Output of ``MotionPromptLayer``.
+
+    Attributes:
+        prompts: Motion prompts ``A_t * F_{t+1}``, shape (B, 3, T, H, W).
+        attention: Attention maps ``A_t`` in [0, 1], shape (B, T, H, W).
+    """
+
+    prompts: Tensor
+    attention: Tensor
+
+
+def slope_fn(m: Tensor, alpha: float = 5.0, beta: float = 0.45, eps: float = 0.1) -> Tensor:
+    """Slope ``a(m) = alpha / (beta |tanh m| + eps)`` (Eq. 1), in [alpha/(beta+eps), alpha/eps]."""
+    return alpha / (beta * torch.tanh(m).abs() + eps)
+
+
+def shift_fn(n: Tensor, gamma: float = 0.6) -> Tensor:
+    """Shift ``b(n) = gamma tanh n`` (Eq. 2), in [-gamma, gamma]."""
+    return gamma * torch.tanh(n)
+
+
+def _signed_pn(name: str, x: Tensor, eta: Tensor) -> Tensor:
+    """Sign-preserving power norm ``f`` with ``f(-x) = -f(x)``, mapping [-1, 1] into [-1, 1]."""
+    mag = x.abs()
+    if name == "gamma":
+        return torch.sign(x) * mag.clamp_min(_TINY) ** eta
+    if name == "maxexp":
+        return torch.sign(x) * (1.0 - (1.0 - mag).clamp_min(_TINY) ** eta)
+    if name == "sigme":
+        return 2.0 * torch.sigmoid(eta * x) - 1.0
+    if name == "asinhe":
+        return torch.asinh(eta * x) / torch.asinh(eta)
+    raise ValueError(f"power_norm={name!r} is unknown; choose one of {POWER_NORMS}")
+
+
+def _attention(name: str, d: Tensor, params: tuple[Tensor, ...]) -> Tensor:
+    """Attention in [0, 1] from differences ``d``; params are (slope, shift) or (eta,)."""
+    if name == "sigmoid":
+        slope, shift = params
+        return torch.sigmoid(slope * (d - shift))
+    return 0.5 * (1.0 + _signed_pn(name, d, params[0]))
+
+
+def power_norm_curve(name: str, x: Tensor, **params: float | Tensor) -> Tensor:
+    """Evaluate a power normalisation exactly as the layer applies it (for plots, Fig. 3).
+
+    All curves return attention values in [0, 1]. For the alternatives the sign-preserving
+    function ``f`` (with ``f(-x) = -f(x)``) is mapped by ``(1 + f) / 2``, so, like the sigmoid,
+    a zero difference gives 0.5, brightening pixels more and darkening pixels less:
+
+    - ``"sigmoid"`` (params ``slope`` = a, default 50; ``shift`` = b, default 0):
+      ``1 / (1 + exp(-a (x - b)))``; range (0, 1).
+    - ``"gamma"`` (``eta`` > 0, default 0.5): ``f = sign(x) |x|^eta``; range [0, 1] on [-1, 1].
+    - ``"maxexp"`` (``eta`` > 0, default 10): ``f = sign(x) (1 - (1 - |x|)^eta)``;
+      range [0, 1] on [-1, 1].
+    - ``"sigme"`` (``eta`` > 0, default 10): ``f = 2 / (1 + exp(-eta x)) - 1``;
+      range [(1 - tanh(eta/2)) / 2, (1 + tanh(eta/2)) / 2] on [-1, 1].
+    - ``"asinhe"`` (``eta`` > 0, default 10): ``f = asinh(eta x) / asinh(eta)``;
+      range [0, 1] on [-1, 1].
+
+    Args:
+        name: One of ``POWER_NORMS``.
+        x: Frame differences, expected in [-1, 1].
+        **params: ``slope``/``shift`` for "sigmoid", ``eta`` for the others.
+
+    Returns:
+        Tensor of the shape of ``x``.
+    """
+    if name not in POWER_NORMS:
+        raise ValueError(f"power_norm_curve: name={name!r} is unknown; choose one of {POWER_NORMS}")
+    allowed = {"slope", "shift"} if name == "sigmoid" else {"eta"}
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(
+            f"power_norm_curve({name!r}): unknown parameter(s) {sorted(unknown)}; "
+            f"expected {sorted(allowed)}"
+        )
+
+    def as_tensor(v: float | Tensor) -> Tensor:
+        return torch.as_tensor(v, dtype=x.dtype, device=x.device)
+
+    if name == "sigmoid":
+        scalars = (as_tensor(params.get("slope", 50.0)), as_tensor(params.get("shift", 0.0)))
+    else:
+        scalars = (as_tensor(params.get("eta", PN_ETA_INIT[name])),)
+    return _attention(name, x, scalars)
+
+
+def _check_video(video: Tensor) -> None:
+    if not isinstance(video, Tensor):
+        raise TypeError(f"MotionPromptLayer: video must be a torch.Tensor, got {type(video)}")
+    if video.dim() != 5 or video.shape[1] != 3 or video.shape[2] < 2:
+        raise ValueError(
+            f"MotionPromptLayer: video has shape {tuple(video.shape)}; expected (B, 3, T+1, H, W) "
+            "with 3 colour channels and at least 2 frames (T+1 frames give T prompts)"
+        )
+    if not video.is_floating_point():
+        raise ValueError(
+            f"MotionPromptLayer: video has dtype {video.dtype}; expected a floating-point tensor "
+            "(convert uint8 frames with video.float() / 255)"
+        )
+
+
+def _frame_differences(video: Tensor, weights: tuple[float, float, float], scale: float) -> Tensor:
+    """Grayscale frame differences ``D`` (B, T, H, W), times ``scale`` (std when normalised)."""
+    w = torch.tensor(weights, dtype=video.dtype, device=video.device)
+    gray = torch.einsum("bcthw,c->bthw", video, w)
+    diff = gray[:, 1:] - gray[:, :-1]
+    return diff * scale if scale != 1.0 else diff
+
+
+class MotionPromptLayer(nn.Module):
+    """Turns T+1 frames into T motion prompts with a learnable power normalisation.
+
+    Args:
+        alpha, beta, gamma, eps: Constants of ``a(m)`` and ``b(n)`` (Eq. 1-2).
+        power_norm: Prompt function, one of ``POWER_NORMS`` (see ``power_norm_curve``).
+        input_normalized: The clip is already normalised with mean 0.45 and std 0.225
+            (released code): differences are taken on un-normalised frames and the attention
+            multiplies the normalised frames.
+        grayscale_order: "rgb" (BT.601) or "bgr" (the released code's swapped weights).
+        implementation: "fused" (custom autograd, lower memory) or "eager" (reference).
+    """
+
+    def __init__(
+        self,
+        alpha: float = 5.0,
+        beta: float = 0.45,
+        gamma: float = 0.6,
+        eps: float = 0.1,
+        *,
+        power_norm: str = "sigmoid",
+        input_normalized: bool = False,
+        grayscale_order: str = "rgb",
+        implementation: str = "eager",
+    ) -> None:
+        super().__init__()
+        if power_norm not in POWER_NORMS:
+            raise ValueError(
+                f"MotionPromptLayer: power_norm={power_norm!r} is unknown; choose one of {POWER_NORMS}"
+            )
+        if grayscale_order not in GRAYSCALE_WEIGHTS:
+            raise ValueError(
+                f"MotionPromptLayer: grayscale_order={grayscale_order!r}; choose 'rgb' or 'bgr'"
+            )
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"MotionPromptLayer: implementation={implementation!r}; choose one of {IMPLEMENTATIONS}"
+            )
+        if beta < 0 or eps <= 0:
+            raise ValueError(f"MotionPromptLayer: need beta >= 0 and eps > 0, got {beta}, {eps}")
+        self.alpha, self.beta, self.gamma, self.eps = alpha, beta, gamma, eps
+        self.power_norm = power_norm
+        self.input_normalized = input_normalized
+        self.grayscale_order = grayscale_order
+        self.implementation = implementation
+        if power_norm == "sigmoid":
+            self.m = nn.Parameter(torch.empty(()).normal_(mean=1e-5, std=1.0))
+            self.n = nn.Parameter(torch.empty(()).normal_(mean=1e-5, std=1.0))
+        else:
+            # eta > 0 is kept positive by learning its logarithm.
+            self.log_eta = nn.Parameter(torch.tensor(math.log(PN_ETA_INIT[power_norm])))
+
+    @property
+    def slope(self) -> Tensor:
+        """Slope ``a(m)``, a differentiable 0-d tensor (sigmoid power norm only)."""
+        self._require_sigmoid("slope")
+        return slope_fn(self.m, self.alpha, self.beta, self.eps)
+
+    @property
+    def shift(self) -> Tensor:
+        """Shift ``b(n)``, a differentiable 0-d tensor (sigmoid power norm only)."""
+        self._require_sigmoid("shift")
+        return shift_fn(self.n, self.gamma)
+
+    @property
+    def eta(self) -> Tensor:
+        """Parameter ``eta`` of the alternative power norms (not for "sigmoid")."""
+        if self.power_norm == "sigmoid":
+            raise AttributeError("MotionPromptLayer.eta exists only for power_norm != 'sigmoid'")
+        return self.log_eta.exp()
+
+    def _require_sigmoid(self, what: str) -> None:
+        if self.power_norm != "sigmoid":
+            raise AttributeError(
+                f"MotionPromptLayer.{what} exists only for power_norm='sigmoid' "
+                f"(this layer uses {self.power_norm!r}); use pn_parameters() instead"
+            )
+
+    def pn_parameters(self) -> dict[str, Tensor]:
+        """Current power-norm parameters for logging: {"slope", "shift"} or {"eta"}."""
+        if self.power_norm == "sigmoid":
+            return {"slope": self.slope, "shift": self.shift}
+        return {"eta": self.eta}
+
+    def _scalars(self, like: Tensor) -> tuple[Tensor, ...]:
+        if self.power_norm == "sigmoid":
+            m, n = self.m.to(like.dtype), self.n.to(like.dtype)
+            return (
+                slope_fn(m, self.alpha, self.beta, self.eps),
+                shift_fn(n, self.gamma),
+            )
+        return (self.log_eta.to(like.dtype).exp(),)
+
+    def forward(self, video: Tensor) -> PromptOutput:
+        """Compute motion prompts.
+
+        Args:
+            video: (B, 3, T+1, H, W) float clip, in [0, 1] (or normalised, see
+                ``input_normalized``).
+
+        Returns:
+            ``PromptOutput(prompts (B, 3, T, H, W), attention (B, T, H, W))``.
+        """
+        _check_video(video)
+        scalars = self._scalars(video)
+        weights = GRAYSCALE_WEIGHTS[self.grayscale_order]
+        scale = NORM_STD if self.input_normalized else 1.0
+        diff = _frame_differences(video, weights, scale)
+        attention = _attention(self.power_norm, diff, scalars)
+        prompts = attention.unsqueeze(1) * video[:, :, 1:]
+        return PromptOutput(prompts, attention)
+
+    def extra_repr(self) -> str:
+        return (
+            f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, eps={self.eps}, "
+            f"power_norm={self.power_norm!r}, input_normalized={self.input_normalized}, "
+            f"grayscale_order={self.grayscale_order!r}, implementation={self.implementation!r}"
+        )
+
+
+def temporal_variation(attention: Tensor, reduction: str = "mean") -> Tensor:
+    """Temporal attention variation (Eq. 6) of attention maps (B, T, H, W).
+
+    Args:
+        attention: Attention maps, T >= 2 (one pair of frames gives no variation to measure,
+            and Eq. 6 divides by T - 1, so T = 1 raises).
+        reduction: "mean": mean over batch, pairs and pixels of ``(A_{t+1} - A_t)^2`` (the
+            released code's scale, used for the paper's lambda values); "frobenius": Eq. 6 per
+            clip, ``1/(T-1) sum_t ||A_{t+1} - A_t||_F^2``, then the mean over the batch
+            (H * W times "mean").
+
+    Returns:
+        0-d tensor.
+    """
+    if not isinstance(attention, Tensor) or attention.dim() != 4:
+        shape = tuple(attention.shape) if isinstance(attention, Tensor) else type(attention)
+        raise ValueError(f"temporal_variation: attention has shape {shape}; expected (B, T, H, W)")
+    if attention.shape[1] < 2:
+        raise ValueError(
+            f"temporal_variation: attention has shape {tuple(attention.shape)} with T="
+            f"{attention.shape[1]} map(s); need T >= 2 maps (feed the layer at least 3 frames)"
+        )
+    sq = (attention[:, 1:] - attention[:, :-1]).square()
+    if reduction == "mean":
+        return sq.mean()
+    if reduction == "frobenius":
+        return sq.sum(dim=(2, 3)).mean()
+    raise ValueError(f"temporal_variation: reduction={reduction!r}; choose 'mean' or 'frobenius'")
