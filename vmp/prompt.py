@@ -148,10 +148,101 @@ def _check_video(video: Tensor) -> None:
 
 def _frame_differences(video: Tensor, weights: tuple[float, float, float], scale: float) -> Tensor:
     """Grayscale frame differences ``D`` (B, T, H, W), times ``scale`` (std when normalised)."""
-    w = torch.tensor(weights, dtype=video.dtype, device=video.device)
-    gray = torch.einsum("bcthw,c->bthw", video, w)
+    # Three multiply-adds over channel slices are much faster on CPU than einsum/tensordot.
+    gray = video[:, 0] * weights[0]
+    gray = gray.add_(video[:, 1], alpha=weights[1]).add_(video[:, 2], alpha=weights[2])
     diff = gray[:, 1:] - gray[:, :-1]
-    return diff * scale if scale != 1.0 else diff
+    return diff.mul_(scale) if scale != 1.0 else diff
+
+
+class _FusedPrompt(torch.autograd.Function):
+    """Prompt layer as one autograd node that saves only the clip and the scalars.
+
+    The per-pixel maps (grayscale, differences, attention) are recomputed in backward instead
+    of being stored, so the memory held for backward is that of the input alone (which the
+    caller keeps anyway).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        video: Tensor,
+        weights: tuple[float, float, float],
+        scale: float,
+        name: str,
+        *scalars: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
+        ctx.weights, ctx.scale, ctx.name = weights, scale, name
+        diff = _frame_differences(video, weights, scale)
+        if name == "sigmoid":
+            slope, shift = scalars
+            attention = diff.sub_(shift).mul_(slope).sigmoid_()
+        else:
+            attention = _attention(name, diff, scalars)
+        prompts = attention.unsqueeze(1) * video[:, :, 1:]
+        ctx.save_for_backward(video, *scalars)
+        return prompts, attention
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx,
+        g_prompts: Tensor | None,
+        g_attention: Tensor | None,
+    ) -> tuple[Tensor | None, ...]:
+        video, *scalars = ctx.saved_tensors
+        frames = video[:, :, 1:]
+        # Gradient reaching the attention maps: directly and through Z = A * F_{t+1}.
+        g_att = None if g_attention is None else g_attention.clone()
+        if g_prompts is not None:
+            for c in range(3):
+                if g_att is None:
+                    g_att = g_prompts[:, 0] * frames[:, 0]
+                else:
+                    g_att.addcmul_(g_prompts[:, c], frames[:, c])
+        if g_att is None:
+            return (None,) * (4 + len(scalars))
+
+        diff = _frame_differences(video, ctx.weights, ctx.scale)
+        needs_scalars = ctx.needs_input_grad[4:]
+        if ctx.name == "sigmoid":
+            slope, shift = scalars
+            u = diff.sub_(shift)
+            attention = torch.sigmoid(u * slope)
+            # d sigmoid(s) / ds = A (1 - A); g_u is the gradient w.r.t. s = slope * u.
+            g_u = g_att.mul_(attention).mul_(1.0 - attention)
+            g_slope = (g_u * u).sum() if needs_scalars[0] else None
+            g_shift = -slope * g_u.sum() if needs_scalars[1] else None
+            g_scalars = (g_slope, g_shift)
+            g_diff = g_u.mul_(slope)
+        else:
+            # Elementwise families: a short-lived local graph, freed at the end of backward.
+            with torch.enable_grad():
+                d = diff.detach().requires_grad_()
+                params = [s.detach().requires_grad_() for s in scalars]
+                attention = _attention(ctx.name, d, tuple(params))
+                g_diff, *g_scalars = torch.autograd.grad(attention, [d, *params], g_att)
+            attention = attention.detach()
+            g_scalars = [
+                g if need else None for g, need in zip(g_scalars, needs_scalars, strict=True)
+            ]
+
+        g_video = None
+        if ctx.needs_input_grad[0]:
+            if ctx.scale != 1.0:
+                g_diff = g_diff * ctx.scale
+            # D_t = G_{t+1} - G_t, so dL/dG_t = g_diff_{t-1} - g_diff_t (zero outside 1..T).
+            b, t1, h, w = video.shape[0], video.shape[2], video.shape[3], video.shape[4]
+            g_gray = video.new_empty((b, t1, h, w))
+            g_gray[:, 1:] = g_diff
+            g_gray[:, 0] = 0
+            g_gray[:, :-1] -= g_diff
+            g_video = torch.empty_like(video)
+            for c in range(3):
+                torch.mul(g_gray, ctx.weights[c], out=g_video[:, c])
+            if g_prompts is not None:
+                g_video[:, :, 1:].addcmul_(g_prompts, attention.unsqueeze(1))
+        return (g_video, None, None, None, *g_scalars)
 
 
 class MotionPromptLayer(nn.Module):
@@ -261,6 +352,10 @@ class MotionPromptLayer(nn.Module):
         scalars = self._scalars(video)
         weights = GRAYSCALE_WEIGHTS[self.grayscale_order]
         scale = NORM_STD if self.input_normalized else 1.0
+        if self.implementation == "fused":
+            return PromptOutput(
+                *_FusedPrompt.apply(video, weights, scale, self.power_norm, *scalars)
+            )
         diff = _frame_differences(video, weights, scale)
         attention = _attention(self.power_norm, diff, scalars)
         prompts = attention.unsqueeze(1) * video[:, :, 1:]
