@@ -1,0 +1,24 @@
+# Reproduces "Motion meets Attention: Video Motion Prompts" (Chen et al., ACML 2024).
+# `snakemake --cores N` regenerates every table and figure into results/ (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/tables.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,28 @@
+rule table1:
+    """Table 1: mean +- std over seeds of every cell, beside the published value where one exists."""
+    input:
+        notebook=f"{RESULTS}/notebooks/table1.ipynb",
+        metrics=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["table"]],
+        published="config/published/table1.csv",
+    output:
+        csv=report(f"{RESULTS}/tables/table1.csv", category="Table 1"),
+        md=f"{RESULTS}/tables/table1.md",
+        tex=f"{RESULTS}/tables/table1.tex",
+        notebook=f"{RESULTS}/tables/table1.ipynb",
+    params:
+        parameters=lambda wc, input, output: json.dumps(
+            {
+                "metrics": list(input.metrics),
+                "published": input.published,
+                "paper_names": {
+                    "datasets": {k: v.get("paper") for k, v in config["datasets"].items()},
+                    "backbones": {k: v.get("paper") for k, v in config["backbones"].items()},
+                    "pretrain": {k: v.get("paper_pretrain", "k400") for k, v in config["backbones"].items()},
+                },
+                "out_prefix": str(Path(output.csv).with_suffix("")),
+            }
+        ),
+    log:
+        f"{RESULTS}/logs/table1.log",
+    shell:
+        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

@@ -1,0 +1,107 @@
+"""One run of the protocol (pre-training or fine-tuning), assembled from plain notebook parameters."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from vmp.data import ClipDataset, ClipSpec
+from vmp.datasets import index
+from vmp.models import create_model, variant_options
+from vmp.train import OptimConfig, fit
+
+log = logging.getLogger(__name__)
+
+
+def run_name(dataset: str, split: str, backbone: str, variant: str, lambda_reg: float, seed: int) -> str:
+    """The run's identity as it appears in results/runs/ and in error messages."""
+    return f"{dataset}/{split}/{backbone}/{variant}/lambda~{lambda_reg:g}/seed~{seed}"
+
+
+def load_splits(
+    dataset_format: str, data_root: str | Path, split: str, **paths: str
+) -> dict[str, pd.DataFrame]:
+    """Index a dataset and return its subsets; 'val' falls back to 'test' where there is none."""
+    table = index(dataset_format, data_root, split, **paths)
+    subsets = {name: table[table["subset"] == name].reset_index(drop=True) for name in ("train", "val", "test")}
+    for name in ("train", "test"):
+        if subsets[name].empty:
+            raise ValueError(f"{dataset_format} at {data_root} (split {split}) has no {name} videos")
+    if subsets["val"].empty:
+        subsets["val"] = subsets["test"]
+    return subsets
+
+
+def train_run(
+    *,
+    dataset: str,
+    dataset_format: str,
+    data_root: str,
+    split: str,
+    backbone: str,
+    variant: str,
+    lambda_reg: float,
+    seed: int,
+    out_dir: str,
+    clip: dict[str, Any],
+    optim: dict[str, Any],
+    model: dict[str, Any] | None = None,
+    dataset_paths: dict[str, str] | None = None,
+    pretrained: str | None = None,
+    threads: int = 1,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    precision: str = "32-true",
+    progress_bar: bool = True,
+) -> dict[str, Any]:
+    """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`."""
+    torch.set_num_threads(threads)
+    name = run_name(dataset, split, backbone, variant, lambda_reg, seed)
+    spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
+    subsets = load_splits(dataset_format, data_root, split, **(dataset_paths or {}))
+    num_classes = int(pd.concat(subsets.values())["label"].max()) + 1
+    single_view = ClipSpec(**(vars(spec) | {"num_temporal_clips": 1, "num_spatial_crops": 1}))
+
+    torch.manual_seed(seed)  # model initialisation, including the prompt layer's m and n
+    net = create_model(
+        backbone,
+        num_classes,
+        pretrained=pretrained,
+        **variant_options(backbone, variant),
+        **(model or {}),
+    )
+    optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if net.prompt_layers else 0.0}))
+    settings = {
+        "name": name,
+        "dataset": dataset,
+        "split": split,
+        "backbone": backbone,
+        "variant": variant,
+        "lambda": lambda_reg,
+        "seed": seed,
+        "num_classes": num_classes,
+        "train_videos": len(subsets["train"]),
+        "test_videos": len(subsets["test"]),
+        "clip": vars(spec),
+        "model": model or {},
+        "pretrained": pretrained,
+    }
+    log.info("%s: %d classes, %d train / %d test videos", name, num_classes, *map(len, (subsets["train"], subsets["test"])))
+    return fit(
+        net,
+        ClipDataset(subsets["train"], spec, train=True),
+        ClipDataset(subsets["val"], single_view, train=False),
+        ClipDataset(subsets["test"], spec, train=False),
+        optim_cfg,
+        out_dir,
+        seed=seed,
+        settings=settings,
+        num_workers=num_workers,
+        accelerator=accelerator,
+        precision=precision,
+        progress_bar=progress_bar,
+    )

@@ -1,0 +1,362 @@
+"""Fine-tuning with Lightning: loss = CE + lambda * V, per-epoch history, resumable checkpoints.
+
+::
+
+    clip (B, 3, T+1, H, W) -> VideoClassifier -> logits, attentions
+    loss = cross_entropy(logits, y) + lambda * sum(temporal_variation(A) for A in attentions)
+
+Every epoch's randomness (sample order, augmentation, dropout) is derived from (seed, epoch), so a run
+killed mid-epoch and resumed from its last epoch checkpoint ends with the same metrics as one that was
+never interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from vmp.io import atomic_path, write_csv, write_json
+from vmp.metrics import aggregate_views, classification_metrics
+from vmp.prompt import temporal_variation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimisation recipe of one run (SGD with momentum, cosine schedule with linear warm-up)."""
+
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    # m and n get their own parameter group: lr = lr * prompt_lr_mult and this weight decay
+    # (None: the backbone's, as in the authors' released code).
+    prompt_lr_mult: float = 1.0
+    prompt_weight_decay: float | None = 0.0
+    lambda_reg: float = 0.0
+    variation_reduction: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.lambda_reg < 0:
+            raise ValueError(f"lambda_reg must be >= 0, got {self.lambda_reg}")
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for one epoch of one run, stable across processes and restarts."""
+    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Random permutation that depends only on (seed, epoch); Lightning calls ``set_epoch``."""
+
+    def __init__(self, num_samples: int, seed: int) -> None:
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def make_loader(
+    dataset: Dataset, batch_size: int, *, train: bool, seed: int, num_workers: int = 0
+) -> DataLoader:
+    """DataLoader whose order and worker seeds follow ``seed`` (and the epoch, in training)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochSeededSampler(len(dataset), seed) if train else None,
+        shuffle=False,
+        drop_last=train and len(dataset) > batch_size,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=False,
+    )
+
+
+def split_parameters(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+    """SGD parameter groups: weights (decayed), norms and biases (not decayed), prompt m and n."""
+    decay, no_decay, prompt = [], [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("prompt_layers."):
+            prompt.append(param)
+        elif param.ndim <= 1:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    prompt_wd = cfg.weight_decay if cfg.prompt_weight_decay is None else cfg.prompt_weight_decay
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr, "name": "backbone"},
+        {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr, "name": "backbone_no_decay"},
+        {"params": prompt, "weight_decay": prompt_wd, "lr": cfg.lr * cfg.prompt_lr_mult, "name": "prompt"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Learning-rate factor: linear warm-up from 1/warmup_steps to 1, then cosine decay to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class VideoClassificationModule(L.LightningModule):
+    """Trains a :class:`vmp.models.VideoClassifier`; keeps a per-epoch history in its checkpoints."""
+
+    def __init__(self, model: torch.nn.Module, optim: OptimConfig, *, seed: int = 0, run_name: str = "run"):
+        super().__init__()
+        self.model, self.optim, self.seed, self.run_name = model, optim, seed, run_name
+        self.history: list[dict[str, float]] = []
+        self.checkpoint_path: Path | None = None
+        self._sums: dict[str, float] = {}
+        self._epoch_started = 0.0
+
+    def forward(self, video: torch.Tensor):
+        return self.model(video)
+
+    def _accumulate(self, **values: float) -> None:
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+
+    def on_train_epoch_start(self) -> None:
+        # Augmentation and dropout draw from the global RNG: re-seed it per epoch (see module docstring).
+        L.seed_everything(epoch_seed(self.seed, self.current_epoch), verbose=False)
+        self._sums, self._epoch_started = {}, time.perf_counter()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        video, labels = batch["video"], batch["label"]
+        out = self.model(video)
+        ce = F.cross_entropy(out.logits, labels)
+        variation = sum(
+            (temporal_variation(a, reduction=self.optim.variation_reduction) for a in out.attentions),
+            start=torch.zeros((), device=ce.device),
+        )
+        loss = ce + self.optim.lambda_reg * variation
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.run_name}: non-finite loss ({float(loss)}) at epoch {self.current_epoch}, "
+                f"step {batch_idx} (global step {self.global_step}); cross-entropy {float(ce)}, "
+                f"variation {float(variation)}. Lower the learning rate or check the input clips."
+            )
+        n = len(labels)
+        self._accumulate(
+            n=n,
+            loss=float(loss) * n,
+            ce=float(ce) * n,
+            variation=float(variation) * n,
+            correct=float((out.logits.argmax(1) == labels).sum()),
+        )
+        self.log("loss", loss, prog_bar=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self.model(batch["video"])
+        labels = batch["label"]
+        self._accumulate(
+            val_n=len(labels),
+            val_ce=float(F.cross_entropy(out.logits, labels, reduction="sum")),
+            val_correct=float((out.logits.argmax(1) == labels).sum()),
+        )
+
+    def on_train_epoch_end(self) -> None:
+        s = self._sums
+        row = {
+            "epoch": self.current_epoch + 1,
+            "lr": self.optimizers().param_groups[0]["lr"],
+            "train_loss": s["loss"] / s["n"],
+            "train_ce": s["ce"] / s["n"],
+            "train_variation": s["variation"] / s["n"],
+            "train_top1": 100.0 * s["correct"] / s["n"],
+        }
+        if s.get("val_n"):
+            row |= {"val_ce": s["val_ce"] / s["val_n"], "val_top1": 100.0 * s["val_correct"] / s["val_n"]}
+        row |= prompt_state(self.model)
+        row["seconds"] = time.perf_counter() - self._epoch_started
+        self.history.append(row)
+        self.log("val_top1", row.get("val_top1", float("nan")), prog_bar=True)
+        if self.checkpoint_path is not None:
+            self.trainer.save_checkpoint(self.checkpoint_path)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vmp_history"] = json.dumps(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = json.loads(checkpoint.get("vmp_history", "[]"))
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(split_parameters(self.model, self.optim), momentum=self.optim.momentum)
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = max(1, round(total * self.optim.warmup_epochs / self.optim.epochs))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, warmup, total)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def prompt_state(model: torch.nn.Module) -> dict[str, float]:
+    """Learned slope a and shift b of every prompt layer (``slope``/``shift``, or ``slope_<pathway>``)."""
+    layers = getattr(model, "prompt_layers", {})
+    state = {}
+    for key, layer in layers.items():
+        suffix = "" if len(layers) == 1 else f"_{key}"
+        for name, value in layer.pn_parameters().items():
+            state[f"{name}{suffix}"] = float(value)
+    return state
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written to a temporary file and renamed, so a kill never leaves half a file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu"):
+    """Softmax scores, labels and video indices of every item (view) of ``loader``."""
+    model.eval().to(device)
+    probs, labels, index = [], [], []
+    for batch in loader:
+        probs.append(model(batch["video"].to(device)).logits.float().softmax(1).cpu())
+        labels.append(batch["label"])
+        index.append(batch["video_index"])
+    return torch.cat(probs), torch.cat(labels), torch.cat(index)
+
+
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> dict:
+    """Multi-view evaluation: softmax averaged over each video's views, then the metrics."""
+    scores, labels = aggregate_views(*predict(model, loader, device))
+    return classification_metrics(scores, labels)
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    """Short hash of a run's settings; a checkpoint is resumed only by a run with the same one."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit(
+    model: torch.nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    test_set: Dataset,
+    optim: OptimConfig,
+    run_dir: str | Path,
+    *,
+    seed: int = 0,
+    settings: dict[str, Any] | None = None,
+    num_workers: int = 0,
+    accelerator: str = "auto",
+    precision: str = "32-true",
+    progress_bar: bool = True,
+    test_batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``model``, evaluate it on ``test_set`` and write the run's files into ``run_dir``.
+
+    Writes ``history.csv`` (one row per epoch), ``metrics.json`` (test metrics, learned prompt
+    parameters, timings and ``settings``) and ``model.pt`` (final weights, vmp checkpoint format).
+    ``checkpoints/last.ckpt`` is written after every epoch and resumed from when the job is rerun with
+    the same settings; it is removed once the run has finished.
+    """
+    from vmp.models import save_checkpoint
+
+    run_dir = Path(run_dir)
+    settings = dict(settings or {}) | {"optim": asdict(optim), "seed": seed}
+    run_name = settings.get("name", run_dir.as_posix())
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    resume = _resumable(checkpoint, fingerprint(settings))
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    module = VideoClassificationModule(model, optim, seed=seed, run_name=run_name)
+    module.checkpoint_path = checkpoint
+    trainer = L.Trainer(
+        max_epochs=optim.epochs,
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        deterministic="warn",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=run_dir,
+    )
+    train_loader = make_loader(train_set, optim.batch_size, train=True, seed=seed, num_workers=num_workers)
+    eval_batch = test_batch_size or optim.batch_size
+    val_loader = (
+        make_loader(val_set, eval_batch, train=False, seed=seed, num_workers=num_workers) if val_set else None
+    )
+    started = time.perf_counter()
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    (checkpoint.parent / "fingerprint").write_text(fingerprint(settings))
+    trainer.fit(module, train_loader, val_loader, ckpt_path=checkpoint if resume else None, weights_only=True)
+    train_seconds = time.perf_counter() - started
+
+    test_loader = make_loader(test_set, eval_batch, train=False, seed=seed, num_workers=num_workers)
+    started = time.perf_counter()
+    metrics = evaluate(model, test_loader, trainer.strategy.root_device)
+    metrics |= {
+        "test_views": len(test_set) // max(1, metrics["num_videos"]),
+        "epochs": optim.epochs,
+        "resumed_from_epoch": resume,
+        "train_seconds": train_seconds,
+        "test_seconds": time.perf_counter() - started,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "prompt": prompt_state(model),
+        "settings": settings,
+    }
+    write_csv(run_dir / "history.csv", pd.DataFrame(module.history))
+    save_checkpoint(model.cpu(), run_dir / "model.pt", settings=json.dumps(settings, default=str))
+    write_json(run_dir / "metrics.json", metrics)
+    checkpoint.unlink(missing_ok=True)
+    return metrics
+
+
+def _resumable(checkpoint: Path, expected: str) -> int | None:
+    """Epoch stored in ``checkpoint`` if it exists and belongs to a run with the same settings."""
+    if not checkpoint.exists():
+        return None
+    stored = checkpoint.parent / "fingerprint"
+    if not stored.exists() or stored.read_text().strip() != expected:
+        log.warning("ignoring %s: it was written by a run with other settings", checkpoint)
+        checkpoint.unlink()
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    log.info("resuming %s after epoch %d", checkpoint, state["epoch"] + 1)
+    return int(state["epoch"]) + 1
+
+
+def history_frame(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Concatenate several runs' ``history.csv`` files, each tagged with its path."""
+    frames = [pd.read_csv(p).assign(run=str(Path(p).parent)) for p in paths]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,81 @@
+"""Helpers of the Snakemake workflow: configuration checks and the matrix of runs."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value the workflow cannot run with; raised before any job starts."""
+
+
+def nested_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``update`` merged in, recursing into nested dictionaries."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = nested_update(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _require(value: Any, allowed: list[str], where: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{where}: unknown value {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Cross-checks the JSON schema cannot express: names known to vmp and references between keys."""
+    from vmp.models import list_models, list_variants
+    from vmp.synth import SCENES
+
+    models = list_models()
+    for backbone, settings in config["backbones"].items():
+        _require(backbone, models, "backbones")
+        for variant in settings["variants"]:
+            _require(variant, list_variants(backbone), f"backbones.{backbone}.variants")
+    for name, dataset in config["datasets"].items():
+        if dataset["format"] == "synthmotion":
+            _require(dataset.get("scene"), sorted(SCENES), f"datasets.{name}.scene")
+    pretrain = config.get("pretrain")
+    if pretrain and "scene" in pretrain:
+        _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
+    ablation = config.get("ablation")
+    if ablation:
+        _require(ablation["dataset"], sorted(config["datasets"]), "ablation.dataset")
+        _require(ablation["split"], config["datasets"][ablation["dataset"]]["splits"], "ablation.split")
+        _require(ablation["backbone"], sorted(config["backbones"]), "ablation.backbone")
+        _require(ablation["variant"], list_variants(ablation["backbone"]), "ablation.variant")
+
+
+def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every training run: Table 1's cells (``table``) and the lambda ablation's (``ablation``).
+
+    A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
+    Baselines have no prompt layer, so their lambda is 0.
+    """
+    runs: dict[tuple, dict[str, Any]] = {}
+
+    def add(kind: str, dataset, split, backbone, variant, lam, seed) -> None:
+        lam = 0.0 if variant == "baseline" else float(lam)
+        key = (dataset, str(split), backbone, variant, lam, int(seed))
+        run = runs.setdefault(
+            key,
+            dict(zip(("dataset", "split", "backbone", "variant", "lambda", "seed"), key, strict=True))
+            | {"table": False, "ablation": False},
+        )
+        run[kind] = True
+
+    for (name, dataset), (backbone, settings) in itertools.product(
+        config["datasets"].items(), config["backbones"].items()
+    ):
+        for split, variant, seed in itertools.product(dataset["splits"], settings["variants"], config["seeds"]):
+            add("table", name, split, backbone, variant, config["lambda"], seed)
+    ablation = config.get("ablation")
+    if ablation:
+        for lam, seed in itertools.product(ablation["lambdas"], ablation["seeds"]):
+            add("ablation", ablation["dataset"], ablation["split"], ablation["backbone"], ablation["variant"], lam, seed)
+    return list(runs.values())
