@@ -1,0 +1,162 @@
+"""`VideoClassifier`: optional motion prompt layer(s) + normalisation + a video backbone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from vmp.prompt import MotionPromptLayer
+
+PROMPT_INPUTS = ("raw", "normalized")
+RELEASED_MEAN = (0.45, 0.45, 0.45)
+RELEASED_STD = (0.225, 0.225, 0.225)
+
+
+class ClassifierOutput(NamedTuple):
+    """What `VideoClassifier.forward` returns.
+
+    Attributes:
+        logits: (B, num_classes) unnormalised class scores (no softmax).
+        attentions: one (B, T', H, W) attention map per prompt layer, in pathway order
+            (slow before fast); empty for baselines.
+    """
+
+    logits: Tensor
+    attentions: tuple[Tensor, ...]
+
+
+class Pathway(NamedTuple):
+    """One input stream of a backbone: its name and its frame stride in the clip."""
+
+    name: str
+    stride: int = 1
+
+
+class VideoClassifier(nn.Module):
+    """A backbone fed with the last T frames of a T+1-frame clip, or with T motion prompts.
+
+    ::
+
+        video (B, 3, T+1, H, W) in [0, 1]
+          |  per pathway: frames 0, s, 2s, ..., T   (s = pathway stride; 1 for single-stream)
+          v
+        with prompt layer:  MotionPromptLayer -> T/s prompts  (diffs of consecutive frames)
+        baseline:           drop the first of those frames -> the same T/s frames
+          |
+        (x - mean) / std    (before the prompt layer when prompt_input="normalized")
+          v
+        backbone -> logits (B, num_classes)
+
+    Dropping the first frame in the baseline makes baseline and VMP models see exactly the
+    same frames, so the only difference is the prompt layer.
+
+    Args:
+        backbone: module mapping a (B, 3, T, H, W) tensor (or a list of them, one per pathway)
+            to logits.
+        name: registry name, stored in checkpoints.
+        num_classes: size of the logits.
+        num_frames: T, frames the backbone sees (the finest pathway); forward takes T + 1.
+        pathways: the backbone's input streams; one tensor is passed when there is one.
+        prompt_layers: pathway name -> prompt layer, for the pathways that get prompts.
+        prompt_input: "raw" (the paper: the layer sees [0, 1] frames, prompts are normalised
+            afterwards) or "normalized" (released code: the clip is normalised first).
+        mean: per-channel normalisation mean.
+        std: per-channel normalisation std.
+        head_keys: state-dict keys of the classification layer (replaced on class mismatch).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        name: str,
+        num_classes: int,
+        num_frames: int,
+        pathways: Sequence[Pathway] = (Pathway("video"),),
+        prompt_layers: dict[str, nn.Module] | None = None,
+        prompt_input: str = "raw",
+        mean: Sequence[float] = RELEASED_MEAN,
+        std: Sequence[float] = RELEASED_STD,
+        head_keys: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        if prompt_input not in PROMPT_INPUTS:
+            raise ValueError(f"prompt_input must be one of {PROMPT_INPUTS}, got {prompt_input!r}")
+        names = [p.name for p in pathways]
+        unknown = sorted(set(prompt_layers or {}) - set(names))
+        if unknown:
+            raise ValueError(f"prompt layers for unknown pathways {unknown}; {name} has {names}")
+        for p in pathways:
+            if num_frames % p.stride:
+                raise ValueError(
+                    f"num_frames={num_frames} must be divisible by the stride {p.stride} "
+                    f"of pathway {p.name!r} of {name}"
+                )
+        self.backbone = backbone
+        self.name = name
+        self.num_classes = num_classes
+        self.num_frames = num_frames
+        self.pathways = tuple(pathways)
+        self.prompt_layers = nn.ModuleDict(prompt_layers or {})
+        self.prompt_input = prompt_input
+        self.head_keys = tuple(head_keys)
+        self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(3, 1, 1, 1), persistent=False)
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+    def forward(self, video: Tensor) -> ClassifierOutput:
+        """Classify a clip of T + 1 raw frames.
+
+        Args:
+            video: (B, 3, T+1, H, W) float in [0, 1], not normalised.
+
+        Returns:
+            `ClassifierOutput` with logits and the prompt layers' attention maps.
+        """
+        expected = self.num_frames + 1
+        if video.ndim != 5 or video.shape[1] != 3 or video.shape[2] != expected:
+            raise ValueError(
+                f"{self.name} expects video of shape (B, 3, {expected}, H, W) "
+                f"(num_frames + 1 = {expected} frames, channels first); got {tuple(video.shape)}"
+            )
+        normalized_first = self.prompt_input == "normalized"
+        if normalized_first:
+            video = self._normalize(video)
+        inputs, attentions = [], []
+        for pathway in self.pathways:
+            clip = video[:, :, :: pathway.stride]
+            if pathway.name in self.prompt_layers:
+                prompts, attention = self.prompt_layers[pathway.name](clip)
+                inputs.append(prompts)
+                attentions.append(attention)
+            else:
+                inputs.append(clip[:, :, 1:])
+        if not normalized_first:
+            inputs = [self._normalize(x) for x in inputs]
+        logits = self.backbone(inputs if len(inputs) > 1 else inputs[0])
+        return ClassifierOutput(logits, tuple(attentions))
+
+
+def make_prompt_layer(
+    prompt: str, prompt_input: str, mean: Sequence[float], std: Sequence[float], **kwargs
+) -> MotionPromptLayer:
+    """Build a `MotionPromptLayer` for `prompt` ("vmp" or a power-normalisation name).
+
+    `kwargs` go to `MotionPromptLayer` (alpha, beta, gamma, eps, grayscale_order, ...).
+    """
+    if prompt_input == "normalized" and (
+        tuple(mean) != RELEASED_MEAN or tuple(std) != RELEASED_STD
+    ):
+        raise ValueError(
+            "prompt_input='normalized' needs mean=(0.45,)*3 and std=(0.225,)*3 (the layer "
+            f"un-normalises with those); got mean={tuple(mean)}, std={tuple(std)}"
+        )
+    power_norm = "sigmoid" if prompt == "vmp" else prompt
+    return MotionPromptLayer(
+        **kwargs, power_norm=power_norm, input_normalized=prompt_input == "normalized"
+    )
