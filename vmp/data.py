@@ -1,0 +1,371 @@
+"""Clip sampling, decoding and augmentation for training and testing.
+
+A clip holds T + 1 frames (the prompt layer turns T + 1 frames into T prompts) taken at a
+stride of ``sampling_rate`` frames at ``target_fps``:
+
+    video frames (at target fps)  0 1 2 3 4 5 6 7 8 9 ...
+    window, T=4, rate 2           [s   s+2 s+4 s+6 s+8]      (T * rate + 1 frames long)
+
+Training draws the window start, short-side scale, crop position and flip at random from
+torch's global RNG; testing takes N evenly spaced windows x K fixed crops per video. Frames are
+decoded directly with PyAV (only the needed frames are converted to RGB; see
+benchmarks/loader_vs_pyav.py for the measured cost against plain decoding and pytorchvideo).
+Output is float in [0, 1] without mean/std normalisation: the model normalises after the
+prompt layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as TF
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """How clips are sampled and augmented.
+
+    Attributes:
+        num_frames: T, frames the backbone sees; every clip holds T + 1 (one extra for the
+            prompt layer).
+        sampling_rate: stride between sampled frames, in frames at ``target_fps``.
+        target_fps: frame rate the stride is counted at (None: the video's own fps).
+        crop_size: side of the square crop.
+        train_scale: random short-side scale range (inclusive) in training.
+        test_scale: short-side scale at test time.
+        hflip: random horizontal flip in training (False for direction-sensitive classes).
+        num_temporal_clips: N test-time windows per video.
+        num_spatial_crops: K test-time crops per window (1: centre; 3: both ends and centre
+            of the longer side).
+    """
+
+    num_frames: int = 8
+    sampling_rate: int = 2
+    target_fps: float | None = None
+    crop_size: int = 48
+    train_scale: tuple[int, int] = (48, 60)
+    test_scale: int = 48
+    hflip: bool = True
+    num_temporal_clips: int = 1
+    num_spatial_crops: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or self.sampling_rate < 1:
+            raise ValueError(
+                f"ClipSpec: num_frames and sampling_rate must be >= 1, got "
+                f"{self.num_frames} and {self.sampling_rate}"
+            )
+        if self.target_fps is not None and self.target_fps <= 0:
+            raise ValueError(
+                f"ClipSpec: target_fps must be positive or None, got {self.target_fps}"
+            )
+        lo, hi = self.train_scale
+        if not self.crop_size <= lo <= hi:
+            raise ValueError(
+                f"ClipSpec: need crop_size <= train_scale[0] <= train_scale[1], got "
+                f"crop_size={self.crop_size}, train_scale={self.train_scale}"
+            )
+        if self.test_scale < self.crop_size:
+            raise ValueError(
+                f"ClipSpec: test_scale ({self.test_scale}) must be >= crop_size ({self.crop_size})"
+            )
+        if self.num_temporal_clips < 1 or self.num_spatial_crops not in (1, 3):
+            raise ValueError(
+                "ClipSpec: num_temporal_clips must be >= 1 and num_spatial_crops 1 or 3, got "
+                f"{self.num_temporal_clips} and {self.num_spatial_crops}"
+            )
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames per clip, T + 1."""
+        return self.num_frames + 1
+
+    @property
+    def views(self) -> int:
+        """Test-time views per video, N x K."""
+        return self.num_temporal_clips * self.num_spatial_crops
+
+
+def frame_indices(
+    num_source: int, fps: float, spec: ClipSpec, start: int | None = None
+) -> tuple[list[int], int]:
+    """Source frame indices of one clip.
+
+    Args:
+        num_source: frames in the video (or segment).
+        fps: the video's frame rate.
+        spec: clip spec (T + 1 frames at stride sampling_rate at target_fps).
+        start: window start in target-rate frames; None returns only the number of possible
+            starts.
+
+    Returns:
+        (indices, num_starts): T + 1 source indices (the last frame repeats where the video is
+        too short) and the number of valid window starts (>= 1).
+    """
+    target = spec.target_fps or fps
+    ratio = fps / target
+    num_target = max(1, math.floor(num_source / ratio + 1e-6))
+    window = spec.num_frames * spec.sampling_rate + 1
+    num_starts = max(num_target - window, 0) + 1
+    if start is None:
+        return [], num_starts
+    ks = [start + j * spec.sampling_rate for j in range(spec.clip_frames)]
+    return [min(math.floor(k * ratio + 1e-6), num_source - 1) for k in ks], num_starts
+
+
+class ClipDataset(Dataset):
+    """Clips from a table with columns path, label (and optionally start_sec, end_sec, num_frames).
+
+    Training: one random clip per video (``len == len(table)``). Testing: item i is view
+    ``i % (N*K)`` of video ``i // (N*K)``, the view v being temporal window ``v // K`` and
+    spatial crop ``v % K``; all deterministic.
+
+    A video that fails to decode is logged, recorded in ``failures`` (path -> reason; per
+    process when DataLoader workers are used) and replaced by the next video of the table.
+
+    Items are dicts: video (3, T + 1, crop, crop) float in [0, 1], label int, video_index int.
+    """
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        spec: ClipSpec,
+        *,
+        train: bool,
+        log: logging.Logger | None = None,
+    ) -> None:
+        missing = {"path", "label"} - set(table.columns)
+        if missing:
+            raise ValueError(
+                f"ClipDataset: table lacks columns {sorted(missing)}; build it with "
+                "vmp.datasets.index or read a manifest written by vmp.datasets.prepare"
+            )
+        if len(table) == 0:
+            raise ValueError("ClipDataset: the table is empty")
+        self.table = table.reset_index(drop=True)
+        self.spec = spec
+        self.train = train
+        self.log = log or logging.getLogger(__name__)
+        self.failures: dict[str, str] = {}
+        self._paths = self.table["path"].astype(str).tolist()
+        self._labels = self.table["label"].astype(int).tolist()
+        nan = [math.nan] * len(self.table)
+        self._start = self.table["start_sec"].tolist() if "start_sec" in self.table else nan
+        self._end = self.table["end_sec"].tolist() if "end_sec" in self.table else nan
+        self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
+
+    def __len__(self) -> int:
+        return len(self.table) * (1 if self.train else self.spec.views)
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(f"ClipDataset index {i} out of range [0, {len(self)})")
+        views = 1 if self.train else self.spec.views
+        video, view = divmod(i, views)
+        n = len(self._paths)
+        for k in range(n):
+            j = (video + k) % n
+            path = self._paths[j]
+            if path in self.failures:
+                continue
+            try:
+                clip = self._load(j, view)
+            except Exception as e:  # noqa: BLE001 - any decoder error must not end an epoch
+                self.failures[path] = f"{type(e).__name__}: {e}"
+                self.log.warning("cannot decode %s (%s); using another video", path, e)
+                continue
+            return {"video": clip, "label": self._labels[j], "video_index": j}
+        raise RuntimeError(
+            f"ClipDataset: every video in the table failed to decode ({len(self.failures)} "
+            "failures, see dataset.failures); check the files with vmp.datasets.prepare"
+        )
+
+    def _load(self, j: int, view: int) -> torch.Tensor:
+        spec = self.spec
+        with av.open(self._paths[j]) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            if not rate:
+                raise ValueError("no frame rate in the header")
+            fps = float(rate)
+            first, count = _segment(
+                stream, container, fps, self._start[j], self._end[j], self._frames[j]
+            )
+            _, num_starts = frame_indices(count, fps, spec)
+            if self.train:
+                start = int(torch.randint(num_starts, ()).item())
+            else:
+                clip_idx = view // spec.num_spatial_crops
+                n = spec.num_temporal_clips
+                start = round((num_starts - 1) * (clip_idx / (n - 1) if n > 1 else 0.5))
+            idx, _ = frame_indices(count, fps, spec, start)
+            frames = _decode(container, stream, fps, [first + k for k in idx])
+        video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T+1, 3, H, W)
+        if self.train:
+            lo, hi = spec.train_scale
+            video = _resize_short(video, int(torch.randint(lo, hi + 1, ()).item()))
+            h, w = video.shape[-2:]
+            top = int(torch.randint(h - spec.crop_size + 1, ()).item())
+            left = int(torch.randint(w - spec.crop_size + 1, ()).item())
+            video = TF.crop(video, top, left, spec.crop_size, spec.crop_size)
+            if spec.hflip and torch.rand(()).item() < 0.5:
+                video = TF.horizontal_flip(video)
+        else:
+            video = _resize_short(video, spec.test_scale)
+            video = _fixed_crop(video, spec.crop_size, view % spec.num_spatial_crops, spec)
+        return video.permute(1, 0, 2, 3).float().div_(255.0)
+
+
+def _segment(
+    stream: av.video.stream.VideoStream,
+    container: av.container.InputContainer,
+    fps: float,
+    start_sec: float,
+    end_sec: float,
+    known_frames: float,
+) -> tuple[int, int]:
+    """First frame index and frame count of the clip inside the file."""
+    if not math.isnan(known_frames) and known_frames > 0:
+        total = int(known_frames)
+    elif stream.frames > 0:
+        total = stream.frames
+    elif stream.duration is not None:
+        total = max(1, round(float(stream.duration * stream.time_base) * fps))
+    else:
+        total = sum(1 for p in container.demux(stream) if p.size)
+        container.seek(0)
+    if math.isnan(start_sec):
+        return 0, total
+    first = max(0, math.ceil(start_sec * fps - 1e-6))
+    last = math.ceil(end_sec * fps - 1e-6) if not math.isnan(end_sec) else total
+    return first, max(1, min(last, total) - first)
+
+
+def _decode(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    fps: float,
+    wanted: list[int],
+) -> list[np.ndarray]:
+    """Decode the frames with the given indices as RGB arrays.
+
+    Indices past the last decoded frame (short or truncated videos) repeat the last frame.
+    """
+    t0 = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    lo = min(wanted)
+    if lo / fps > 1.0:
+        # Seek to a keyframe shortly before the first needed frame.
+        container.seek(int((t0 + lo / fps - 0.5) / stream.time_base), stream=stream, backward=True)
+        got, first = _scan(container, stream, fps, t0, wanted)
+        if first is None or first > lo:  # the seek overshot: decode from the start instead
+            container.seek(0)
+            got, first = _scan(container, stream, fps, t0, wanted)
+    else:
+        got, first = _scan(container, stream, fps, t0, wanted)
+    if not got:
+        raise ValueError(f"no frame decoded (wanted frames {lo}..{max(wanted)})")
+    have = sorted(got)
+    out = []
+    for k in wanted:
+        earlier = [h for h in have if h <= k]
+        out.append(got[earlier[-1] if earlier else have[0]])
+    return out
+
+
+def _scan(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    fps: float,
+    t0: float,
+    wanted: list[int],
+) -> tuple[dict[int, np.ndarray], int | None]:
+    """Decode forward up to max(wanted); return the wanted frames (plus the last decoded one,
+    used when the video ends early) and the index of the first decoded frame."""
+    need, hi = set(wanted), max(wanted)
+    got: dict[int, np.ndarray] = {}
+    first, last, index = None, None, -1
+    for frame in container.decode(stream):
+        index = round((frame.time - t0) * fps) if frame.time is not None else index + 1
+        if first is None:
+            first = index
+        if index in need:
+            got[index] = frame.to_ndarray(format="rgb24")
+        last = (index, frame)
+        if index >= hi:
+            break
+    if last is not None and last[0] < hi and last[0] not in got:
+        got[last[0]] = last[1].to_ndarray(format="rgb24")
+    return got, first
+
+
+def _resize_short(video: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = video.shape[-2:]
+    if min(h, w) == size:
+        return video
+    if h <= w:
+        shape = [size, max(size, round(w * size / h))]
+    else:
+        shape = [max(size, round(h * size / w)), size]
+    return TF.resize(video, shape, antialias=True)
+
+
+def _fixed_crop(video: torch.Tensor, size: int, crop: int, spec: ClipSpec) -> torch.Tensor:
+    """Crop ``crop`` of K along the longer side: 0 = left/top, 1 = centre, 2 = right/bottom."""
+    h, w = video.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    if spec.num_spatial_crops == 3 and crop != 1:
+        if w >= h:
+            left = 0 if crop == 0 else w - size
+        else:
+            top = 0 if crop == 0 else h - size
+    return TF.crop(video, top, left, size, size)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker from the loader's generator; give numpy and random the same seed.
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)  # noqa: NPY002 - seeds the legacy global RNG third-party code uses
+    random.seed(seed)
+
+
+def make_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int,
+    seed: int,
+    drop_last: bool = False,
+) -> DataLoader:
+    """DataLoader whose order and augmentation depend only on ``seed``.
+
+    Args:
+        dataset: e.g. a ClipDataset.
+        batch_size: clips per batch.
+        shuffle: reshuffle every epoch.
+        num_workers: decoding processes (0: in the main process, using torch's global RNG).
+        seed: seeds the loader's generator (order and per-worker RNG seeds).
+        drop_last: drop the last incomplete batch.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        generator=generator,
+        worker_init_fn=_seed_worker,
+        persistent_workers=num_workers > 0,
+    )

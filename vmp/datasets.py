@@ -1,0 +1,575 @@
+"""Dataset indexing and preparation for SynthMotion, HMDB-51, FineGym (Gym99) and MPII Cooking 2.
+
+``index`` turns a dataset tree in its official layout into one table (one row per clip):
+
+    path        absolute path of the video file (str)
+    label       int, index of the class name in the sorted list of class names
+    class_name  str
+    subset      "train", "val" or "test"
+    start_sec   float, start of the clip inside the file (NaN: the whole file is the clip)
+    end_sec     float, end of the clip inside the file (NaN: the whole file is the clip)
+
+``prepare`` (the workflow's prepare_data step) validates the tree, cuts annotated segments into
+their own files, probes every video once with PyAV and writes a manifest of readable videos
+plus a report of what was listed, found, missing and unreadable.
+
+The code never downloads anything; missing files raise an error that says where they come from.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["path", "label", "class_name", "subset", "start_sec", "end_sec"]
+PROBE_COLUMNS = ["num_frames", "fps", "width", "height", "duration"]
+SUBSETS = ("train", "val", "test")
+
+SOURCES = {
+    "synthmotion": (
+        "SynthMotion scenes are created by `vmp.synth.generate` (the `synth_data` workflow rule); "
+        "run that rule first"
+    ),
+    "hmdb51": (
+        "HMDB-51 comes from the HMDB project page "
+        "(https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/): "
+        "unpack hmdb51_org.rar into <root>/videos/<class>/ and test_train_splits.rar into "
+        "<root>/testTrainMulti_7030_splits/"
+    ),
+    "finegym": (
+        "FineGym comes from https://sdolivia.github.io/FineGym/ (Gym99 v1.1 element lists, "
+        "finegym_annotation_info_v1.1.json, and the YouTube videos cut into events or elements)"
+    ),
+    "mpii_cooking2": (
+        "MPII Cooking 2 comes from the MPI Informatics page "
+        "(https://www.mpi-inf.mpg.de/departments/computer-vision-and-machine-learning/research/"
+        "human-activity-recognition/mpii-cooking-2-dataset): videos/<sequence>-cam-002.avi, "
+        "experimentalSetup/sequences{TrainAttr,Val,Test}.txt and the activity annotations "
+        "converted to CSV rows <sequence>,<start_frame>,<end_frame>,<activity>"
+    ),
+}
+
+
+def _require(path: Path, dataset: str, what: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{dataset}: {what} not found: {path}. {SOURCES[dataset]}.")
+    return path
+
+
+def _finish(rows: list[dict], dataset: str, root: Path) -> pd.DataFrame:
+    """Build the index table; labels are positions in the sorted class names."""
+    if not rows:
+        raise ValueError(f"{dataset}: no videos listed for this split under {root}")
+    table = pd.DataFrame(rows)
+    for col in ("start_sec", "end_sec"):
+        if col not in table:
+            table[col] = np.nan
+        table[col] = table[col].astype(float)
+    classes = sorted(table["class_name"].unique())
+    table["label"] = table["class_name"].map({c: i for i, c in enumerate(classes)}).astype(int)
+    extra = [c for c in table.columns if c not in COLUMNS]
+    return table[COLUMNS + extra].reset_index(drop=True)
+
+
+def _index_synthmotion(root: Path, split: str | int) -> pd.DataFrame:
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        raise FileNotFoundError(
+            f"synthmotion: manifest not found: {manifest}. It is created by `vmp.synth.generate` "
+            "(the `synth_data` workflow rule); run that rule first."
+        )
+    table = pd.read_csv(manifest)
+    needed = {"path", "label", "class_name", "split", "subset"}
+    if missing := needed - set(table.columns):
+        raise ValueError(f"synthmotion: {manifest} lacks columns {sorted(missing)}")
+    bad = set(table["subset"]) - set(SUBSETS)
+    if bad:
+        raise ValueError(f"synthmotion: {manifest} has unknown subsets {sorted(bad)}")
+    pairs = table[["class_name", "label"]].drop_duplicates()
+    if pairs["class_name"].duplicated().any() or pairs["label"].duplicated().any():
+        raise ValueError(f"synthmotion: {manifest} maps class names to labels inconsistently")
+    try:
+        k = int(split)
+    except (TypeError, ValueError):
+        raise ValueError(f"synthmotion: split must be an integer, got {split!r}") from None
+    if k not in set(table["split"]):
+        raise ValueError(
+            f"synthmotion: split {k} not in {manifest} (splits: {sorted(set(table['split']))})"
+        )
+    # Labels come from all splits so they do not depend on which split is indexed.
+    classes = sorted(table["class_name"].unique())
+    table = table[table["split"] == k]
+    rows = [
+        {
+            "path": str((root / p).resolve()),
+            "class_name": c,
+            "subset": s,
+        }
+        for p, c, s in zip(table["path"], table["class_name"], table["subset"], strict=True)
+    ]
+    out = _finish(rows, "synthmotion", root)
+    out["label"] = out["class_name"].map({c: i for i, c in enumerate(classes)}).astype(int)
+    return out
+
+
+def _index_hmdb51(
+    root: Path,
+    split: str | int,
+    video_dir: str = "videos",
+    split_dir: str = "testTrainMulti_7030_splits",
+) -> pd.DataFrame:
+    k = int(split) if str(split).isdigit() else None
+    if k not in (1, 2, 3):
+        raise ValueError(f"hmdb51: split must be 1, 2 or 3, got {split!r}")
+    sdir = _require(root / split_dir, "hmdb51", "split folder")
+    files = sorted(sdir.glob(f"*_test_split{k}.txt"))
+    if not files:
+        raise FileNotFoundError(
+            f"hmdb51: no <class>_test_split{k}.txt files in {sdir}. {SOURCES['hmdb51']}."
+        )
+    rows = []
+    for f in files:
+        cls = f.name[: -len(f"_test_split{k}.txt")]
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise ValueError(
+                    f"hmdb51: {f} line {n}: expected '<name>.avi <0|1|2>', got {line!r}"
+                )
+            if parts[1] == "0":
+                continue
+            subset = "train" if parts[1] == "1" else "test"
+            path = (root / video_dir / cls / parts[0]).resolve()
+            rows.append({"path": str(path), "class_name": cls, "subset": subset})
+    return _finish(rows, "hmdb51", root)
+
+
+_ELEMENT = re.compile(r"^(?P<yid>.+)_(?P<event>E_\d+_\d+)_(?P<action>A_\d+_\d+)$")
+
+
+def _gym_class_names(path: Path) -> dict[int, str]:
+    """Read gym99_categories.txt lines 'Clabel: 0; set: 1; Glabel: 1; (VT) name'."""
+    names = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s*Clabel:\s*(\d+);\s*set:\s*\d+;\s*Glabel:\s*\d+;\s*(.*)$", line)
+        if m:
+            names[int(m.group(1))] = m.group(2).strip()
+    return names
+
+
+def _index_finegym(
+    root: Path,
+    split: str | int,
+    clip_dir: str = "clips",
+    event_dir: str = "events",
+    annotation_dir: str = ".",
+) -> pd.DataFrame:
+    if str(split) != "gym99":
+        raise ValueError(f"finegym: split must be 'gym99', got {split!r}")
+    ann = root / annotation_dir
+    lists = {
+        "train": _require(ann / "gym99_train_element_v1.1.txt", "finegym", "train element list"),
+        "test": _require(ann / "gym99_val_element.txt", "finegym", "val element list"),
+    }
+    cat_file = ann / "gym99_categories.txt"
+    names = _gym_class_names(cat_file) if cat_file.exists() else {}
+    timestamps: dict | None = None
+    rows = []
+    for subset, f in lists.items():
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            m = _ELEMENT.match(parts[0]) if len(parts) == 2 and parts[1].isdigit() else None
+            if m is None:
+                raise ValueError(
+                    f"finegym: {f} line {n}: expected "
+                    f"'<youtube id>_E_<start>_<end>_A_<start>_<end> <label>', got {line!r}"
+                )
+            label = int(parts[1])
+            # Zero-padded official label first, so sorting class names keeps the official order.
+            cls = f"{label:02d} {names[label]}" if label in names else f"{label:02d}"
+            row = {"class_name": cls, "subset": subset, "clip_id": parts[0]}
+            clip = root / clip_dir / f"{parts[0]}.mp4"
+            if clip.exists():
+                row["path"] = str(clip.resolve())
+            else:
+                if timestamps is None:
+                    js = ann / "finegym_annotation_info_v1.1.json"
+                    timestamps = json.loads(_require(js, "finegym", "annotation JSON").read_text())
+                start, end = _gym_action_span(timestamps, m, js)
+                event = root / event_dir / f"{m['yid']}_{m['event']}.mp4"
+                row.update(path=str(event.resolve()), start_sec=start, end_sec=end)
+            rows.append(row)
+    return _finish(rows, "finegym", root)
+
+
+def _gym_action_span(info: dict, m: re.Match, js: Path) -> tuple[float, float]:
+    """Action span in seconds from the start of its event video.
+
+    finegym_annotation_info_v1.1.json is {youtube id: {event id: {"timestamps": [[s, e]]
+    (seconds in the YouTube video), "segments": {action id: {"stages": k, "timestamps":
+    [[s, e], ...] (k pairs, seconds from the event start)}}}}}; the action spans from the
+    first stage's start to the last stage's end.
+    """
+    try:
+        stamps = info[m["yid"]][m["event"]]["segments"][m["action"]]["timestamps"]
+        return float(stamps[0][0]), float(stamps[-1][1])
+    except (KeyError, TypeError, IndexError):
+        raise ValueError(
+            f"finegym: {js} has no timestamps for element {m.group(0)} and its clip is not cut"
+        ) from None
+
+
+def _index_mpii(
+    root: Path,
+    split: str | int,
+    video_dir: str = "videos",
+    annotations: str = "annotations.csv",
+    camera: str = "cam-002",
+) -> pd.DataFrame:
+    if str(split) != "test":
+        raise ValueError(f"mpii_cooking2: split must be 'test', got {split!r}")
+    setup = root / "experimentalSetup"
+    lists = {
+        "train": "sequencesTrainAttr.txt",
+        "val": "sequencesVal.txt",
+        "test": "sequencesTest.txt",
+    }
+    subset_of = {}
+    for subset, name in lists.items():
+        f = _require(setup / name, "mpii_cooking2", "sequence list")
+        for line in f.read_text().splitlines():
+            if line.split():
+                subset_of[line.split()[0]] = subset
+    ann = _require(root / annotations, "mpii_cooking2", "annotation CSV")
+    rows = []
+    fps_cache: dict[str, float | None] = {}
+    with ann.open(newline="") as fh:
+        for n, rec in enumerate(csv.reader(fh), 1):
+            if not rec or not "".join(rec).strip():
+                continue
+            rec = [r.strip() for r in rec]
+            if n == 1 and not rec[1].lstrip("-").isdigit():
+                continue  # header row
+            if len(rec) != 4 or not (rec[1].isdigit() and rec[2].isdigit()):
+                raise ValueError(
+                    f"mpii_cooking2: {ann} line {n}: expected "
+                    f"'<sequence>,<start_frame>,<end_frame>,<activity>', got {','.join(rec)!r}"
+                )
+            seq = rec[0].removesuffix(f"-{camera}")
+            if seq not in subset_of:
+                continue
+            start, end = int(rec[1]), int(rec[2])
+            video = (root / video_dir / f"{seq}-{camera}.avi").resolve()
+            if str(video) not in fps_cache:
+                fps_cache[str(video)] = _header_fps(video)
+            fps = fps_cache[str(video)]
+            # Frames are 0-based and the end frame is inclusive (as in the authors' cutting code).
+            rows.append(
+                {
+                    "path": str(video),
+                    "class_name": rec[3],
+                    "subset": subset_of[seq],
+                    "start_sec": start / fps if fps else np.nan,
+                    "end_sec": (end + 1) / fps if fps else np.nan,
+                    "clip_id": f"{seq}-{camera}_{start}",
+                    "start_frame": start,
+                    "end_frame": end,
+                }
+            )
+    return _finish(rows, "mpii_cooking2", root)
+
+
+def _header_fps(path: Path) -> float | None:
+    """Frame rate from the container header, or None when the file cannot be opened."""
+    if not path.exists():
+        return None
+    try:
+        with av.open(str(path)) as c:
+            rate = c.streams.video[0].average_rate
+            return float(rate) if rate else None
+    except (av.FFmpegError, IndexError):
+        return None
+
+
+_INDEXERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "synthmotion": _index_synthmotion,
+    "hmdb51": _index_hmdb51,
+    "finegym": _index_finegym,
+    "mpii_cooking2": _index_mpii,
+}
+
+
+def index(dataset: str, root: str | Path, split: str | int = 1, **paths: str) -> pd.DataFrame:
+    """Index a dataset tree in its official layout.
+
+    Args:
+        dataset: "synthmotion", "hmdb51", "finegym" or "mpii_cooking2".
+        root: dataset root folder.
+        split: 1-3 for HMDB-51, the SynthMotion split number, "gym99", or "test" for MPII.
+        **paths: layout overrides. hmdb51: video_dir, split_dir; finegym: clip_dir, event_dir,
+            annotation_dir; mpii_cooking2: video_dir, annotations (CSV), camera.
+
+    Returns:
+        One row per clip with columns ``COLUMNS`` (plus ``clip_id`` and, for MPII,
+        ``start_frame``/``end_frame`` where clips are segments of longer videos).
+    """
+    name = dataset.lower()
+    if name not in _INDEXERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(_INDEXERS)}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{name}: dataset root not found: {root}. {SOURCES[name]}.")
+    try:
+        return _INDEXERS[name](root, split, **paths)
+    except TypeError as e:
+        if "unexpected keyword" in str(e):
+            raise TypeError(f"{name}: unknown path option in {sorted(paths)} ({e})") from None
+        raise
+
+
+def probe(path: str | Path) -> dict:
+    """Decode a video once and describe it.
+
+    Returns:
+        dict with num_frames, fps, width, height, duration; or {"error": reason} when the file
+        cannot be opened, has no video stream, fails to decode, decodes to zero frames or
+        is shorter than its header says (truncated).
+    """
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                return {"error": "no video stream"}
+            s = c.streams.video[0]
+            rate = s.average_rate or s.guessed_rate
+            header_frames = s.frames
+            n, width, height = 0, s.codec_context.width, s.codec_context.height
+            try:
+                for frame in c.decode(s):
+                    n += 1
+                    width, height = frame.width, frame.height
+            except av.FFmpegError as e:
+                return {"error": f"decode error after {n} frames: {e}"}
+    except (av.FFmpegError, OSError) as e:
+        return {"error": f"cannot open: {e}"}
+    if n == 0:
+        return {"error": "zero frames decoded"}
+    if header_frames and n < header_frames - max(2, 0.05 * header_frames):
+        return {"error": f"truncated: header lists {header_frames} frames, decoded {n}"}
+    if not rate:
+        return {"error": "no frame rate in the header"}
+    fps = float(rate)
+    return {"num_frames": n, "fps": fps, "width": width, "height": height, "duration": n / fps}
+
+
+def cut_clip(
+    src: str | Path,
+    dst: str | Path,
+    start_sec: float,
+    end_sec: float,
+    *,
+    short_side: int | None = None,
+    codec: str = "mpeg4",
+) -> int:
+    """Write the frames of ``src`` with start_sec <= t < end_sec (from the first frame) to ``dst``.
+
+    Args:
+        src: source video.
+        dst: output file (mp4); written to a temporary name first, so a crash leaves no partial file.
+        start_sec: clip start, seconds after the source's first frame.
+        end_sec: clip end (exclusive).
+        short_side: resize so the shorter side has this many pixels (None: keep the size).
+        codec: output codec.
+
+    Returns:
+        Number of frames written. Raises ValueError when the range holds no frame.
+    """
+    dst = Path(dst)
+    tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
+    n = 0
+    with av.open(str(src)) as inp:
+        s = inp.streams.video[0]
+        t0 = float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+        rate = s.average_rate or s.guessed_rate
+        if start_sec > 1.0:
+            inp.seek(int((t0 + start_sec - 1.0) / s.time_base), stream=s, backward=True)
+        with av.open(str(tmp), "w", format="mp4") as out:
+            ost = None
+            for frame in inp.decode(s):
+                t = (frame.time if frame.time is not None else t0) - t0
+                if t < start_sec - 1e-6:
+                    continue
+                if t >= end_sec - 1e-6:
+                    break
+                if ost is None:
+                    w, h = frame.width, frame.height
+                    if short_side:
+                        scale = short_side / min(w, h)
+                        w, h = (round(w * scale / 2) * 2, round(h * scale / 2) * 2)
+                    ost_rate = Fraction(rate).limit_denominator(100000)
+                    ost = out.add_stream(codec, rate=ost_rate)
+                    ost.width, ost.height, ost.pix_fmt = w, h, "yuv420p"
+                    ost.options = {"qscale": "3"} if codec == "mpeg4" else {}
+                img = frame.reformat(width=ost.width, height=ost.height, format="yuv420p")
+                img.pts, img.time_base = n, 1 / ost_rate
+                for packet in ost.encode(img):
+                    out.mux(packet)
+                n += 1
+            if ost is not None:
+                for packet in ost.encode():
+                    out.mux(packet)
+    if n == 0:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"no frames in [{start_sec:.3f}, {end_sec:.3f}) s of {src}")
+    os.replace(tmp, dst)
+    return n
+
+
+def _prepare_one(args: tuple) -> dict:
+    """Cut (when the row is a segment) and probe one video; runs in a worker process."""
+    path, start, end, clip_path, short_side = args
+    if clip_path is not None:
+        clip_path = Path(clip_path)
+        if not clip_path.exists():
+            try:
+                cut_clip(path, clip_path, start, end, short_side=short_side)
+            except (av.FFmpegError, OSError, ValueError, IndexError) as e:
+                return {"error": f"cannot cut [{start:.3f}, {end:.3f}) s: {e}"}
+        path = str(clip_path)
+    info = probe(path)
+    info["out_path"] = path
+    info["cut"] = clip_path is not None
+    return info
+
+
+def prepare(
+    dataset: str,
+    root: str | Path,
+    split: str | int,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    short_side: int | None = None,
+    **paths: str,
+) -> dict:
+    """Validate a dataset tree, cut segment clips, probe every video and write a manifest.
+
+    Writes ``out_dir/manifest.csv`` (index columns plus num_frames, fps, width, height,
+    duration; readable videos only), ``out_dir/clips/`` (segments cut from longer videos),
+    and ``out_dir/prepare_report.{json,md}``. Problems are reported by file; the readable
+    videos are kept.
+
+    Args:
+        dataset, root, split, **paths: as for ``index``.
+        out_dir: output folder.
+        workers: processes used to cut and probe (1: in this process).
+        short_side: resize cut clips to this short side (None: keep the source size).
+
+    Returns:
+        The report (also written as JSON).
+    """
+    table = index(dataset, root, split, **paths)
+    out_dir = Path(out_dir)
+    clip_dir = out_dir / "clips"
+    exists = table["path"].map(os.path.exists)
+    missing = sorted(set(table.loc[~exists, "path"]))
+    segment = table["start_sec"].notna()
+    if segment.any():
+        clip_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for i, row in table[exists].iterrows():
+        clip = None
+        if segment[i]:
+            clip = str(clip_dir / f"{row.get('clip_id', f'clip_{i:07d}')}.mp4")
+        jobs.append((row["path"], row["start_sec"], row["end_sec"], clip, short_side))
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_prepare_one, jobs, chunksize=8))
+    else:
+        results = [_prepare_one(j) for j in jobs]
+
+    keep, unreadable = [], []
+    for i, res in zip(table.index[exists], results, strict=True):
+        row = table.loc[i]
+        if "error" in res:
+            where = row["path"] if not segment[i] else f"{row['path']} [{row.get('clip_id', i)}]"
+            unreadable.append({"path": where, "reason": res["error"]})
+            log.warning("%s: unreadable %s: %s", dataset, where, res["error"])
+            continue
+        rec = row.to_dict()
+        if segment[i]:
+            rec.update(path=res["out_path"], start_sec=np.nan, end_sec=np.nan)
+        rec.update({k: res[k] for k in PROBE_COLUMNS})
+        keep.append(rec)
+    manifest = pd.DataFrame(keep, columns=list(table.columns) + PROBE_COLUMNS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest.to_csv(out_dir / "manifest.csv", index=False)
+
+    per_class = {
+        s: {str(c): int(n) for c, n in sorted(g["class_name"].value_counts().items())}
+        for s, g in manifest.groupby("subset")
+    }
+    report = {
+        "dataset": dataset,
+        "split": str(split),
+        "root": str(Path(root).resolve()),
+        "listed": len(table),
+        "found": int(exists.sum()),
+        "missing": missing,
+        "unreadable": unreadable,
+        "readable": len(manifest),
+        "clips_cut": sum(1 for r in results if r.get("cut")),
+        "num_classes": int(table["class_name"].nunique()),
+        "per_class": per_class,
+    }
+    (out_dir / "prepare_report.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "prepare_report.md").write_text(_report_markdown(report))
+    return report
+
+
+def _report_markdown(r: dict) -> str:
+    lines = [
+        f"# prepare_data: {r['dataset']} split {r['split']}",
+        "",
+        f"Root: `{r['root']}`",
+        "",
+        "| listed | found | missing | unreadable | readable | classes |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {r['listed']} | {r['found']} | {len(r['missing'])} | {len(r['unreadable'])} "
+        f"| {r['readable']} | {r['num_classes']} |",
+        "",
+        "## Listed but missing",
+        "",
+        *([f"- `{p}`" for p in r["missing"]] or ["none"]),
+        "",
+        "## Unreadable",
+        "",
+        *([f"- `{u['path']}`: {u['reason']}" for u in r["unreadable"]] or ["none"]),
+        "",
+        "## Readable videos per class",
+        "",
+    ]
+    subsets = [s for s in SUBSETS if s in r["per_class"]]
+    classes = sorted({c for counts in r["per_class"].values() for c in counts})
+    lines += ["| class | " + " | ".join(subsets) + " |", "| --- |" + " --- |" * len(subsets)]
+    for c in classes:
+        lines.append(
+            f"| {c} | " + " | ".join(str(r["per_class"][s].get(c, 0)) for s in subsets) + " |"
+        )
+    return "\n".join(lines) + "\n"
