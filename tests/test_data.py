@@ -1,0 +1,199 @@
+"""Clip sampling, decoding, augmentation and loaders (vmp.data) on tiny generated videos."""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vmp.data import ClipDataset, ClipSpec, frame_indices, make_loader
+
+
+def write_video(path: Path, n: int, fps: float = 30, size=(32, 32), pattern=None) -> Path:
+    """mpeg4 video whose frame k encodes k: red = 16 * (k % 16) + 8, green = 16 * (k // 16) + 8."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
+        s.height, s.width, s.pix_fmt = size[0], size[1], "yuv420p"
+        s.options = {"qscale": "2"}
+        for k in range(n):
+            img = np.zeros((*size, 3), np.uint8)
+            img[..., 0] = 16 * (k % 16) + 8
+            img[..., 1] = 16 * (k // 16) + 8
+            if pattern is not None:
+                img = pattern(img)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def frame_ids(video: torch.Tensor) -> list[int]:
+    """Decode the frame numbers written by write_video from a (3, T, H, W) clip in [0, 1]."""
+    rgb = video.mean(dim=(2, 3)) * 255  # (3, T)
+    return [int(round((r - 8) / 16) + 16 * round((g - 8) / 16)) for r, g in rgb[:2].T.tolist()]
+
+
+def spec(**kw) -> ClipSpec:
+    base = dict(num_frames=4, sampling_rate=2, crop_size=32, train_scale=(32, 40), test_scale=32)
+    return ClipSpec(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("videos")
+    bad = d / "corrupt.mp4"
+    bad.write_bytes(b"\x00\x01 not a video" * 50)
+    return {
+        "v24": write_video(d / "v24.mp4", 24),
+        "v5": write_video(d / "v5.mp4", 5),
+        "long": write_video(d / "long.mp4", 100, fps=25),
+        "wide": write_video(d / "wide.mp4", 12, size=(32, 48)),
+        "bad": bad,
+    }
+
+
+def table(*paths: Path, **cols) -> pd.DataFrame:
+    return pd.DataFrame({"path": [str(p) for p in paths], "label": list(range(len(paths))), **cols})
+
+
+def test_frame_indices_closed_form():
+    assert frame_indices(24, 30.0, spec(), 0) == ([0, 2, 4, 6, 8], 16)
+    assert frame_indices(24, 30.0, spec(), 15) == ([15, 17, 19, 21, 23], 16)
+    # Short video: the last frame repeats, one possible start.
+    assert frame_indices(5, 30.0, spec(), 0) == ([0, 2, 4, 4, 4], 1)
+    # 30 fps video sampled at 15 fps: stride 2 at 15 fps is 4 source frames.
+    assert frame_indices(24, 30.0, spec(target_fps=15), 1) == ([2, 6, 10, 14, 18], 4)
+    # 30 fps video sampled at 60 fps: source frames repeat.
+    assert frame_indices(24, 30.0, spec(target_fps=60, sampling_rate=1), 0) == ([0, 0, 1, 1, 2], 44)
+
+
+def test_test_views_sample_evenly_spaced_windows(videos):
+    ds = ClipDataset(table(videos["v24"], videos["v5"]), spec(num_temporal_clips=3), train=False)
+    assert len(ds) == 6
+    items = [ds[i] for i in range(len(ds))]
+    assert [it["video_index"] for it in items] == [0, 0, 0, 1, 1, 1]
+    assert [it["label"] for it in items] == [0, 0, 0, 1, 1, 1]
+    # 24 frames, window 9: starts 0, round(7.5) = 8, 15.
+    assert frame_ids(items[0]["video"]) == [0, 2, 4, 6, 8]
+    assert frame_ids(items[1]["video"]) == [8, 10, 12, 14, 16]
+    assert frame_ids(items[2]["video"]) == [15, 17, 19, 21, 23]
+    # 5 frames: every view repeats the last frame.
+    assert all(frame_ids(it["video"]) == [0, 2, 4, 4, 4] for it in items[3:])
+    v = items[0]["video"]
+    assert v.shape == (3, 5, 32, 32) and v.dtype == torch.float32
+    assert 0.0 <= v.min() and v.max() <= 1.0
+    # Deterministic: the same item twice is the same tensor.
+    assert torch.equal(ds[1]["video"], items[1]["video"])
+
+
+def test_target_fps_resampling(videos):
+    ds = ClipDataset(table(videos["v24"]), spec(target_fps=15), train=False)
+    # 12 frames at 15 fps, window 9: 4 starts, centre round(1.5) = 2 -> source 4, 8, ..., 20.
+    assert frame_ids(ds[0]["video"]) == [4, 8, 12, 16, 20]
+
+
+def test_start_end_seconds_select_a_segment(videos):
+    t = table(videos["long"], start_sec=[2.0], end_sec=[3.0])
+    ds = ClipDataset(t, spec(num_temporal_clips=2), train=False)
+    # Frames 50..74 at 25 fps (a seek past the first second), starts 0 and 16 in the segment.
+    assert frame_ids(ds[0]["video"]) == [50, 52, 54, 56, 58]
+    assert frame_ids(ds[1]["video"]) == [66, 68, 70, 72, 74]
+
+
+def test_three_spatial_crops_run_left_centre_right(videos):
+    def ramp(img):  # blue grows with the column: 0 .. 235
+        img[..., 2] = np.linspace(0, 235, img.shape[1]).astype(np.uint8)[None, :]
+        return img
+
+    path = write_video(videos["v24"].parent / "ramp.mp4", 12, size=(32, 48), pattern=ramp)
+    ds = ClipDataset(table(path), spec(num_temporal_clips=2, num_spatial_crops=3), train=False)
+    assert len(ds) == 6
+    blue = [ds[i]["video"][2].mean().item() for i in range(6)]
+    # Views are clip-major: (clip 0: left, centre, right), (clip 1: left, centre, right).
+    assert blue[0] < blue[1] < blue[2]
+    assert blue[3] < blue[4] < blue[5]
+    assert blue[1] == pytest.approx(0.5 * 235 / 255, abs=0.03)
+
+
+def test_train_clips_are_random_but_seeded(videos):
+    ds = ClipDataset(table(videos["v24"]), spec(), train=True)
+    assert len(ds) == 1
+    torch.manual_seed(3)
+    a = [ds[0]["video"] for _ in range(4)]
+    torch.manual_seed(3)
+    b = [ds[0]["video"] for _ in range(4)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert any(not torch.equal(a[0], x) for x in a[1:])
+    for x in a:
+        ids = frame_ids(x)
+        assert x.shape == (3, 5, 32, 32) and 0.0 <= x.min() and x.max() <= 1.0
+        assert np.diff(ids).tolist() == [2, 2, 2, 2] and 0 <= ids[0] <= 15
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_hflip_follows_the_spec(videos, hflip):
+    def halves(img):  # dark left half, bright right half
+        img[:, img.shape[1] // 2 :] = 255
+        return img
+
+    path = write_video(videos["v24"].parent / "halves.mp4", 12, pattern=halves)
+    ds = ClipDataset(table(path), spec(train_scale=(32, 32), hflip=hflip), train=True)
+    torch.manual_seed(0)
+    flipped = [ds[0]["video"][:, :, :, :8].mean().item() > 0.5 for _ in range(16)]
+    assert any(flipped) == hflip and not all(flipped)
+
+
+def test_failing_video_is_replaced_and_counted(videos, caplog):
+    ds = ClipDataset(table(videos["bad"], videos["v24"]), spec(), train=True)
+    with caplog.at_level(logging.WARNING):
+        item = ds[0]
+    assert item["video_index"] == 1 and item["label"] == 1
+    assert list(ds.failures) == [str(videos["bad"])]
+    assert "corrupt.mp4" in caplog.text
+    ds[0]  # a known failure is skipped without a second warning
+    assert len(caplog.records) == 1
+
+    only_bad = ClipDataset(table(videos["bad"]), spec(), train=True)
+    with pytest.raises(RuntimeError, match="every video in the table failed"):
+        only_bad[0]
+
+
+def test_loader_is_reproducible(videos):
+    t = table(videos["v24"], videos["v5"], videos["long"], videos["wide"])
+
+    def batches(seed, workers):
+        ds = ClipDataset(t, spec(), train=True)
+        loader = make_loader(ds, batch_size=2, shuffle=True, num_workers=workers, seed=seed)
+        torch.manual_seed(seed)
+        return [(b["video"], b["video_index"]) for b in loader]
+
+    first, again, other = batches(0, 0), batches(0, 0), batches(1, 0)
+    assert first[0][0].shape == (2, 3, 5, 32, 32)
+    assert all(
+        torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
+        for x, y in zip(first, again, strict=True)
+    )
+    assert any(not torch.equal(x[0], y[0]) for x, y in zip(first, other, strict=True))
+    w1, w1_again = batches(0, 1), batches(0, 1)
+    assert all(torch.equal(x[0], y[0]) for x, y in zip(w1, w1_again, strict=True))
+
+
+def test_bad_arguments_raise_clear_errors(videos):
+    with pytest.raises(ValueError, match="crop_size <= train_scale"):
+        ClipSpec(crop_size=64, train_scale=(48, 60))
+    with pytest.raises(ValueError, match="test_scale"):
+        ClipSpec(crop_size=48, test_scale=40)
+    with pytest.raises(ValueError, match="num_spatial_crops"):
+        ClipSpec(num_spatial_crops=2)
+    with pytest.raises(ValueError, match=r"lacks columns \['label'\]"):
+        ClipDataset(pd.DataFrame({"path": [str(videos["v24"])]}), spec(), train=True)
+    ds = ClipDataset(table(videos["v24"]), spec(), train=False)
+    with pytest.raises(IndexError):
+        ds[1]
