@@ -1,0 +1,312 @@
+"""Indexing and preparation of dataset trees in their official layouts (vmp.datasets)."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from vmp.datasets import COLUMNS, PROBE_COLUMNS, index, prepare, probe
+
+
+def write_video(path: Path, n: int, fps: float = 10, size=(32, 32)) -> Path:
+    """mpeg4 video whose frame k has red = (8 * k + 4) % 256, so k < 32 reads back after coding."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
+        s.height, s.width, s.pix_fmt = size[0], size[1], "yuv420p"
+        s.options = {"qscale": "2"}
+        for k in range(n):
+            img = np.zeros((*size, 3), np.uint8)
+            img[..., 0] = (8 * k + 4) % 256
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def first_frame_id(path: str | Path) -> int:
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    return round((frame[..., 0].mean() - 4) / 8)
+
+
+def truncate(path: Path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+# HMDB-51 -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hmdb(tmp_path) -> Path:
+    root = tmp_path / "hmdb51"
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True)
+    for cls in ("catch", "brush_hair", "cartwheel"):
+        for name in ("a", "b", "c"):
+            if (cls, name) != ("catch", "a"):  # listed but missing
+                write_video(root / "videos" / cls / f"{cls}_{name}.avi", 40)
+        lines = f"{cls}_a.avi 1 \n{cls}_b.avi 2  \n{cls}_c.avi 0 \n\n"
+        (splits / f"{cls}_test_split1.txt").write_text(lines)
+    truncate(root / "videos" / "cartwheel" / "cartwheel_b.avi", 0.85)
+    return root
+
+
+def test_hmdb51_index(hmdb):
+    t = index("hmdb51", hmdb, 1)
+    assert list(t.columns[: len(COLUMNS)]) == COLUMNS
+    assert len(t) == 6  # tag 0 rows are not used
+    assert t.groupby("subset").size().to_dict() == {"test": 3, "train": 3}
+    labels = dict(zip(t["class_name"], t["label"], strict=False))
+    assert labels == {"brush_hair": 0, "cartwheel": 1, "catch": 2}
+    row = t[(t["class_name"] == "catch") & (t["subset"] == "test")].iloc[0]
+    assert row["path"] == str((hmdb / "videos" / "catch" / "catch_b.avi").resolve())
+    assert t["start_sec"].isna().all() and t["end_sec"].isna().all()
+
+
+def test_hmdb51_layout_options_and_errors(hmdb, tmp_path):
+    (hmdb / "testTrainMulti_7030_splits").rename(hmdb / "lists")
+    assert len(index("hmdb51", hmdb, "1", split_dir="lists")) == 6
+    with pytest.raises(FileNotFoundError, match=r"test_split2\.txt.*serre-lab"):
+        index("hmdb51", hmdb, 2, split_dir="lists")
+    with pytest.raises(FileNotFoundError, match="split folder not found"):
+        index("hmdb51", hmdb, 1)
+    with pytest.raises(ValueError, match="split must be 1, 2 or 3"):
+        index("hmdb51", hmdb, 4, split_dir="lists")
+    with pytest.raises(FileNotFoundError, match=r"dataset root not found.*serre-lab"):
+        index("hmdb51", tmp_path / "nowhere")
+    with pytest.raises(TypeError, match="unknown path option"):
+        index("hmdb51", hmdb, 1, video_folder="v")
+    with pytest.raises(ValueError, match="unknown dataset 'ucf101'"):
+        index("ucf101", hmdb)
+    bad = hmdb / "lists" / "catch_test_split1.txt"
+    bad.write_text("catch_a.avi 1\ncatch_b.avi train\n")
+    with pytest.raises(ValueError, match=r"catch_test_split1\.txt line 2"):
+        index("hmdb51", hmdb, 1, split_dir="lists")
+
+
+def test_hmdb51_prepare_reports_missing_and_unreadable(hmdb, tmp_path):
+    out = tmp_path / "prepared"
+    report = prepare("hmdb51", hmdb, 1, out)
+    missing = str((hmdb / "videos" / "catch" / "catch_a.avi").resolve())
+    truncated = str((hmdb / "videos" / "cartwheel" / "cartwheel_b.avi").resolve())
+    assert (report["listed"], report["found"], report["readable"]) == (6, 5, 4)
+    assert report["missing"] == [missing]
+    assert [u["path"] for u in report["unreadable"]] == [truncated]
+    assert "truncated: header lists 40 frames" in report["unreadable"][0]["reason"]
+    assert report["per_class"] == {
+        "test": {"brush_hair": 1, "catch": 1},
+        "train": {"brush_hair": 1, "cartwheel": 1},
+    }
+    assert json.loads((out / "prepare_report.json").read_text()) == report
+    md = (out / "prepare_report.md").read_text()
+    assert missing in md and "truncated" in md and "| brush_hair | 1 | 1 |" in md
+
+    manifest = pd.read_csv(out / "manifest.csv")
+    assert list(manifest.columns) == COLUMNS + PROBE_COLUMNS
+    assert len(manifest) == 4 and truncated not in set(manifest["path"])
+    assert (manifest["num_frames"] == 40).all() and (manifest["fps"] == 10).all()
+    assert (manifest["width"] == 32).all() and (manifest["duration"] == 4.0).all()
+
+
+def test_probe_reasons(tmp_path):
+    good = write_video(tmp_path / "good.mp4", 6, fps=12, size=(16, 24))
+    assert probe(good) == {"num_frames": 6, "fps": 12.0, "width": 24, "height": 16, "duration": 0.5}
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"junk" * 100)
+    assert probe(junk)["error"].startswith("cannot open")
+    assert probe(tmp_path / "absent.mp4")["error"].startswith("cannot open")
+
+
+# FineGym -------------------------------------------------------------------------------------
+
+EVENT = "ab_c-D1_E_000010_000020"  # YouTube ids may contain '_' and '-'
+
+
+@pytest.fixture
+def gym(tmp_path) -> Path:
+    root = tmp_path / "finegym"
+    root.mkdir()
+    (root / "gym99_train_element_v1.1.txt").write_text(
+        f"{EVENT}_A_0001_0002 3\n{EVENT}_A_0000_0002 7\nxyz_E_000001_000005_A_0000_0001 3\n"
+    )
+    (root / "gym99_val_element.txt").write_text(
+        f"{EVENT}_A_0002_0003 7 \nmissing_E_000001_000002_A_0000_0001 3\n\n"
+    )
+    (root / "gym99_categories.txt").write_text(
+        "Clabel: 3; set: 1; Glabel: 4; (VT) round-off\nClabel: 7; set: 2; Glabel: 9; (FX) salto\n"
+    )
+    segments = {
+        "A_0001_0002": {"stages": 1, "timestamps": [[1.0, 2.0]]},
+        "A_0000_0002": {"stages": 2, "timestamps": [[0.5, 1.0], [1.2, 2.5]]},
+        "A_0002_0003": {"stages": 1, "timestamps": [[2.2, 2.9]]},
+    }
+    info = {
+        "ab_c-D1": {
+            "E_000010_000020": {"event": 1, "segments": segments, "timestamps": [[10, 20]]}
+        },
+        "missing": {
+            "E_000001_000002": {
+                "segments": {"A_0000_0001": {"stages": 1, "timestamps": [[0.0, 1.0]]}}
+            }
+        },
+    }
+    (root / "finegym_annotation_info_v1.1.json").write_text(json.dumps(info))
+    write_video(root / "events" / f"{EVENT}.mp4", 30)
+    write_video(root / "clips" / "xyz_E_000001_000005_A_0000_0001.mp4", 8)
+    return root
+
+
+def test_finegym_index(gym):
+    t = index("finegym", gym, "gym99")
+    assert t.groupby("subset").size().to_dict() == {"test": 2, "train": 3}
+    assert sorted(set(zip(t["label"], t["class_name"], strict=True))) == [
+        (0, "03 (VT) round-off"),
+        (1, "07 (FX) salto"),
+    ]
+    by_id = t.set_index("clip_id")
+    multi = by_id.loc[f"{EVENT}_A_0000_0002"]
+    assert (multi["start_sec"], multi["end_sec"]) == (0.5, 2.5)  # first stage start, last stage end
+    assert multi["path"] == str((gym / "events" / f"{EVENT}.mp4").resolve())
+    cut = by_id.loc["xyz_E_000001_000005_A_0000_0001"]
+    assert cut["path"].endswith("clips/xyz_E_000001_000005_A_0000_0001.mp4")
+    assert math.isnan(cut["start_sec"]) and math.isnan(cut["end_sec"])
+
+
+def test_finegym_errors(gym):
+    with pytest.raises(ValueError, match="split must be 'gym99'"):
+        index("finegym", gym, "gym288")
+    (gym / "finegym_annotation_info_v1.1.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"annotation JSON.*sdolivia\.github\.io/FineGym"):
+        index("finegym", gym, "gym99")
+    (gym / "gym99_val_element.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="val element list"):
+        index("finegym", gym, "gym99")
+
+
+def test_finegym_prepare_cuts_elements_from_events(gym, tmp_path):
+    out = tmp_path / "prepared"
+    report = prepare("finegym", gym, "gym99", out, workers=2)
+    assert (report["listed"], report["found"], report["readable"], report["clips_cut"]) == (
+        5,
+        4,
+        4,
+        3,
+    )
+    assert report["missing"] == [str((gym / "events" / "missing_E_000001_000002.mp4").resolve())]
+    m = pd.read_csv(out / "manifest.csv").set_index("clip_id")
+    assert m["start_sec"].isna().all()
+    # 10 fps event: [1.0, 2.0) -> frames 10..19; [0.5, 2.5) -> 5..24; [2.2, 2.9) -> 22..28.
+    for clip, frames, first in [
+        ("A_0001_0002", 10, 10),
+        ("A_0000_0002", 20, 5),
+        ("A_0002_0003", 7, 22),
+    ]:
+        row = m.loc[f"{EVENT}_{clip}"]
+        assert row["path"] == str(out / "clips" / f"{EVENT}_{clip}.mp4")
+        assert row["num_frames"] == frames and row["fps"] == 10
+        assert first_frame_id(row["path"]) == first
+    # A second run reuses the cut clips.
+    stamp = (out / "clips" / f"{EVENT}_A_0001_0002.mp4").stat().st_mtime_ns
+    prepare("finegym", gym, "gym99", out)
+    assert (out / "clips" / f"{EVENT}_A_0001_0002.mp4").stat().st_mtime_ns == stamp
+
+
+# MPII Cooking 2 ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mpii(tmp_path) -> Path:
+    root = tmp_path / "mpii"
+    setup = root / "experimentalSetup"
+    setup.mkdir(parents=True)
+    (setup / "sequencesTrainAttr.txt").write_text("s08-d02\n")
+    (setup / "sequencesVal.txt").write_text("s09-d03 \n")
+    (setup / "sequencesTest.txt").write_text("s10-d04\n\n")
+    (root / "annotations.csv").write_text(
+        "sequence,start_frame,end_frame,activity\n"
+        "s08-d02-cam-002,0,9,cut apart\n"
+        "s08-d02,20,29,peel\n"
+        "s09-d03,0,5,peel\n"
+        "s10-d04, 10, 19 ,cut apart\n"
+        "s99-d99,0,5,wash\n"
+    )
+    write_video(root / "videos" / "s08-d02-cam-002.avi", 30, fps=20)
+    write_video(root / "videos" / "s10-d04-cam-002.avi", 30, fps=20)
+    return root
+
+
+def test_mpii_index(mpii):
+    t = index("mpii_cooking2", mpii, "test")
+    assert t.groupby("subset").size().to_dict() == {"test": 1, "train": 2, "val": 1}
+    assert dict(zip(t["class_name"], t["label"], strict=False)) == {"cut apart": 0, "peel": 1}
+    # 0-based frames with an inclusive end at 20 fps.
+    peel = t[t["clip_id"] == "s08-d02-cam-002_20"].iloc[0]
+    assert (peel["start_sec"], peel["end_sec"]) == (1.0, 1.5)
+    assert peel["path"] == str((mpii / "videos" / "s08-d02-cam-002.avi").resolve())
+    assert math.isnan(t[t["subset"] == "val"].iloc[0]["start_sec"])  # its video is missing
+
+
+def test_mpii_prepare_cuts_segments(mpii, tmp_path):
+    out = tmp_path / "prepared"
+    report = prepare("mpii_cooking2", mpii, "test", out)
+    assert (report["listed"], report["found"], report["readable"], report["clips_cut"]) == (
+        4,
+        3,
+        3,
+        3,
+    )
+    assert report["missing"] == [str((mpii / "videos" / "s09-d03-cam-002.avi").resolve())]
+    m = pd.read_csv(out / "manifest.csv").set_index("clip_id")
+    assert (m["num_frames"] == 10).all()
+    firsts = {c: first_frame_id(p) for c, p in m["path"].items()}
+    assert firsts == {"s08-d02-cam-002_0": 0, "s08-d02-cam-002_20": 20, "s10-d04-cam-002_10": 10}
+
+
+def test_mpii_errors(mpii):
+    with pytest.raises(ValueError, match="split must be 'test'"):
+        index("mpii_cooking2", mpii, 1)
+    (mpii / "annotations.csv").write_text("s08-d02,0,x,peel\n")
+    with pytest.raises(ValueError, match=r"annotations\.csv line 1"):
+        index("mpii_cooking2", mpii, "test")
+    with pytest.raises(FileNotFoundError, match=r"annotation CSV.*mpi-inf\.mpg\.de"):
+        index("mpii_cooking2", mpii, "test", annotations="other.csv")
+    (mpii / "experimentalSetup" / "sequencesVal.txt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"sequencesVal\.txt"):
+        index("mpii_cooking2", mpii, "test")
+
+
+# SynthMotion ---------------------------------------------------------------------------------
+
+
+def test_synthmotion_index_and_prepare(tmp_path):
+    root = tmp_path / "synth"
+    rows = []
+    for split in (1, 2):
+        for i, (cls, subset) in enumerate([("up", "train"), ("down", "train"), ("up", "test")]):
+            name = f"videos/{cls}_{split}_{i}.mp4"
+            write_video(root / name, 6)
+            rows.append((name, {"down": 0, "up": 1}[cls], cls, split, subset))
+    pd.DataFrame(rows, columns=["path", "label", "class_name", "split", "subset"]).to_csv(
+        root / "manifest.csv", index=False
+    )
+    t = index("synthmotion", root, 2)
+    assert len(t) == 3 and t["path"].str.contains("_2_").all()
+    assert t["path"].map(lambda p: Path(p).is_absolute() and Path(p).exists()).all()
+    assert dict(zip(t["class_name"], t["label"], strict=False)) == {"down": 0, "up": 1}
+    report = prepare("synthmotion", root, 2, tmp_path / "out")
+    assert report["readable"] == 3 and report["missing"] == [] and report["unreadable"] == []
+    with pytest.raises(ValueError, match="split 3 not in"):
+        index("synthmotion", root, 3)
+    (root / "manifest.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"manifest\.csv.*vmp\.synth\.generate.*synth_data"):
+        index("synthmotion", root, 1)
