@@ -192,37 +192,43 @@ class _FusedPrompt(torch.autograd.Function):
     ) -> tuple[Tensor | None, ...]:
         video, *scalars = ctx.saved_tensors
         frames = video[:, :, 1:]
-        # Gradient reaching the attention maps: directly and through Z = A * F_{t+1}.
-        g_att = None if g_attention is None else g_attention.clone()
+        # Gradient reaching the attention maps: directly and through Z_t = A_t * F_{t+1}.
+        g_att = g_attention
         if g_prompts is not None:
-            for c in range(3):
-                if g_att is None:
-                    g_att = g_prompts[:, 0] * frames[:, 0]
-                else:
-                    g_att.addcmul_(g_prompts[:, c], frames[:, c])
+            if g_att is None:
+                g_att = g_prompts[:, 0] * frames[:, 0]
+            else:
+                g_att = torch.addcmul(g_att, g_prompts[:, 0], frames[:, 0])
+            g_att.addcmul_(g_prompts[:, 1], frames[:, 1]).addcmul_(g_prompts[:, 2], frames[:, 2])
         if g_att is None:
             return (None,) * (4 + len(scalars))
 
+        own_g_att = g_att is not g_attention  # a buffer of ours, free to overwrite
         diff = _frame_differences(video, ctx.weights, ctx.scale)
         needs_scalars = ctx.needs_input_grad[4:]
         if ctx.name == "sigmoid":
             slope, shift = scalars
             u = diff.sub_(shift)
-            attention = torch.sigmoid(u * slope)
-            # d sigmoid(s) / ds = A (1 - A); g_u is the gradient w.r.t. s = slope * u.
-            g_u = g_att.mul_(attention).mul_(1.0 - attention)
-            g_slope = (g_u * u).sum() if needs_scalars[0] else None
-            g_shift = -slope * g_u.sum() if needs_scalars[1] else None
-            g_scalars = (g_slope, g_shift)
-            g_diff = g_u.mul_(slope)
+            attention = torch.mul(u, slope).sigmoid_()
+            # Gradient w.r.t. s = slope * u, using d sigmoid(s) / ds = A (1 - A).
+            sig_bwd = torch.ops.aten.sigmoid_backward
+            g_s = sig_bwd.grad_input(g_att, attention, grad_input=g_att) if own_g_att else None
+            g_s = sig_bwd(g_att, attention) if g_s is None else g_s
+            del g_att
+            g_slope = torch.dot(g_s.flatten(), u.flatten()) if needs_scalars[0] else None
+            g_shift = -slope * g_s.sum() if needs_scalars[1] else None
+            del u, diff
+            g_scalars = [g_slope, g_shift]
+            g_diff = g_s.mul_(slope)
         else:
-            # Elementwise families: a short-lived local graph, freed at the end of backward.
+            # Elementwise families: a short-lived local graph, freed when backward returns.
             with torch.enable_grad():
                 d = diff.detach().requires_grad_()
                 params = [s.detach().requires_grad_() for s in scalars]
                 attention = _attention(ctx.name, d, tuple(params))
                 g_diff, *g_scalars = torch.autograd.grad(attention, [d, *params], g_att)
             attention = attention.detach()
+            del g_att, d, diff
             g_scalars = [
                 g if need else None for g, need in zip(g_scalars, needs_scalars, strict=True)
             ]
@@ -230,16 +236,18 @@ class _FusedPrompt(torch.autograd.Function):
         g_video = None
         if ctx.needs_input_grad[0]:
             if ctx.scale != 1.0:
-                g_diff = g_diff * ctx.scale
+                g_diff = g_diff.mul_(ctx.scale)
             # D_t = G_{t+1} - G_t, so dL/dG_t = g_diff_{t-1} - g_diff_t (zero outside 1..T).
-            b, t1, h, w = video.shape[0], video.shape[2], video.shape[3], video.shape[4]
-            g_gray = video.new_empty((b, t1, h, w))
-            g_gray[:, 1:] = g_diff
-            g_gray[:, 0] = 0
-            g_gray[:, :-1] -= g_diff
+            # dL/dG is built in channel 0 of the result, then scaled into the three channels.
             g_video = torch.empty_like(video)
-            for c in range(3):
-                torch.mul(g_gray, ctx.weights[c], out=g_video[:, c])
+            g_gray = g_video[:, 0]
+            torch.neg(g_diff[:, 0], out=g_gray[:, 0])
+            torch.sub(g_diff[:, :-1], g_diff[:, 1:], out=g_gray[:, 1:-1])
+            g_gray[:, -1] = g_diff[:, -1]
+            del g_diff
+            torch.mul(g_gray, ctx.weights[1], out=g_video[:, 1])
+            torch.mul(g_gray, ctx.weights[2], out=g_video[:, 2])
+            g_gray.mul_(ctx.weights[0])
             if g_prompts is not None:
                 g_video[:, :, 1:].addcmul_(g_prompts, attention.unsqueeze(1))
         return (g_video, None, None, None, *g_scalars)
@@ -268,7 +276,7 @@ class MotionPromptLayer(nn.Module):
         power_norm: str = "sigmoid",
         input_normalized: bool = False,
         grayscale_order: str = "rgb",
-        implementation: str = "eager",
+        implementation: str = "fused",
     ) -> None:
         super().__init__()
         if power_norm not in POWER_NORMS:
