@@ -1,0 +1,190 @@
+"""Tests for the SynthMotion generator (tiny clips so the file runs in seconds)."""
+
+import dataclasses
+import json
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from vmp.synth import MOTION_PATTERNS, SCENES, SceneConfig, _clip_seed, generate, render_clip
+
+TINY = {"num_frames": 8, "size": 32}
+
+
+def tiny(scene: str, **kw) -> SceneConfig:
+    return dataclasses.replace(SCENES[scene], **{**TINY, **kw})
+
+
+def decode(path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_presets_and_patterns():
+    assert set(SCENES) == {"synth_cooking", "synth_gym", "synth_hmdb", "synth_kinetics"}
+    assert SCENES["synth_cooking"].camera == "static"
+    assert SCENES["synth_gym"].camera == "moving"
+    assert SCENES["synth_hmdb"].camera == "moving" and SCENES["synth_hmdb"].splits == 3
+    assert SCENES["synth_kinetics"].camera == "mixed"
+    assert len(set(MOTION_PATTERNS)) == len(MOTION_PATTERNS) == 30
+    target = set(SCENES["synth_cooking"].class_names)
+    assert target == set(SCENES["synth_hmdb"].class_names) == set(MOTION_PATTERNS[:10])
+    # The pretraining source has its own, disjoint classes.
+    assert not target & set(SCENES["synth_kinetics"].class_names)
+    assert SceneConfig("x", classes=3, videos_per_class=4).class_names == MOTION_PATTERNS[:3]
+
+
+@pytest.mark.parametrize("pattern", MOTION_PATTERNS)
+def test_render_clip_shape_dtype_every_pattern(pattern):
+    clip = render_clip(pattern, np.random.default_rng(1), tiny("synth_kinetics", distractors=2))
+    assert clip.shape == (8, 32, 32, 3) and clip.dtype == np.uint8
+    assert clip.std() > 5  # not blank
+
+
+def test_render_clip_deterministic_per_generator_state():
+    cfg = tiny("synth_hmdb")
+    a = render_clip("rotate_cw", np.random.default_rng(7), cfg)
+    b = render_clip("rotate_cw", np.random.default_rng(7), cfg)
+    c = render_clip("rotate_cw", np.random.default_rng(8), cfg)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a.astype(int) - c).mean() > 5
+
+
+def test_render_clip_rejects_unknown_pattern():
+    with pytest.raises(ValueError, match="pattern='wave'.*MOTION_PATTERNS"):
+        render_clip("wave", np.random.default_rng(0), tiny("synth_cooking"))
+
+
+def _diff_centroid_x(clip: np.ndarray) -> np.ndarray:
+    """Per frame pair, the x centroid of |frame difference| (grayscale)."""
+    gray = clip.astype(np.float32).mean(-1)
+    diff = np.abs(np.diff(gray, axis=0))
+    xs = np.arange(clip.shape[2]) + 0.5
+    return (diff.sum(1) * xs).sum(-1) / diff.sum((1, 2))
+
+
+def test_motion_statistic_separates_left_from_right():
+    # Static camera, no distractors: the moving object is the only source of frame differences.
+    cfg = tiny("synth_cooking", num_frames=12, size=48, distractors=0, noise_std=0.0, flicker=0.0)
+    slopes = {}
+    for pattern in ("translate_left", "translate_right"):
+        slopes[pattern] = [
+            np.polyfit(np.arange(11), _diff_centroid_x(render_clip(pattern, rng, cfg)), 1)[0]
+            for rng in map(np.random.default_rng, range(6))
+        ]
+    assert max(slopes["translate_left"]) < -0.5
+    assert min(slopes["translate_right"]) > 0.5
+
+
+def test_mean_colour_does_not_reveal_the_class():
+    """Leave-one-out nearest-centroid on per-clip mean RGB must stay near chance (10 classes)."""
+    cfg = tiny("synth_cooking", size=24, num_frames=6)
+    per_class = 12
+    feats, labels = [], []
+    for label, pattern in enumerate(cfg.class_names):
+        for i in range(per_class):
+            clip = render_clip(pattern, np.random.default_rng(1000 * label + i), cfg)
+            feats.append(clip.reshape(-1, 3).mean(0))
+            labels.append(label)
+    x, y = np.array(feats), np.array(labels)
+    sums = np.stack([x[y == k].sum(0) for k in range(10)])
+    correct = 0
+    for i in range(len(x)):
+        centroids = sums / per_class
+        centroids[y[i]] = (sums[y[i]] - x[i]) / (per_class - 1)
+        correct += np.argmin(((centroids - x[i]) ** 2).sum(1)) == y[i]
+    accuracy = correct / len(x)
+    assert accuracy < 0.25, f"mean colour predicts the class ({accuracy:.2f} vs chance 0.10)"
+    # Per-class mean brightness agrees within a few grey levels.
+    brightness = x.mean(1).reshape(10, per_class).mean(1)
+    assert brightness.max() - brightness.min() < 25
+
+
+@pytest.mark.parametrize(("camera", "moves"), [("static", False), ("moving", True)])
+def test_background_moves_only_with_moving_camera(camera, moves):
+    cfg = tiny("synth_gym", camera=camera, noise_std=0.0, flicker=0.0, pan=0.3)
+    clip, mask = render_clip("translate_up", np.random.default_rng(3), cfg, return_mask=True)
+    assert mask.shape == clip.shape[:3] and mask.max() == pytest.approx(1.0)
+    background = mask.max(0) == 0  # never covered by any object
+    assert background.mean() > 0.3
+    change = np.abs(np.diff(clip.astype(int), axis=0)).max(-1)[:, background]
+    if moves:
+        assert change.mean() > 1.0
+    else:
+        assert change.max() == 0
+
+
+def test_scene_config_validation_messages():
+    with pytest.raises(ValueError, match="camera='tripod'.*static"):
+        SceneConfig("x", classes=2, videos_per_class=2, camera="tripod")
+    with pytest.raises(ValueError, match="size=33.*even"):
+        SceneConfig("x", classes=2, videos_per_class=2, size=33)
+    with pytest.raises(ValueError, match="classes=31"):
+        SceneConfig("x", classes=31, videos_per_class=2)
+    with pytest.raises(ValueError, match="videos_per_class=1.*no video is left for training"):
+        SceneConfig("x", classes=2, videos_per_class=1)
+
+
+def test_generate_rejects_unknown_override_and_scene(tmp_path):
+    with pytest.raises(TypeError, match=r"\['colour'\].*videos_per_class"):
+        generate(tmp_path, "synth_cooking", colour=3)
+    with pytest.raises(ValueError, match="synth_ucf"):
+        generate(tmp_path, "synth_ucf")
+    assert not (tmp_path / "manifest.csv").exists()
+
+
+def test_generate_hmdb_manifest_files_and_splits(tmp_path):
+    m = generate(tmp_path, "synth_hmdb", seed=0, classes=3, videos_per_class=5, **TINY)
+    assert list(m.columns) == ["path", "label", "class_name", "split", "subset"]
+    assert m.equals(pd.read_csv(tmp_path / "manifest.csv"))
+    names = sorted(MOTION_PATTERNS[:3])
+    assert dict(zip(m.class_name, m.label, strict=True)) == {n: i for i, n in enumerate(names)}
+    assert len(m) == 3 * 5 * 3 and sorted(m.split.unique()) == [1, 2, 3]
+    for _, part in m.groupby("split"):
+        assert part.path.is_unique and len(part) == 15
+        # round(5 * 0.3) = 2 test videos per class in every split.
+        assert (part[part.subset == "test"].groupby("label").size() == 2).all()
+    tests = [frozenset(p.path[p.subset == "test"]) for _, p in m.groupby("split")]
+    assert len(set(tests)) > 1  # different partitions of the same videos
+    first = m.path.iloc[0]
+    assert first == "videos/translate_left/translate_left_00000.mp4"
+    frames = decode(tmp_path / first)
+    assert frames.shape == (8, 32, 32, 3)
+    info = json.loads((tmp_path / "generation.json").read_text())
+    assert info["videos"] == 15 and info["seed"] == 0 and info["scene"]["splits"] == 3
+    assert info["clips_per_second"] > 0
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_generate_is_deterministic_per_seed(tmp_path):
+    kw = {"classes": 2, "videos_per_class": 2, "splits": 1, **TINY}
+    a = generate(tmp_path / "a", "synth_gym", seed=5, **kw)
+    b = generate(tmp_path / "b", "synth_gym", seed=5, **kw)
+    generate(tmp_path / "c", "synth_gym", seed=6, **kw)
+    assert a.equals(b)
+    for rel in a.path:
+        np.testing.assert_array_equal(decode(tmp_path / "a" / rel), decode(tmp_path / "b" / rel))
+        assert (
+            np.abs(decode(tmp_path / "a" / rel).astype(int) - decode(tmp_path / "c" / rel)).mean()
+            > 5
+        )
+    # A video does not depend on how many videos were generated.
+    generate(tmp_path / "d", "synth_gym", seed=5, **{**kw, "classes": 1})
+    rel = a.path.iloc[0]
+    np.testing.assert_array_equal(decode(tmp_path / "a" / rel), decode(tmp_path / "d" / rel))
+
+
+def test_decoded_video_matches_rendered_frames(tmp_path):
+    cfg = tiny("synth_cooking", classes=1, videos_per_class=2)
+    generate(tmp_path, cfg, seed=2)
+    frames = decode(tmp_path / "videos/translate_left/translate_left_00001.mp4").astype(int)
+    same = render_clip(
+        "translate_left", np.random.default_rng(_clip_seed(2, cfg, "translate_left", 1)), cfg
+    )
+    other = render_clip(
+        "translate_left", np.random.default_rng(_clip_seed(2, cfg, "translate_left", 0)), cfg
+    )
+    # Lossy yuv420p at 32 px costs a few grey levels; another clip differs by far more.
+    assert np.abs(frames - same).mean() < 10 < np.abs(frames - other).mean()
