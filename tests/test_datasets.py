@@ -38,6 +38,10 @@ def first_frame_id(path: str | Path) -> int:
     return round((frame[..., 0].mean() - 4) / 8)
 
 
+def counts(report: dict) -> tuple[int, int, int, int]:
+    return tuple(report[k] for k in ("listed", "found", "readable", "clips_cut"))
+
+
 def truncate(path: Path, keep: float) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -196,12 +200,7 @@ def test_finegym_errors(gym):
 def test_finegym_prepare_cuts_elements_from_events(gym, tmp_path):
     out = tmp_path / "prepared"
     report = prepare("finegym", gym, "gym99", out, workers=2)
-    assert (report["listed"], report["found"], report["readable"], report["clips_cut"]) == (
-        5,
-        4,
-        4,
-        3,
-    )
+    assert counts(report) == (5, 4, 4, 3)
     assert report["missing"] == [str((gym / "events" / "missing_E_000001_000002.mp4").resolve())]
     m = pd.read_csv(out / "manifest.csv").set_index("clip_id")
     assert m["start_sec"].isna().all()
@@ -238,6 +237,7 @@ def mpii(tmp_path) -> Path:
         "s08-d02,20,29,peel\n"
         "s09-d03,0,5,peel\n"
         "s10-d04, 10, 19 ,cut apart\n"
+        "s10-d04,100,110,peel\n"
         "s99-d99,0,5,wash\n"
     )
     write_video(root / "videos" / "s08-d02-cam-002.avi", 30, fps=20)
@@ -247,7 +247,7 @@ def mpii(tmp_path) -> Path:
 
 def test_mpii_index(mpii):
     t = index("mpii_cooking2", mpii, "test")
-    assert t.groupby("subset").size().to_dict() == {"test": 1, "train": 2, "val": 1}
+    assert t.groupby("subset").size().to_dict() == {"test": 2, "train": 2, "val": 1}
     assert dict(zip(t["class_name"], t["label"], strict=False)) == {"cut apart": 0, "peel": 1}
     # 0-based frames with an inclusive end at 20 fps.
     peel = t[t["clip_id"] == "s08-d02-cam-002_20"].iloc[0]
@@ -258,16 +258,15 @@ def test_mpii_index(mpii):
 
 def test_mpii_prepare_cuts_segments(mpii, tmp_path):
     out = tmp_path / "prepared"
-    report = prepare("mpii_cooking2", mpii, "test", out)
-    assert (report["listed"], report["found"], report["readable"], report["clips_cut"]) == (
-        4,
-        3,
-        3,
-        3,
-    )
+    report = prepare("mpii_cooking2", mpii, "test", out, short_side=16)
+    assert counts(report) == (5, 4, 3, 3)
+    # A segment past the end of its 30-frame video cannot be cut; it is reported, not fatal.
+    [beyond] = report["unreadable"]
+    assert beyond["path"].endswith("s10-d04-cam-002.avi [s10-d04-cam-002_100]")
+    assert beyond["reason"].startswith("cannot cut [5.000, 5.550) s: no frames")
     assert report["missing"] == [str((mpii / "videos" / "s09-d03-cam-002.avi").resolve())]
     m = pd.read_csv(out / "manifest.csv").set_index("clip_id")
-    assert (m["num_frames"] == 10).all()
+    assert (m["num_frames"] == 10).all() and (m["width"] == 16).all() and (m["height"] == 16).all()
     firsts = {c: first_frame_id(p) for c, p in m["path"].items()}
     assert firsts == {"s08-d02-cam-002_0": 0, "s08-d02-cam-002_20": 20, "s10-d04-cam-002_10": 10}
 

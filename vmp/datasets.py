@@ -32,6 +32,8 @@ import av
 import numpy as np
 import pandas as pd
 
+from vmp.io import write_csv, write_json, write_text
+
 log = logging.getLogger(__name__)
 
 COLUMNS = ["path", "label", "class_name", "subset", "start_sec", "end_sec"]
@@ -402,6 +404,22 @@ def cut_clip(
     """
     dst = Path(dst)
     tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
+    try:
+        n = _write_segment(src, tmp, start_sec, end_sec, short_side, codec)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if n == 0:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"no frames in [{start_sec:.3f}, {end_sec:.3f}) s of {src}")
+    os.replace(tmp, dst)
+    return n
+
+
+def _write_segment(
+    src: str | Path, tmp: Path, start_sec: float, end_sec: float, short_side: int | None, codec: str
+) -> int:
+    """Encode the frames of ``src`` in [start_sec, end_sec) into ``tmp``; return their count."""
     n = 0
     with av.open(str(src)) as inp:
         s = inp.streams.video[0]
@@ -434,10 +452,6 @@ def cut_clip(
             if ost is not None:
                 for packet in ost.encode():
                     out.mux(packet)
-    if n == 0:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"no frames in [{start_sec:.3f}, {end_sec:.3f}) s of {src}")
-    os.replace(tmp, dst)
     return n
 
 
@@ -518,8 +532,7 @@ def prepare(
         rec.update({k: res[k] for k in PROBE_COLUMNS})
         keep.append(rec)
     manifest = pd.DataFrame(keep, columns=list(table.columns) + PROBE_COLUMNS)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest.to_csv(out_dir / "manifest.csv", index=False)
+    write_csv(out_dir / "manifest.csv", manifest)
 
     per_class = {
         s: {str(c): int(n) for c, n in sorted(g["class_name"].value_counts().items())}
@@ -538,8 +551,8 @@ def prepare(
         "num_classes": int(table["class_name"].nunique()),
         "per_class": per_class,
     }
-    (out_dir / "prepare_report.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "prepare_report.md").write_text(_report_markdown(report))
+    write_json(out_dir / "prepare_report.json", report)
+    write_text(out_dir / "prepare_report.md", _report_markdown(report))
     return report
 
 
