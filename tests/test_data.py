@@ -99,6 +99,14 @@ def test_target_fps_resampling(videos):
     assert frame_ids(ds[0]["video"]) == [4, 8, 12, 16, 20]
 
 
+def test_manifest_frame_count_is_trusted(videos):
+    # prepare's manifest gives num_frames; 10 frames leave 2 window starts, centre round(0.5) = 0.
+    ds = ClipDataset(table(videos["v24"], num_frames=[10]), spec(), train=False)
+    assert frame_ids(ds[0]["video"]) == [0, 2, 4, 6, 8]
+    header = ClipDataset(table(videos["v24"]), spec(), train=False)  # 24 frames: centre start 8
+    assert frame_ids(header[0]["video"]) == [8, 10, 12, 14, 16]
+
+
 def test_start_end_seconds_select_a_segment(videos):
     t = table(videos["long"], start_sec=[2.0], end_sec=[3.0])
     ds = ClipDataset(t, spec(num_temporal_clips=2), train=False)
