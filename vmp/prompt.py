@@ -38,9 +38,6 @@ NORM_STD = 0.225
 # Initial value of eta, the learnable parameter of each alternative power norm.
 PN_ETA_INIT: dict[str, float] = {"gamma": 0.5, "maxexp": 10.0, "sigme": 10.0, "asinhe": 10.0}
 
-# Keeps |x|^eta and log(1 - |x|) differentiable where |x| is 0 or 1 (static pixels are common).
-_TINY = 1e-12
-
 
 class PromptOutput(NamedTuple):
     """Output of ``MotionPromptLayer``.
@@ -64,13 +61,20 @@ def shift_fn(n: Tensor, gamma: float = 0.6) -> Tensor:
     return gamma * torch.tanh(n)
 
 
+def _safe_pow(base: Tensor, eta: Tensor) -> Tensor:
+    """``base ** eta`` for ``base >= 0`` that is exactly 0 at 0, with finite gradients there."""
+    positive = base > 0
+    # Where base is 0, pow sees 1 so neither its value nor its gradients become inf or nan.
+    return torch.where(positive, torch.where(positive, base, 1.0) ** eta, 0.0)
+
+
 def _signed_pn(name: str, x: Tensor, eta: Tensor) -> Tensor:
     """Sign-preserving power norm ``f`` with ``f(-x) = -f(x)``, mapping [-1, 1] into [-1, 1]."""
     mag = x.abs()
     if name == "gamma":
-        return torch.sign(x) * mag.clamp_min(_TINY) ** eta
+        return torch.sign(x) * _safe_pow(mag, eta)
     if name == "maxexp":
-        return torch.sign(x) * (1.0 - (1.0 - mag).clamp_min(_TINY) ** eta)
+        return torch.sign(x) * (1.0 - _safe_pow((1.0 - mag).clamp_min(0.0), eta))
     if name == "sigme":
         return 2.0 * torch.sigmoid(eta * x) - 1.0
     if name == "asinhe":
@@ -323,6 +327,15 @@ class MotionPromptLayer(nn.Module):
         if self.power_norm == "sigmoid":
             raise AttributeError("MotionPromptLayer.eta exists only for power_norm != 'sigmoid'")
         return self.log_eta.exp()
+
+    def __getattr__(self, name: str) -> Tensor | nn.Module:
+        # A property raising AttributeError falls back here; keep its message for users.
+        if name in ("slope", "shift", "m", "n") and self.__dict__.get("power_norm") not in (
+            None,
+            "sigmoid",
+        ):
+            self._require_sigmoid(name)
+        return super().__getattr__(name)
 
     def _require_sigmoid(self, what: str) -> None:
         if self.power_norm != "sigmoid":
