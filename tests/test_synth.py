@@ -102,6 +102,20 @@ def test_mean_colour_does_not_reveal_the_class():
     assert brightness.max() - brightness.min() < 25
 
 
+def test_class_does_not_shift_brightness_paired():
+    """Same seed across classes gives the same scene draws, so a class effect on brightness
+    shows up clearly: per-class mean deviation from the per-seed mean must be tiny."""
+    cfg = tiny("synth_hmdb", size=24, num_frames=6)
+    x = np.array(
+        [
+            [render_clip(p, np.random.default_rng(s), cfg).mean() for s in range(12)]
+            for p in cfg.class_names
+        ]
+    )
+    deviation = (x - x.mean(0)).mean(1)  # grey levels, per class
+    assert np.abs(deviation).max() < 2.0, deviation
+
+
 @pytest.mark.parametrize(("camera", "moves"), [("static", False), ("moving", True)])
 def test_background_moves_only_with_moving_camera(camera, moves):
     cfg = tiny("synth_gym", camera=camera, noise_std=0.0, flicker=0.0, pan=0.3)
