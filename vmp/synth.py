@@ -211,7 +211,8 @@ def _unit(angle: float) -> np.ndarray:
     return np.array([np.cos(angle), np.sin(angle)])
 
 
-def _line(tau: np.ndarray, direction: np.ndarray, profile: np.ndarray) -> np.ndarray:
+def _line(direction: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """Displacement (T, 2) along a fixed direction by a distance profile (T,)."""
     return profile[:, None] * direction[None, :]
 
 
@@ -226,8 +227,8 @@ def _travel(rng: np.random.Generator, size: int) -> float:
 
 def _translate(angle: float) -> Callable[..., Motion]:
     def path(rng: np.random.Generator, tau: np.ndarray, size: int) -> Motion:
-        d, a, s = _still(tau)
-        return _line(tau, _unit(angle), _travel(rng, size) * tau), a, s
+        _, a, s = _still(tau)
+        return _line(_unit(angle), _travel(rng, size) * tau), a, s
 
     return path
 
@@ -286,7 +287,7 @@ def _profile(kind: str) -> Callable[..., Motion]:
             "decelerate": 1 - (1 - tau) ** 2,
             "jump": (tau >= switch).astype(float),
         }[kind]
-        return _line(tau, _unit(rng.uniform(0, 2 * np.pi)), _travel(rng, size) * profile), a, s
+        return _line(_unit(rng.uniform(0, 2 * np.pi)), _travel(rng, size) * profile), a, s
 
     return path
 
