@@ -267,7 +267,12 @@ class MotionPromptLayer(nn.Module):
             (released code): differences are taken on un-normalised frames and the attention
             multiplies the normalised frames.
         grayscale_order: "rgb" (BT.601) or "bgr" (the released code's swapped weights).
-        implementation: "fused" (custom autograd, lower memory) or "eager" (reference).
+        implementation: "fused" (custom autograd that recomputes the per-pixel maps in
+            backward: nothing per-pixel saved for backward, about 4x faster forward+backward
+            on CPU when the clip needs a gradient) or "eager" (plain reference).
+
+    The alternative power norms learn ``eta > 0`` through its logarithm (``log_eta``); their
+    layers have no ``m``, ``n``, ``slope`` or ``shift``. Use ``pn_parameters()`` for logging.
     """
 
     def __init__(
