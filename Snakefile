@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# `--configfile X` replaces the default configuration instead of being merged into it, so a smaller
+# profile (config/smoke.yaml) can drop datasets and backbones.
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "report/workflow.rst"

@@ -37,7 +37,9 @@ info = json.loads((Path(root) / "generation.json").read_text())
 # ## Videos per class, split and subset
 
 # %%
-manifest.pivot_table(index="class_name", columns=["split", "subset"], values="path", aggfunc="count")
+manifest.pivot_table(
+    index="class_name", columns=["split", "subset"], values="path", aggfunc="count"
+)
 
 # %% [markdown]
 # ## One video of each class (frames 0, 4, 8, 12)

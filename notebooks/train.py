@@ -78,5 +78,11 @@ history = pd.read_csv(f"{out_dir}/history.csv")
 history
 
 # %%
-curves = [c for c in ["train_loss", "train_top1", "val_top1", "slope", "shift", "train_variation"] if c in history]
-history.plot(x="epoch", y=curves, subplots=True, layout=(2, 3), figsize=(12, 5), legend=False, title=curves);
+curves = [
+    c
+    for c in ["train_loss", "train_top1", "val_top1", "slope", "shift", "train_variation"]
+    if c in history
+]
+history.plot(
+    x="epoch", y=curves, subplots=True, layout=(2, 3), figsize=(12, 5), legend=False, title=curves
+)

@@ -52,14 +52,23 @@ def _write_run(tmp_path, dataset, split, variant, seed, top1, lam=2.5):
     path = tmp_path / f"{dataset}-{split}-{variant}-{seed}.json"
     settings = dict(dataset=dataset, split=split, backbone="x3d_tiny", variant=variant, seed=seed)
     settings["lambda"] = 0.0 if variant == "baseline" else lam
-    metrics = dict(top1=top1, top5=top1 + 10, mean_average_precision=top1 - 5, mean_class_accuracy=top1)
-    path.write_text(json.dumps(metrics | {"settings": settings, "prompt": {"slope": 11.0, "shift": -0.5}}))
+    metrics = dict(
+        top1=top1, top5=top1 + 10, mean_average_precision=top1 - 5, mean_class_accuracy=top1
+    )
+    path.write_text(
+        json.dumps(metrics | {"settings": settings, "prompt": {"slope": 11.0, "shift": -0.5}})
+    )
     return path
 
 
 @pytest.fixture
 def runs(tmp_path):
-    values = {("1", "baseline"): [60, 64], ("1", "vmp"): [70, 72], ("2", "baseline"): [50, 50], ("2", "vmp"): [54, 58]}
+    values = {
+        ("1", "baseline"): [60, 64],
+        ("1", "vmp"): [70, 72],
+        ("2", "baseline"): [50, 50],
+        ("2", "vmp"): [54, 58],
+    }
     paths = [
         _write_run(tmp_path, "synth_hmdb", split, variant, seed, top1)
         for (split, variant), tops in values.items()
@@ -71,7 +80,7 @@ def runs(tmp_path):
 def test_summarise_mean_std_delta_and_split_mean(runs):
     table = summarise(runs).set_index(["split", "variant"])
     assert table.loc[("1", "baseline"), "top1_mean"] == 62
-    assert table.loc[("1", "baseline"), "top1_std"] == pytest.approx(2 ** 0.5 * 2)
+    assert table.loc[("1", "baseline"), "top1_std"] == pytest.approx(2**0.5 * 2)
     assert table.loc[("1", "vmp"), "delta_top1"] == 9
     assert table.loc[("2", "vmp"), "delta_top1"] == 6
     assert table.loc[("mean", "vmp"), "top1_mean"] == pytest.approx((71 + 56) / 2)
@@ -81,7 +90,9 @@ def test_summarise_mean_std_delta_and_split_mean(runs):
 
 def test_published_values_and_written_files(runs, tmp_path):
     published = pd.read_csv("config/published/table1.csv", dtype={"split": str})
-    table = attach_published(summarise(runs), published, {"synth_hmdb": "hmdb51"}, {"x3d_tiny": "x3d"})
+    table = attach_published(
+        summarise(runs), published, {"synth_hmdb": "hmdb51"}, {"x3d_tiny": "x3d"}
+    )
     row = table.set_index(["split", "variant"]).loc[("1", "vmp")]
     assert row["published_top1"] == 75.8 and row["published_delta_top1"] == pytest.approx(0.8)
     mean = table.set_index(["split", "variant"]).loc[("mean", "baseline")]
@@ -106,7 +117,14 @@ def _config(**changes):
         "backbones": {"x3d_tiny": {"variants": ["baseline", "vmp"]}},
         "seeds": [0, 1],
         "lambda": 2.5,
-        "ablation": {"dataset": "synth_gym", "split": "1", "backbone": "x3d_tiny", "variant": "vmp", "lambdas": [0, 2.5], "seeds": [0]},
+        "ablation": {
+            "dataset": "synth_gym",
+            "split": "1",
+            "backbone": "x3d_tiny",
+            "variant": "vmp",
+            "lambdas": [0, 2.5],
+            "seeds": [0],
+        },
     }
     return nested_update(config, changes)
 
@@ -122,9 +140,18 @@ def test_run_matrix_shares_runs_between_table_and_ablation():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"backbones": {"resnet_imaginary": {"variants": ["baseline"]}}}, "backbones: unknown value 'resnet_imaginary'"),
-        ({"backbones": {"x3d_tiny": {"variants": ["vmp_slow"]}}}, "backbones.x3d_tiny.variants: unknown value 'vmp_slow'"),
-        ({"datasets": {"synth_gym": {"scene": "synth_moon"}}}, "datasets.synth_gym.scene: unknown value 'synth_moon'"),
+        (
+            {"backbones": {"resnet_imaginary": {"variants": ["baseline"]}}},
+            "backbones: unknown value 'resnet_imaginary'",
+        ),
+        (
+            {"backbones": {"x3d_tiny": {"variants": ["vmp_slow"]}}},
+            "backbones.x3d_tiny.variants: unknown value 'vmp_slow'",
+        ),
+        (
+            {"datasets": {"synth_gym": {"scene": "synth_moon"}}},
+            "datasets.synth_gym.scene: unknown value 'synth_moon'",
+        ),
         ({"ablation": {"split": "7"}}, "ablation.split: unknown value '7'; allowed: 1"),
     ],
 )

@@ -16,16 +16,18 @@ prompt layer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
 log = logging.getLogger(__name__)
@@ -338,6 +340,41 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A seed for one epoch of one run, stable across processes and restarts."""
+    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Random order that depends only on (seed, epoch); starting an epoch also seeds the global RNGs.
+
+    Lightning calls ``set_epoch`` before every training epoch. When the epoch's first batch is
+    requested, ``__iter__`` seeds torch's, numpy's and Python's global generators from (seed, epoch),
+    so the sample order, the augmentation drawn in ``ClipDataset`` and dropout depend on (seed,
+    epoch) alone, whatever ran before in the process. A run resumed from a checkpoint therefore
+    repeats an uninterrupted one exactly (with ``num_workers=0``; worker processes are seeded when
+    the loader's iterator is created, which Lightning does at a different moment after a resume).
+    """
+
+    def __init__(self, num_samples: int, seed: int) -> None:
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        seed = epoch_seed(self.seed, self.epoch)
+        torch.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 - third-party augmentation code reads the legacy global RNG
+        random.seed(seed)
+        generator = torch.Generator().manual_seed(seed)
+        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
 def make_loader(
     dataset: Dataset,
     *,
@@ -347,25 +384,25 @@ def make_loader(
     seed: int,
     drop_last: bool = False,
 ) -> DataLoader:
-    """DataLoader whose order and augmentation depend only on ``seed``.
+    """DataLoader whose order depends only on ``seed`` and the epoch.
+
+    Augmentation draws from torch's global RNG: in the main process with ``num_workers=0``, else in
+    workers seeded from it when each epoch's iterator is created. Seeding the global RNG before an
+    epoch (``lightning.seed_everything``) therefore fixes the epoch's batches.
 
     Args:
         dataset: e.g. a ClipDataset.
         batch_size: clips per batch.
-        shuffle: reshuffle every epoch.
-        num_workers: decoding processes (0: in the main process, using torch's global RNG).
-        seed: seeds the loader's generator (order and per-worker RNG seeds).
+        shuffle: a new order every epoch (:class:`EpochSeededSampler`).
+        num_workers: decoding processes.
+        seed: seeds the order.
         drop_last: drop the last incomplete batch.
     """
-    generator = torch.Generator()
-    generator.manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=EpochSeededSampler(len(dataset), seed) if shuffle else None,
         num_workers=num_workers,
         drop_last=drop_last,
-        generator=generator,
         worker_init_fn=_seed_worker,
-        persistent_workers=num_workers > 0,
     )

@@ -17,7 +17,9 @@ from vmp.train import OptimConfig, fit
 log = logging.getLogger(__name__)
 
 
-def run_name(dataset: str, split: str, backbone: str, variant: str, lambda_reg: float, seed: int) -> str:
+def run_name(
+    dataset: str, split: str, backbone: str, variant: str, lambda_reg: float, seed: int
+) -> str:
     """The run's identity as it appears in results/runs/ and in error messages."""
     return f"{dataset}/{split}/{backbone}/{variant}/lambda~{lambda_reg:g}/seed~{seed}"
 
@@ -27,10 +29,15 @@ def load_splits(
 ) -> dict[str, pd.DataFrame]:
     """Index a dataset and return its subsets; 'val' falls back to 'test' where there is none."""
     table = index(dataset_format, data_root, split, **paths)
-    subsets = {name: table[table["subset"] == name].reset_index(drop=True) for name in ("train", "val", "test")}
+    subsets = {
+        name: table[table["subset"] == name].reset_index(drop=True)
+        for name in ("train", "val", "test")
+    }
     for name in ("train", "test"):
         if subsets[name].empty:
-            raise ValueError(f"{dataset_format} at {data_root} (split {split}) has no {name} videos")
+            raise ValueError(
+                f"{dataset_format} at {data_root} (split {split}) has no {name} videos"
+            )
     if subsets["val"].empty:
         subsets["val"] = subsets["test"]
     return subsets
@@ -72,7 +79,7 @@ def train_run(
         num_classes,
         pretrained=pretrained,
         **variant_options(backbone, variant),
-        **(model or {}),
+        **({"num_frames": spec.num_frames, "crop_size": spec.crop_size} | (model or {})),
     )
     optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if net.prompt_layers else 0.0}))
     settings = {
@@ -90,7 +97,12 @@ def train_run(
         "model": model or {},
         "pretrained": pretrained,
     }
-    log.info("%s: %d classes, %d train / %d test videos", name, num_classes, *map(len, (subsets["train"], subsets["test"])))
+    log.info(
+        "%s: %d classes, %d train / %d test videos",
+        name,
+        num_classes,
+        *map(len, (subsets["train"], subsets["test"])),
+    )
     return fit(
         net,
         ClipDataset(subsets["train"], spec, train=True),

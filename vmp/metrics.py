@@ -23,13 +23,17 @@ def aggregate_views(
         (N, K) averaged scores and (N,) labels, ordered by video index.
     """
     videos, inverse = torch.unique(video_index, sorted=True, return_inverse=True)
-    summed = torch.zeros(len(videos), probs.shape[1], dtype=probs.dtype).index_add_(0, inverse, probs)
+    summed = torch.zeros(len(videos), probs.shape[1], dtype=probs.dtype).index_add_(
+        0, inverse, probs
+    )
     counts = torch.bincount(inverse, minlength=len(videos)).to(probs.dtype)
     video_labels = torch.empty(len(videos), dtype=labels.dtype).scatter_(0, inverse, labels)
     mismatched = video_labels[inverse] != labels
     if mismatched.any():
         bad = int(video_index[mismatched][0])
-        raise ValueError(f"views of video {bad} carry different labels; check the dataset's view order")
+        raise ValueError(
+            f"views of video {bad} carry different labels; check the dataset's view order"
+        )
     return summed / counts[:, None], video_labels
 
 

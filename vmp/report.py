@@ -13,7 +13,9 @@ from nbconvert import HTMLExporter
 from vmp.io import write_text
 
 
-def build_report(notebooks: Iterable[str | Path], out_dir: str | Path, root: str | Path = ".") -> Path:
+def build_report(
+    notebooks: Iterable[str | Path], out_dir: str | Path, root: str | Path = "."
+) -> Path:
     """Convert ``notebooks`` to HTML under ``out_dir`` (mirroring their paths below ``root``).
 
     Returns the index page, which lists the notebooks grouped by folder.
@@ -26,7 +28,9 @@ def build_report(notebooks: Iterable[str | Path], out_dir: str | Path, root: str
         target = (out_dir / relative).with_suffix(".html")
         body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
         write_text(target, body)
-        entries.append((relative.parent.as_posix(), os.path.relpath(target, out_dir), relative.name))
+        entries.append(
+            (relative.parent.as_posix(), os.path.relpath(target, out_dir), relative.name)
+        )
     items = "\n".join(
         f'<li><a href="{html.escape(link)}">{html.escape(folder)}/{html.escape(name)}</a></li>'
         for folder, link, name in entries

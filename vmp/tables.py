@@ -12,7 +12,12 @@ import pandas as pd
 from vmp.io import write_csv, write_text
 
 KEYS = ["dataset", "split", "backbone", "variant"]
-METRICS = {"top1": "top1", "top5": "top5", "mean_average_precision": "map", "mean_class_accuracy": "mca"}
+METRICS = {
+    "top1": "top1",
+    "top5": "top5",
+    "mean_average_precision": "map",
+    "mean_class_accuracy": "mca",
+}
 
 
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -43,18 +48,28 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     table = grouped.agg(
         seeds=("seed", "nunique"),
         **{f"{m}_mean": (m, "mean") for m in METRICS.values()},
-        **{f"{m}_std": (m, lambda s: s.std(ddof=1) if s.count() > 1 else np.nan) for m in METRICS.values()},
+        **{
+            f"{m}_std": (m, lambda s: s.std(ddof=1) if s.count() > 1 else np.nan)
+            for m in METRICS.values()
+        },
     ).reset_index()
-    multi = table.groupby(["dataset", "backbone", "variant"], sort=False).filter(lambda g: g["split"].nunique() > 1)
+    multi = table.groupby(["dataset", "backbone", "variant"], sort=False).filter(
+        lambda g: g["split"].nunique() > 1
+    )
     if not multi.empty:
         means = (
             multi.groupby(["dataset", "backbone", "variant"], sort=False)
-            .agg({c: "mean" for c in multi.columns if c.endswith(("_mean", "_std"))} | {"seeds": "min"})
+            .agg(
+                {c: "mean" for c in multi.columns if c.endswith(("_mean", "_std"))}
+                | {"seeds": "min"}
+            )
             .reset_index()
             .assign(split="mean")
         )
         table = pd.concat([table, means], ignore_index=True)
-    baseline = table[table["variant"] == "baseline"].set_index(["dataset", "split", "backbone"])["top1_mean"]
+    baseline = table[table["variant"] == "baseline"].set_index(["dataset", "split", "backbone"])[
+        "top1_mean"
+    ]
     keys = list(zip(table["dataset"], table["split"], table["backbone"], strict=True))
     table["delta_top1"] = table["top1_mean"].to_numpy() - baseline.reindex(keys).to_numpy()
     order = {v: i for i, v in enumerate(["baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both"])}
@@ -80,7 +95,9 @@ def attach_published(
     """
     pretrain = pretrain or {}
     wide = published.pivot_table(
-        index=["dataset", "split", "backbone", "pretrain", "variant"], columns="metric", values="value"
+        index=["dataset", "split", "backbone", "pretrain", "variant"],
+        columns="metric",
+        values="value",
     )
     paper_split = {"finegym": "gym99", "mpii_cooking2": "test"}
     out = table.copy()
@@ -88,11 +105,24 @@ def attach_published(
     for row in out.itertuples():
         paper_dataset = datasets.get(row.dataset)
         split = paper_split.get(paper_dataset, row.split)
-        key = (paper_dataset, split, backbones.get(row.backbone), pretrain.get(row.backbone, "k400"))
+        key = (
+            paper_dataset,
+            split,
+            backbones.get(row.backbone),
+            pretrain.get(row.backbone, "k400"),
+        )
         if split == "mean":
-            values = [wide.loc[(key[0], s, *key[2:], row.variant)] for s in ("1", "2", "3") if (key[0], s, *key[2:], row.variant) in wide.index]
+            values = [
+                wide.loc[(key[0], s, *key[2:], row.variant)]
+                for s in ("1", "2", "3")
+                if (key[0], s, *key[2:], row.variant) in wide.index
+            ]
             found = pd.concat(values, axis=1).mean(axis=1) if values else None
-            base = [wide.loc[(key[0], s, *key[2:], "baseline")] for s in ("1", "2", "3") if (key[0], s, *key[2:], "baseline") in wide.index]
+            base = [
+                wide.loc[(key[0], s, *key[2:], "baseline")]
+                for s in ("1", "2", "3")
+                if (key[0], s, *key[2:], "baseline") in wide.index
+            ]
             base = pd.concat(base, axis=1).mean(axis=1) if base else None
         else:
             found = wide.loc[(*key, row.variant)] if (*key, row.variant) in wide.index else None
@@ -130,9 +160,13 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "backbone": table["backbone"],
             "variant": table["variant"],
             "seeds": table["seeds"],
-            "top-1": [_pm(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)],
+            "top-1": [
+                _pm(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)
+            ],
             "Δ top-1": table["delta_top1"].map(_signed),
-            "top-5": [_pm(m, s) for m, s in zip(table["top5_mean"], table["top5_std"], strict=True)],
+            "top-5": [
+                _pm(m, s) for m, s in zip(table["top5_mean"], table["top5_std"], strict=True)
+            ],
             "mAP": [_pm(m, s) for m, s in zip(table["map_mean"], table["map_std"], strict=True)],
             "paper top-1": table["published_top1"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}"),
             "paper Δ": table["published_delta_top1"].map(_signed),

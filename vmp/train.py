@@ -5,9 +5,9 @@
     clip (B, 3, T+1, H, W) -> VideoClassifier -> logits, attentions
     loss = cross_entropy(logits, y) + lambda * sum(temporal_variation(A) for A in attentions)
 
-Every epoch's randomness (sample order, augmentation, dropout) is derived from (seed, epoch), so a run
-killed mid-epoch and resumed from its last epoch checkpoint ends with the same metrics as one that was
-never interrupted.
+Every epoch's randomness (sample order, augmentation, dropout) is derived from (seed, epoch) by
+:class:`vmp.data.EpochSeededSampler`, so a run killed mid-epoch and resumed from its last epoch
+checkpoint ends with the same metrics as one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
+from vmp.data import make_loader
 from vmp.io import atomic_path, write_csv, write_json
 from vmp.metrics import aggregate_views, classification_metrics
 from vmp.prompt import temporal_variation
@@ -55,48 +57,11 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+            raise ValueError(
+                f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
+            )
         if self.lambda_reg < 0:
             raise ValueError(f"lambda_reg must be >= 0, got {self.lambda_reg}")
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """A seed for one epoch of one run, stable across processes and restarts."""
-    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-class EpochSeededSampler(Sampler[int]):
-    """Random permutation that depends only on (seed, epoch); Lightning calls ``set_epoch``."""
-
-    def __init__(self, num_samples: int, seed: int) -> None:
-        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-def make_loader(
-    dataset: Dataset, batch_size: int, *, train: bool, seed: int, num_workers: int = 0
-) -> DataLoader:
-    """DataLoader whose order and worker seeds follow ``seed`` (and the epoch, in training)."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=EpochSeededSampler(len(dataset), seed) if train else None,
-        shuffle=False,
-        drop_last=train and len(dataset) > batch_size,
-        num_workers=num_workers,
-        generator=torch.Generator().manual_seed(seed),
-        persistent_workers=False,
-    )
 
 
 def split_parameters(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
@@ -115,7 +80,12 @@ def split_parameters(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str,
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr, "name": "backbone"},
         {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr, "name": "backbone_no_decay"},
-        {"params": prompt, "weight_decay": prompt_wd, "lr": cfg.lr * cfg.prompt_lr_mult, "name": "prompt"},
+        {
+            "params": prompt,
+            "weight_decay": prompt_wd,
+            "lr": cfg.lr * cfg.prompt_lr_mult,
+            "name": "prompt",
+        },
     ]
     return [g for g in groups if g["params"]]
 
@@ -131,9 +101,9 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 class VideoClassificationModule(L.LightningModule):
     """Trains a :class:`vmp.models.VideoClassifier`; keeps a per-epoch history in its checkpoints."""
 
-    def __init__(self, model: torch.nn.Module, optim: OptimConfig, *, seed: int = 0, run_name: str = "run"):
+    def __init__(self, model: torch.nn.Module, optim: OptimConfig, *, run_name: str = "run"):
         super().__init__()
-        self.model, self.optim, self.seed, self.run_name = model, optim, seed, run_name
+        self.model, self.optim, self.run_name = model, optim, run_name
         self.history: list[dict[str, float]] = []
         self.checkpoint_path: Path | None = None
         self._sums: dict[str, float] = {}
@@ -146,17 +116,19 @@ class VideoClassificationModule(L.LightningModule):
         for key, value in values.items():
             self._sums[key] = self._sums.get(key, 0.0) + value
 
-    def on_train_epoch_start(self) -> None:
-        # Augmentation and dropout draw from the global RNG: re-seed it per epoch (see module docstring).
-        L.seed_everything(epoch_seed(self.seed, self.current_epoch), verbose=False)
-        self._sums, self._epoch_started = {}, time.perf_counter()
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if (
+            batch_idx == 0
+        ):  # not on_train_epoch_start: Lightning skips it in the epoch after a resume
+            self._sums, self._epoch_started = {}, time.perf_counter()
         video, labels = batch["video"], batch["label"]
         out = self.model(video)
         ce = F.cross_entropy(out.logits, labels)
         variation = sum(
-            (temporal_variation(a, reduction=self.optim.variation_reduction) for a in out.attentions),
+            (
+                temporal_variation(a, reduction=self.optim.variation_reduction)
+                for a in out.attentions
+            ),
             start=torch.zeros((), device=ce.device),
         )
         loss = ce + self.optim.lambda_reg * variation
@@ -169,9 +141,9 @@ class VideoClassificationModule(L.LightningModule):
         n = len(labels)
         self._accumulate(
             n=n,
-            loss=float(loss) * n,
-            ce=float(ce) * n,
-            variation=float(variation) * n,
+            loss=loss.item() * n,
+            ce=ce.item() * n,
+            variation=variation.item() * n,
             correct=float((out.logits.argmax(1) == labels).sum()),
         )
         self.log("loss", loss, prog_bar=True, batch_size=n)
@@ -197,13 +169,16 @@ class VideoClassificationModule(L.LightningModule):
             "train_top1": 100.0 * s["correct"] / s["n"],
         }
         if s.get("val_n"):
-            row |= {"val_ce": s["val_ce"] / s["val_n"], "val_top1": 100.0 * s["val_correct"] / s["val_n"]}
+            row |= {
+                "val_ce": s["val_ce"] / s["val_n"],
+                "val_top1": 100.0 * s["val_correct"] / s["val_n"],
+            }
         row |= prompt_state(self.model)
         row["seconds"] = time.perf_counter() - self._epoch_started
         self.history.append(row)
         self.log("val_top1", row.get("val_top1", float("nan")), prog_bar=True)
         if self.checkpoint_path is not None:
-            self.trainer.save_checkpoint(self.checkpoint_path)
+            self.trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vmp_history"] = json.dumps(self.history)
@@ -212,7 +187,9 @@ class VideoClassificationModule(L.LightningModule):
         self.history = json.loads(checkpoint.get("vmp_history", "[]"))
 
     def configure_optimizers(self):
-        optimizer = torch.optim.SGD(split_parameters(self.model, self.optim), momentum=self.optim.momentum)
+        optimizer = torch.optim.SGD(
+            split_parameters(self.model, self.optim), momentum=self.optim.momentum
+        )
         total = int(self.trainer.estimated_stepping_batches)
         warmup = max(1, round(total * self.optim.warmup_epochs / self.optim.epochs))
         schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -228,7 +205,7 @@ def prompt_state(model: torch.nn.Module) -> dict[str, float]:
     for key, layer in layers.items():
         suffix = "" if len(layers) == 1 else f"_{key}"
         for name, value in layer.pn_parameters().items():
-            state[f"{name}{suffix}"] = float(value)
+            state[f"{name}{suffix}"] = value.item()
     return state
 
 
@@ -252,7 +229,9 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device | s
     return torch.cat(probs), torch.cat(labels), torch.cat(index)
 
 
-def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> dict:
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu"
+) -> dict:
     """Multi-view evaluation: softmax averaged over each video's views, then the metrics."""
     scores, labels = aggregate_views(*predict(model, loader, device))
     return classification_metrics(scores, labels)
@@ -260,7 +239,9 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | 
 
 def fingerprint(settings: dict[str, Any]) -> str:
     """Short hash of a run's settings; a checkpoint is resumed only by a run with the same one."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 def fit(
@@ -295,7 +276,7 @@ def fit(
     resume = _resumable(checkpoint, fingerprint(settings))
 
     L.seed_everything(seed, workers=True, verbose=False)
-    module = VideoClassificationModule(model, optim, seed=seed, run_name=run_name)
+    module = VideoClassificationModule(model, optim, run_name=run_name)
     module.checkpoint_path = checkpoint
     trainer = L.Trainer(
         max_epochs=optim.epochs,
@@ -311,18 +292,37 @@ def fit(
         plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
     )
-    train_loader = make_loader(train_set, optim.batch_size, train=True, seed=seed, num_workers=num_workers)
+    train_loader = make_loader(
+        train_set,
+        batch_size=optim.batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        seed=seed,
+        drop_last=len(train_set) > optim.batch_size,
+    )
     eval_batch = test_batch_size or optim.batch_size
     val_loader = (
-        make_loader(val_set, eval_batch, train=False, seed=seed, num_workers=num_workers) if val_set else None
+        make_loader(
+            val_set, batch_size=eval_batch, shuffle=False, num_workers=num_workers, seed=seed
+        )
+        if val_set
+        else None
     )
     started = time.perf_counter()
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     (checkpoint.parent / "fingerprint").write_text(fingerprint(settings))
-    trainer.fit(module, train_loader, val_loader, ckpt_path=checkpoint if resume else None, weights_only=True)
+    trainer.fit(
+        module,
+        train_loader,
+        val_loader,
+        ckpt_path=checkpoint if resume else None,
+        weights_only=True,
+    )
     train_seconds = time.perf_counter() - started
 
-    test_loader = make_loader(test_set, eval_batch, train=False, seed=seed, num_workers=num_workers)
+    test_loader = make_loader(
+        test_set, batch_size=eval_batch, shuffle=False, num_workers=num_workers, seed=seed
+    )
     started = time.perf_counter()
     metrics = evaluate(model, test_loader, trainer.strategy.root_device)
     metrics |= {
@@ -338,7 +338,7 @@ def fit(
     write_csv(run_dir / "history.csv", pd.DataFrame(module.history))
     save_checkpoint(model.cpu(), run_dir / "model.pt", settings=json.dumps(settings, default=str))
     write_json(run_dir / "metrics.json", metrics)
-    checkpoint.unlink(missing_ok=True)
+    shutil.rmtree(checkpoint.parent)
     return metrics
 
 

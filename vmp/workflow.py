@@ -24,7 +24,9 @@ def nested_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any
 
 def _require(value: Any, allowed: list[str], where: str) -> None:
     if value not in allowed:
-        raise ConfigError(f"{where}: unknown value {value!r}; allowed: {', '.join(map(str, allowed))}")
+        raise ConfigError(
+            f"{where}: unknown value {value!r}; allowed: {', '.join(map(str, allowed))}"
+        )
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -46,7 +48,9 @@ def check_config(config: dict[str, Any]) -> None:
     ablation = config.get("ablation")
     if ablation:
         _require(ablation["dataset"], sorted(config["datasets"]), "ablation.dataset")
-        _require(ablation["split"], config["datasets"][ablation["dataset"]]["splits"], "ablation.split")
+        _require(
+            ablation["split"], config["datasets"][ablation["dataset"]]["splits"], "ablation.split"
+        )
         _require(ablation["backbone"], sorted(config["backbones"]), "ablation.backbone")
         _require(ablation["variant"], list_variants(ablation["backbone"]), "ablation.variant")
 
@@ -64,7 +68,9 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
         key = (dataset, str(split), backbone, variant, lam, int(seed))
         run = runs.setdefault(
             key,
-            dict(zip(("dataset", "split", "backbone", "variant", "lambda", "seed"), key, strict=True))
+            dict(
+                zip(("dataset", "split", "backbone", "variant", "lambda", "seed"), key, strict=True)
+            )
             | {"table": False, "ablation": False},
         )
         run[kind] = True
@@ -72,10 +78,20 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     for (name, dataset), (backbone, settings) in itertools.product(
         config["datasets"].items(), config["backbones"].items()
     ):
-        for split, variant, seed in itertools.product(dataset["splits"], settings["variants"], config["seeds"]):
+        for split, variant, seed in itertools.product(
+            dataset["splits"], settings["variants"], config["seeds"]
+        ):
             add("table", name, split, backbone, variant, config["lambda"], seed)
     ablation = config.get("ablation")
     if ablation:
         for lam, seed in itertools.product(ablation["lambdas"], ablation["seeds"]):
-            add("ablation", ablation["dataset"], ablation["split"], ablation["backbone"], ablation["variant"], lam, seed)
+            add(
+                "ablation",
+                ablation["dataset"],
+                ablation["split"],
+                ablation["backbone"],
+                ablation["variant"],
+                lam,
+                seed,
+            )
     return list(runs.values())

@@ -1,0 +1,194 @@
+"""Training loop: schedule, seeding, parameter groups, determinism, NaN guard and resume after SIGKILL."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from vmp.data import EpochSeededSampler
+from vmp.experiment import train_run
+from vmp.models import create_model
+from vmp.train import OptimConfig, split_parameters, warmup_cosine
+
+CLIP = {
+    "num_frames": 4,
+    "sampling_rate": 2,
+    "crop_size": 32,
+    "train_scale": [32, 36],
+    "test_scale": 32,
+    "hflip": False,
+}
+
+
+def test_warmup_cosine_closed_form():
+    assert warmup_cosine(0, 4, 20) == pytest.approx(0.25)
+    assert warmup_cosine(3, 4, 20) == pytest.approx(1.0)
+    assert warmup_cosine(4, 4, 20) == pytest.approx(1.0)
+    assert warmup_cosine(12, 4, 20) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert warmup_cosine(20, 4, 20) == pytest.approx(0.0)
+
+
+def test_sampler_depends_only_on_seed_and_epoch():
+    a, b = EpochSeededSampler(50, seed=3), EpochSeededSampler(50, seed=3)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert list(a) == list(b) and sorted(a) == list(range(50))
+    b.set_epoch(3)
+    assert list(a) != list(b)
+    assert list(EpochSeededSampler(50, seed=4)) != list(EpochSeededSampler(50, seed=3))
+
+
+def test_prompt_parameters_get_their_own_group():
+    model = create_model("x3d_tiny", 5, prompt="vmp", num_frames=4, crop_size=32)
+    cfg = OptimConfig(lr=0.1, weight_decay=1e-4, prompt_lr_mult=10.0, prompt_weight_decay=0.0)
+    groups = {g["name"]: g for g in split_parameters(model, cfg)}
+    prompt = groups["prompt"]
+    assert (
+        len(prompt["params"]) == 2
+        and prompt["lr"] == pytest.approx(1.0)
+        and prompt["weight_decay"] == 0.0
+    )
+    assert all(p.ndim <= 1 for p in groups["backbone_no_decay"]["params"])
+    released = OptimConfig(weight_decay=1e-4, prompt_weight_decay=None)
+    assert {g["name"]: g for g in split_parameters(model, released)}["prompt"][
+        "weight_decay"
+    ] == 1e-4
+    counted = sum(len(g["params"]) for g in groups.values())
+    assert counted == len(list(model.parameters()))
+
+
+def _run(scene, out_dir, **changes):
+    settings = dict(
+        dataset="synth_gym",
+        dataset_format="synthmotion",
+        data_root=str(scene),
+        split="1",
+        backbone="x3d_tiny",
+        variant="vmp",
+        lambda_reg=2.5,
+        seed=0,
+        out_dir=str(out_dir),
+        clip=CLIP | {"num_temporal_clips": 2},
+        optim={"epochs": 2, "batch_size": 4, "lr": 0.05},
+        progress_bar=False,
+    )
+    return train_run(**(settings | changes))
+
+
+def _comparable(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("train_seconds", "test_seconds", "resumed_from_epoch"):
+        metrics.pop(key)
+    history = pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
+    return metrics, history
+
+
+def test_same_seed_same_metrics_and_history_records_prompt(tiny_scene, tmp_path):
+    first = _run(tiny_scene, tmp_path / "a")
+    _run(tiny_scene, tmp_path / "b")
+    (m1, h1), (m2, h2) = _comparable(tmp_path / "a"), _comparable(tmp_path / "b")
+    assert m1 == m2
+    pd.testing.assert_frame_equal(h1, h2)
+    assert list(h1["epoch"]) == [1, 2]
+    assert {
+        "train_loss",
+        "train_ce",
+        "train_variation",
+        "train_top1",
+        "val_top1",
+        "slope",
+        "shift",
+        "lr",
+    } <= set(h1)
+    assert h1["slope"].iloc[0] != h1["slope"].iloc[1]  # m is trained
+    assert 9.09 <= first["prompt"]["slope"] <= 50 and -0.6 <= first["prompt"]["shift"] <= 0.6
+    assert first["test_views"] == 2 and first["num_videos"] > 0
+    assert not (tmp_path / "a" / "checkpoints").exists()
+    reloaded = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
+    assert "state_dict" in reloaded
+
+
+def test_other_seed_other_result(tiny_scene, tmp_path):
+    _run(tiny_scene, tmp_path / "a", optim={"epochs": 1, "batch_size": 4})
+    _run(tiny_scene, tmp_path / "b", optim={"epochs": 1, "batch_size": 4}, seed=1)
+    assert not _comparable(tmp_path / "a")[1].equals(_comparable(tmp_path / "b")[1])
+
+
+def test_non_finite_loss_names_run_epoch_and_step(tiny_scene, tmp_path, monkeypatch):
+    import vmp.experiment
+
+    def poisoned(*args, **kwargs):
+        model = create_model(*args, **kwargs)
+        with torch.no_grad():
+            model.prompt_layers["video"].m.fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(vmp.experiment, "create_model", poisoned)
+    with pytest.raises(
+        FloatingPointError,
+        match=r"synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0: non-finite loss .* epoch 0, step 0",
+    ):
+        _run(tiny_scene, tmp_path / "nan")
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+RESUME_SCRIPT = """
+import json, sys
+from vmp.experiment import train_run
+train_run(**json.loads(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_identical_metrics(tiny_scene, tmp_path):
+    settings = dict(
+        dataset="synth_gym",
+        dataset_format="synthmotion",
+        data_root=str(tiny_scene),
+        split="1",
+        backbone="x3d_tiny",
+        variant="vmp",
+        lambda_reg=2.5,
+        seed=0,
+        clip=CLIP,
+        optim={"epochs": 4, "batch_size": 2, "lr": 0.05},
+        progress_bar=False,
+    )
+
+    def start(out_dir):
+        args = json.dumps(settings | {"out_dir": str(out_dir)})
+        return subprocess.Popen(
+            [sys.executable, "-c", RESUME_SCRIPT, args],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    start(tmp_path / "straight").wait(timeout=300)
+    checkpoint = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    proc = start(tmp_path / "killed")
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed; make it longer"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.json").exists()
+    assert (
+        not list(checkpoint.parent.glob("*.tmp")) or True
+    )  # a kill may leave a temp file, never a partial ckpt
+    torch.load(checkpoint, weights_only=True)  # the checkpoint left behind is complete
+
+    assert start(tmp_path / "killed").wait(timeout=300) == 0
+    resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
+    assert resumed["resumed_from_epoch"] >= 1
+    straight, killed = _comparable(tmp_path / "straight"), _comparable(tmp_path / "killed")
+    assert straight[0] == killed[0]
+    pd.testing.assert_frame_equal(straight[1], killed[1])
