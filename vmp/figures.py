@@ -1,0 +1,523 @@
+"""The paper's figures (Fig. 1, 3, 4, 5, 6) from clips, prompt layers and finished runs.
+
+Each ``fig*`` function returns a ``matplotlib.figure.Figure`` built without pyplot (no display,
+no global figure registry; rendering uses Agg); ``save_figure`` writes it as PNG and PDF.
+Every plotted number comes from the inputs: learned slopes and shifts are read from the runs'
+``history.csv`` and ``metrics.json``, attention maps are computed by the runs' prompt layers.
+Missing inputs (no runs, no clip) give a panel with a "no runs" note instead of an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from vmp.io import atomic_path
+from vmp.motion import frame_differences, taylor_video, time_colour_reordering
+from vmp.prompt import (
+    NORM_MEAN,
+    NORM_STD,
+    PN_ETA_INIT,
+    MotionPromptLayer,
+    power_norm_curve,
+    shift_fn,
+    slope_fn,
+)
+
+DIFF_CMAP = "coolwarm"  # blue: darker, red: brighter (as in the paper's Fig. 5)
+ATTENTION_CMAP = "OrRd"  # light orange: low attention, dark red: high
+PN_LABELS = {"gamma": "Gamma", "maxexp": "MaxExp", "sigme": "SigmE", "asinhe": "AsinhE"}
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Read a finished run's ``metrics.json`` and ``history.csv``.
+
+    Raises:
+        FileNotFoundError: a file is missing (the run has not finished).
+        ValueError: ``metrics.json`` has no "settings".
+    """
+    run_dir = Path(run_dir)
+    metrics_path, history_path = run_dir / "metrics.json", run_dir / "history.csv"
+    for path in (metrics_path, history_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"load_run: {path} not found; {run_dir} is not a finished training run "
+                "(run its training job first, or remove it from the list of runs)"
+            )
+    metrics = json.loads(metrics_path.read_text())
+    if "settings" not in metrics:
+        raise ValueError(f"load_run: {metrics_path} has no 'settings'; rerun the training job")
+    return metrics, pd.read_csv(history_path)
+
+
+def load_run_model(run_dir: str | Path) -> torch.nn.Module:
+    """Rebuild a run's ``VideoClassifier`` from its settings and load its ``model.pt`` (eval mode)."""
+    from vmp.models import create_model, load_pretrained, variant_options
+
+    run_dir = Path(run_dir)
+    settings = load_run(run_dir)[0]["settings"]
+    weights = run_dir / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"load_run_model: {weights} not found; rerun the training job")
+    clip = settings["clip"]
+    overrides = {"num_frames": clip["num_frames"], "crop_size": clip["crop_size"]}
+    model = create_model(
+        settings["backbone"],
+        int(settings["num_classes"]),
+        **variant_options(settings["backbone"], settings["variant"]),
+        **(overrides | (settings.get("model") or {})),
+    )
+    load_pretrained(model, weights)
+    return model.eval()
+
+
+def prompt_layer(model: torch.nn.Module, pathway: str | None = None) -> MotionPromptLayer:
+    """A model's prompt layer: ``pathway``, else "video", else "fast", else the first one."""
+    layers = getattr(model, "prompt_layers", {})
+    if not layers:
+        raise ValueError(
+            f"prompt_layer: {getattr(model, 'name', 'model')} has no prompt layer (a baseline); "
+            "pick a run of a vmp variant"
+        )
+    if pathway is not None:
+        if pathway not in layers:
+            raise ValueError(f"prompt_layer: no layer for pathway {pathway!r}; has {list(layers)}")
+        return layers[pathway]
+    for name in ("video", "fast"):
+        if name in layers:
+            return layers[name]
+    return next(iter(layers.values()))
+
+
+def prompt_points(metrics: dict[str, Any]) -> list[tuple[str | None, float, float]]:
+    """Learned (layer, slope a, shift b) of a run; layer is None for a single prompt layer.
+
+    Runs without a sigmoid prompt layer (baselines, other power norms) give an empty list.
+    """
+    prompt = metrics.get("prompt") or {}
+    if "slope" in prompt and "shift" in prompt:
+        return [(None, float(prompt["slope"]), float(prompt["shift"]))]
+    return [
+        (key[len("slope_") :], float(value), float(prompt[f"shift_{key[len('slope_') :]}"]))
+        for key, value in prompt.items()
+        if key.startswith("slope_") and f"shift_{key[len('slope_') :]}" in prompt
+    ]
+
+
+def _has_prompt(run_dir: str | Path) -> bool:
+    return bool(prompt_points(load_run(run_dir)[0]))
+
+
+def pick_table_run(runs: Sequence[str | Path], dataset: str) -> Path | None:
+    """First run of ``dataset`` with a sigmoid prompt layer, seed 0 preferred; None if none."""
+    found = [
+        Path(r) for r in runs if load_run(r)[0]["settings"]["dataset"] == dataset and _has_prompt(r)
+    ]
+    seed0 = [r for r in found if int(load_run(r)[0]["settings"]["seed"]) == 0]
+    return (seed0 or found or [None])[0]
+
+
+def pick_ablation_pair(runs: Sequence[str | Path], target: float = 2.5) -> tuple[Path, Path] | None:
+    """(run with the smallest lambda, other run with lambda closest to ``target``); None if < 2 runs."""
+    found = sorted(
+        ((float(load_run(r)[0]["settings"]["lambda"]), Path(r)) for r in runs if _has_prompt(r)),
+        key=lambda x: x[0],
+    )
+    if len(found) < 2:
+        return None
+    rest = found[1:]
+    best = min(rest, key=lambda x: abs(x[0] - target))
+    return found[0][1], best[1]
+
+
+def sample_clip(
+    root: str | Path,
+    split: str | int,
+    clip: dict[str, Any],
+    index: int = 0,
+    dataset_format: str = "synthmotion",
+) -> torch.Tensor:
+    """Test clip number ``index`` of a dataset, (3, T+1, H, W) in [0, 1], centre view."""
+    from vmp.data import ClipDataset, ClipSpec
+    from vmp.datasets import index as index_dataset
+
+    table = index_dataset(dataset_format, root, split)
+    test = table[table["subset"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise ValueError(f"sample_clip: {root} (split {split}) has no test videos")
+    spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
+    spec = ClipSpec(**(vars(spec) | {"num_temporal_clips": 1, "num_spatial_crops": 1}))
+    return ClipDataset(test, spec, train=False)[index % len(test)]["video"]
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _note(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _image(ax: Axes, image: np.ndarray, title: str | None = None, **kwargs: Any):
+    im = ax.imshow(image, interpolation="nearest", **kwargs)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im
+
+
+def _rgb(video: torch.Tensor, t: int) -> np.ndarray:
+    return video[:, t].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+@torch.no_grad()
+def _attention(video: torch.Tensor, layer: MotionPromptLayer) -> np.ndarray:
+    """Attention maps (T, H, W) of ``layer`` on a raw [0, 1] clip (3, T+1, H, W)."""
+    x = video.unsqueeze(0).float()
+    if layer.input_normalized:
+        x = (x - NORM_MEAN) / NORM_STD
+    return layer(x).attention[0].numpy()
+
+
+def _steps(num: int, steps: int) -> list[int]:
+    return sorted({int(round(x)) for x in np.linspace(0, num - 1, min(steps, num))})
+
+
+def _layer_label(layer: MotionPromptLayer) -> str:
+    if layer.power_norm != "sigmoid":
+        return f"{layer.power_norm}, eta = {layer.eta.item():.2f}"
+    return f"a = {layer.slope.item():.2f}, b = {layer.shift.item():.2f}"
+
+
+def _check_clip(video: torch.Tensor, what: str, min_frames: int = 2) -> None:
+    if not isinstance(video, torch.Tensor) or video.dim() != 4 or video.shape[0] != 3:
+        shape = tuple(video.shape) if hasattr(video, "shape") else type(video)
+        raise ValueError(f"{what}: video has shape {shape}; expected (3, T+1, H, W) in [0, 1]")
+    if video.shape[1] < min_frames:
+        raise ValueError(f"{what}: need at least {min_frames} frames, got {video.shape[1]}")
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def fig1_motion_representations(
+    video: torch.Tensor | None, t: int | None = None, order: int = 2
+) -> Figure:
+    """Fig. 1: a frame beside frame differencing, time-colour reordering and a Taylor frame.
+
+    Args:
+        video: (3, T+1, H, W) in [0, 1] with at least ``order + 4`` frames; None gives a note.
+        t: time step of the frame difference ``D_t`` (frames t and t+1); default the middle one.
+            The reordering image and Taylor block start at t too (moved back to fit the clip).
+        order: Taylor expansion order (see ``vmp.motion.taylor_video``).
+
+    Returns:
+        Figure with 4 image axes and a colour bar for the differences.
+    """
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    if video is None:
+        _note(fig.add_subplot(), "no clip: give a SynthMotion root to show Fig. 1")
+        return fig
+    _check_clip(video, "fig1_motion_representations", order + 4)
+    diffs = frame_differences(video)
+    reordered = time_colour_reordering(video, mode="gray")
+    taylor = taylor_video(video, order=order)
+    t = len(diffs) // 2 if t is None else t
+    if not 0 <= t < len(diffs):
+        raise ValueError(f"fig1_motion_representations: t={t} outside [0, {len(diffs) - 1}]")
+    axes = fig.subplots(1, 4)
+    _image(axes[0], _rgb(video, t + 1), f"frame {t + 1}")
+    bound = max(float(np.abs(diffs[t]).max()), 1e-6)
+    im = _image(
+        axes[1], diffs[t], f"frame differencing D_{t}", cmap=DIFF_CMAP, vmin=-bound, vmax=bound
+    )
+    fig.colorbar(im, ax=axes[1], shrink=0.8, label="grayscale change")
+    k = min(t, len(reordered) - 1)
+    _image(axes[2], reordered[k], f"time-colour reordering\n(GrayST, frames {k}-{k + 2})")
+    s = min(t, len(taylor) - 1)
+    magnitude = np.abs(taylor[s])
+    _image(
+        axes[3],
+        magnitude / max(float(magnitude.max()), 1e-12),
+        f"Taylor video (order {order}, frames {s}-{s + order + 3})\n|displ.|, |vel.|, |acc.| as RGB",
+    )
+    return fig
+
+
+def fig3_power_normalisation(
+    alpha: float = 5.0, beta: float = 0.45, gamma: float = 0.6, eps: float = 0.1
+) -> Figure:
+    """Fig. 3: (a) learnable PN against Gamma/MaxExp/SigmE/AsinhE, (b) a(m), (c) b(n), (d) f(D, m).
+
+    Curves are evaluated with ``vmp.prompt.power_norm_curve``, ``slope_fn`` and ``shift_fn``
+    (the layer's own functions). The alternatives use their initial eta (``PN_ETA_INIT``).
+
+    Returns:
+        Figure with 4 panels and a colour bar for (d).
+    """
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    (ax_a, ax_b), (ax_c, ax_d) = fig.subplots(2, 2)
+    d = torch.linspace(-1, 1, 401, dtype=torch.float64)
+    a_lo, a_hi = alpha / (beta + eps), alpha / eps
+
+    # (a) shadow: every sigmoid with the smallest slope and a shift in [-gamma, gamma]
+    left = power_norm_curve("sigmoid", d, slope=a_lo, shift=-gamma)
+    right = power_norm_curve("sigmoid", d, slope=a_lo, shift=gamma)
+    ax_a.fill_between(d, right, left, color="tab:orange", alpha=0.15, lw=0, label="ours, range")
+    a_mid = float(slope_fn(torch.tensor(0.5), alpha, beta, eps))
+    sigmoids = [(a_lo, 0.0), (a_mid, 0.0), (a_hi, 0.0), (a_mid, -gamma / 2), (a_mid, gamma / 2)]
+    for i, (a, b) in enumerate(sigmoids):
+        ax_a.plot(
+            d,
+            power_norm_curve("sigmoid", d, slope=a, shift=b),
+            color="tab:orange",
+            alpha=1.0 - 0.15 * i,
+            lw=2 if i == 0 else 1.2,
+            ls="-" if b == 0 else "--",
+            label=f"ours, a = {a:.1f}, b = {b:+.2f}",
+        )
+    colours = ("tab:blue", "tab:green", "tab:red", "tab:purple")
+    for colour, (name, label) in zip(colours, PN_LABELS.items(), strict=True):
+        eta = PN_ETA_INIT[name]
+        curve = power_norm_curve(name, d, eta=eta)
+        ax_a.plot(d, curve, color=colour, lw=1.2, label=f"{label} (eta = {eta:g})")
+    ax_a.set(xlabel="frame difference D", ylabel="attention f(D)", title="(a) power normalisation")
+    ax_a.legend(fontsize=7, loc="upper left")
+
+    m = torch.linspace(-4, 4, 401, dtype=torch.float64)
+    ax_b.plot(m, slope_fn(m, alpha, beta, eps), color="tab:orange")
+    for bound in (a_lo, a_hi):
+        ax_b.axhline(bound, color="gray", ls=":", lw=1)
+    ax_b.set(xlabel="m", ylabel="slope a(m)", title=f"(b) a(m) in [{a_lo:.2f}, {a_hi:.0f}]")
+
+    ax_c.plot(m, shift_fn(m, gamma), color="tab:orange")
+    for bound in (-gamma, gamma):
+        ax_c.axhline(bound, color="gray", ls=":", lw=1)
+    ax_c.set(xlabel="n", ylabel="shift b(n)", title=f"(c) b(n) in [{-gamma}, {gamma}]")
+
+    mm, dd = torch.meshgrid(m, d, indexing="ij")
+    surface = power_norm_curve("sigmoid", dd, slope=slope_fn(mm, alpha, beta, eps), shift=0.0)
+    mesh = ax_d.imshow(
+        surface,
+        origin="lower",
+        extent=(-1, 1, float(m[0]), float(m[-1])),
+        aspect="auto",
+        cmap=ATTENTION_CMAP,
+        vmin=0,
+        vmax=1,
+    )
+    fig.colorbar(mesh, ax=ax_d, label="attention f(D)")
+    ax_d.set(xlabel="frame difference D", ylabel="m", title="(d) f(D) over D and m (b = 0)")
+    return fig
+
+
+def _lambda_curves(ax_a: Axes, ax_b: Axes, ablation_runs: Sequence[str | Path]) -> None:
+    runs = sorted(
+        (load_run(r) for r in ablation_runs), key=lambda mh: float(mh[0]["settings"]["lambda"])
+    )
+    colours = _colours(len(runs))
+    plotted = False
+    for colour, (metrics, history) in zip(colours, runs, strict=True):
+        lam = float(metrics["settings"]["lambda"])
+        suffixes = (
+            [""]
+            if "slope" in history
+            else [c[len("slope") :] for c in history.columns if c.startswith("slope_")]
+        )
+        for style, suffix in zip(["-", "--", ":"], suffixes, strict=False):
+            label = f"lambda = {lam:g}" + (f" ({suffix[1:]})" if suffix else "")
+            for ax, column in ((ax_a, "slope"), (ax_b, "shift")):
+                if column + suffix in history:
+                    ax.plot(
+                        history["epoch"],
+                        history[column + suffix],
+                        color=colour,
+                        ls=style,
+                        marker="o",
+                        ms=3,
+                        label=label,
+                    )
+                    plotted = True
+    if not plotted:
+        for ax in (ax_a, ax_b):
+            _note(ax, "no runs: no lambda-ablation runs with a prompt layer")
+        return
+    for ax, name in ((ax_a, "slope a"), (ax_b, "shift b")):
+        ax.set(xlabel="epoch", ylabel=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    return [colormaps["viridis"](x) for x in np.linspace(0.0, 0.9, max(n, 1))][:n]
+
+
+def _ab_scatter(ax: Axes, groups: dict[str, list[tuple[float, float]]], what: str) -> None:
+    if not groups:
+        _note(ax, f"no runs: no Table 1 runs with a prompt layer ({what})")
+        return
+    for colour, (name, points) in zip(_colours(len(groups)), groups.items(), strict=True):
+        xy = np.asarray(points)
+        ax.scatter(
+            xy[:, 0], xy[:, 1], color=colour, s=25, alpha=0.7, label=name, gid=f"runs:{name}"
+        )
+        mean = xy.mean(axis=0)
+        ax.scatter(
+            [mean[0]], [mean[1]], color=colour, marker="X", s=120, edgecolor="k", gid=f"mean:{name}"
+        )
+    ax.set(xlabel="learned slope a", ylabel="learned shift b")
+    ax.legend(fontsize=7, title="X: mean", title_fontsize=7)
+
+
+def _group_label(settings: dict[str, Any], layer: str | None) -> str:
+    backbone, variant = settings["backbone"], settings["variant"]
+    if variant in ("vmp_slow", "vmp_fast"):
+        return f"{backbone}-{variant[4]}"  # SlowFast-s / SlowFast-f as in the paper
+    if layer is not None:
+        return f"{backbone}-{variant} ({layer})"
+    return backbone
+
+
+def fig4_slope_shift(
+    ablation_runs: Sequence[str | Path], table_runs: Sequence[str | Path]
+) -> Figure:
+    """Fig. 4: (a, b) slope and shift per epoch for each lambda; learned (a, b) per (c) dataset, (d) backbone.
+
+    (a, b) read ``history.csv`` of ``ablation_runs`` (one line per run, coloured by lambda;
+    vmp_both runs give one line style per pathway). (c, d) read the final ``prompt`` of
+    ``metrics.json`` of every ``table_runs`` run with a sigmoid prompt layer: one point per
+    run and layer, the group mean marked with an X; (c) groups by dataset (all backbones),
+    (d) by backbone, SlowFast slow-only ("-s"), fast-only ("-f") and both layers apart.
+    Panels without runs show a "no runs" note.
+
+    Returns:
+        Figure with 4 axes.
+    """
+    fig = Figure(figsize=(11, 8), layout="constrained")
+    (ax_a, ax_b), (ax_c, ax_d) = fig.subplots(2, 2)
+    ax_a.set_title("(a) slope a during fine-tuning")
+    ax_b.set_title("(b) shift b during fine-tuning")
+    ax_c.set_title("(c) learned (a, b) per dataset")
+    ax_d.set_title("(d) learned (a, b) per backbone")
+    _lambda_curves(ax_a, ax_b, ablation_runs)
+    by_dataset: dict[str, list[tuple[float, float]]] = {}
+    by_backbone: dict[str, list[tuple[float, float]]] = {}
+    for run in table_runs:
+        metrics = load_run(run)[0]
+        settings = metrics["settings"]
+        for layer, a, b in prompt_points(metrics):
+            by_dataset.setdefault(settings["dataset"], []).append((a, b))
+            by_backbone.setdefault(_group_label(settings, layer), []).append((a, b))
+    _ab_scatter(ax_c, by_dataset, "per dataset")
+    _ab_scatter(ax_d, by_backbone, "per backbone")
+    return fig
+
+
+def fig5_attention(
+    examples: Sequence[tuple[str, torch.Tensor, MotionPromptLayer]], steps: int = 2
+) -> Figure:
+    """Fig. 5: frames, frame differences, attention maps and prompts of sample clips.
+
+    Each example (title, clip (3, T+1, H, W) in [0, 1], prompt layer) gives ``steps`` rows
+    (time steps spread over the clip) of 5 columns: frame t, frame t+1, difference D_t,
+    attention A_t (computed by the layer) and prompt Z_t = A_t * frame t+1. No examples give a
+    "no runs" note.
+
+    Returns:
+        Figure with ``5 * rows`` image axes and 2 colour bars (differences, attention).
+    """
+    if not examples:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        _note(fig.add_subplot(), "no runs: no Table 1 run with a prompt layer and a clip")
+        return fig
+    rows = []
+    for title, video, layer in examples:
+        _check_clip(video, f"fig5_attention ({title})")
+        attention = _attention(video, layer)
+        diffs = frame_differences(video)
+        for t in _steps(len(diffs), steps):
+            rows.append((title, layer, video, t, diffs[t], attention[t]))
+    fig = Figure(figsize=(11, 2.1 * len(rows) + 0.5), layout="constrained")
+    axes = np.asarray(fig.subplots(len(rows), 5, squeeze=False))
+    bound = max(max(float(np.abs(r[4]).max()) for r in rows), 1e-6)
+    for r, (title, layer, video, t, diff, att) in enumerate(rows):
+        ax = axes[r]
+        _image(ax[0], _rgb(video, t))
+        _image(ax[1], _rgb(video, t + 1))
+        im_d = _image(ax[2], diff, cmap=DIFF_CMAP, vmin=-bound, vmax=bound)
+        im_a = _image(ax[3], att, cmap=ATTENTION_CMAP, vmin=0, vmax=1)
+        _image(ax[4], np.clip(att[..., None] * _rgb(video, t + 1), 0, 1))
+        ax[0].set_ylabel(f"{title}\n{_layer_label(layer)}\nt = {t}", fontsize=8)
+    for col, name in enumerate(
+        ["frame t", "frame t+1", "difference D_t", "attention A_t", "prompt Z_t"]
+    ):
+        axes[0, col].set_title(name, fontsize=9)
+    # Below their columns, so the colour bars do not push the image columns apart.
+    fig.colorbar(im_d, ax=axes[:, 2].tolist(), location="bottom", shrink=0.9, label="D")
+    fig.colorbar(im_a, ax=axes[:, 3].tolist(), location="bottom", shrink=0.9, label="A")
+    return fig
+
+
+def fig6_regularisation(
+    video: torch.Tensor | None,
+    layer_without: MotionPromptLayer | None,
+    layer_with: MotionPromptLayer | None,
+    steps: int = 4,
+    labels: tuple[str, str] = ("lambda = 0", "lambda = 2.5"),
+) -> Figure:
+    """Fig. 6: prompts and attention maps of models trained without and with regularisation.
+
+    Rows: prompts and attention of ``layer_without``, then of ``layer_with``, on the same
+    clip; columns: ``steps`` time steps. Missing clip or layer gives a "no runs" note.
+
+    Returns:
+        Figure with ``4 * steps`` image axes (fewer if the clip is short) and a colour bar.
+    """
+    if video is None or layer_without is None or layer_with is None:
+        fig = Figure(figsize=(6, 2), layout="constrained")
+        _note(fig.add_subplot(), "no runs: need two lambda-ablation runs and a clip")
+        return fig
+    _check_clip(video, "fig6_regularisation")
+    maps = [_attention(video, layer) for layer in (layer_without, layer_with)]
+    ts = _steps(video.shape[1] - 1, steps)
+    fig = Figure(figsize=(2.2 * len(ts) + 1.2, 9), layout="constrained")
+    axes = np.asarray(fig.subplots(4, len(ts), squeeze=False))
+    for i, (att, label, layer) in enumerate(
+        zip(maps, labels, (layer_without, layer_with), strict=True)
+    ):
+        for j, t in enumerate(ts):
+            prompt = np.clip(att[t][..., None] * _rgb(video, t + 1), 0, 1)
+            _image(axes[2 * i, j], prompt, f"t = {t}" if i == 0 else None)
+            im = _image(axes[2 * i + 1, j], att[t], cmap=ATTENTION_CMAP, vmin=0, vmax=1)
+        axes[2 * i, 0].set_ylabel(f"prompts\n{label}\n{_layer_label(layer)}", fontsize=8)
+        axes[2 * i + 1, 0].set_ylabel(f"attention\n{label}", fontsize=8)
+    fig.colorbar(im, ax=axes[[1, 3]].ravel().tolist(), shrink=0.6, label="attention A")
+    return fig
+
+
+def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:
+    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` atomically; return both paths."""
+    stem = Path(path_stem)
+    written = []
+    for ext in ("png", "pdf"):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150)
+        written.append(path)
+    return written
