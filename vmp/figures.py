@@ -275,15 +275,20 @@ def fig3_power_normalisation(
     a_lo, a_hi = alpha / (beta + eps), alpha / eps
 
     # (a) shadow: every sigmoid with the smallest slope and a shift in [-gamma, gamma]
-    left = power_norm_curve("sigmoid", d, slope=a_lo, shift=-gamma)
-    right = power_norm_curve("sigmoid", d, slope=a_lo, shift=gamma)
-    ax_a.fill_between(d, right, left, color="tab:orange", alpha=0.15, lw=0, label="ours, range")
+    def curve(name: str, **params: float) -> np.ndarray:
+        return power_norm_curve(name, d, **params).numpy()
+
+    left = curve("sigmoid", slope=a_lo, shift=-gamma)
+    right = curve("sigmoid", slope=a_lo, shift=gamma)
+    ax_a.fill_between(
+        d.numpy(), right, left, color="tab:orange", alpha=0.15, lw=0, label="ours, range"
+    )
     a_mid = float(slope_fn(torch.tensor(0.5), alpha, beta, eps))
     sigmoids = [(a_lo, 0.0), (a_mid, 0.0), (a_hi, 0.0), (a_mid, -gamma / 2), (a_mid, gamma / 2)]
     for i, (a, b) in enumerate(sigmoids):
         ax_a.plot(
-            d,
-            power_norm_curve("sigmoid", d, slope=a, shift=b),
+            d.numpy(),
+            curve("sigmoid", slope=a, shift=b),
             color="tab:orange",
             alpha=1.0 - 0.15 * i,
             lw=2 if i == 0 else 1.2,
@@ -293,18 +298,19 @@ def fig3_power_normalisation(
     colours = ("tab:blue", "tab:green", "tab:red", "tab:purple")
     for colour, (name, label) in zip(colours, PN_LABELS.items(), strict=True):
         eta = PN_ETA_INIT[name]
-        curve = power_norm_curve(name, d, eta=eta)
-        ax_a.plot(d, curve, color=colour, lw=1.2, label=f"{label} (eta = {eta:g})")
+        ax_a.plot(
+            d.numpy(), curve(name, eta=eta), color=colour, lw=1.2, label=f"{label} (eta = {eta:g})"
+        )
     ax_a.set(xlabel="frame difference D", ylabel="attention f(D)", title="(a) power normalisation")
     ax_a.legend(fontsize=7, loc="upper left")
 
     m = torch.linspace(-4, 4, 401, dtype=torch.float64)
-    ax_b.plot(m, slope_fn(m, alpha, beta, eps), color="tab:orange")
+    ax_b.plot(m.numpy(), slope_fn(m, alpha, beta, eps).numpy(), color="tab:orange")
     for bound in (a_lo, a_hi):
         ax_b.axhline(bound, color="gray", ls=":", lw=1)
     ax_b.set(xlabel="m", ylabel="slope a(m)", title=f"(b) a(m) in [{a_lo:.2f}, {a_hi:.0f}]")
 
-    ax_c.plot(m, shift_fn(m, gamma), color="tab:orange")
+    ax_c.plot(m.numpy(), shift_fn(m, gamma).numpy(), color="tab:orange")
     for bound in (-gamma, gamma):
         ax_c.axhline(bound, color="gray", ls=":", lw=1)
     ax_c.set(xlabel="n", ylabel="shift b(n)", title=f"(c) b(n) in [{-gamma}, {gamma}]")
@@ -312,7 +318,7 @@ def fig3_power_normalisation(
     mm, dd = torch.meshgrid(m, d, indexing="ij")
     surface = power_norm_curve("sigmoid", dd, slope=slope_fn(mm, alpha, beta, eps), shift=0.0)
     mesh = ax_d.imshow(
-        surface,
+        surface.numpy(),
         origin="lower",
         extent=(-1, 1, float(m[0]), float(m[-1])),
         aspect="auto",

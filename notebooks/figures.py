@@ -1,0 +1,96 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Figures 1, 3, 4, 5 and 6
+# The paper's figures from finished training runs and SynthMotion test clips. All logic lives
+# in `vmp.figures`; every plotted number is read from the runs' `history.csv`, `metrics.json`
+# and `model.pt`. Rerun alone with `papermill notebooks/figures.ipynb out.ipynb -f params.yaml`.
+
+# %% tags=["parameters"]
+table_runs = []  # run directories of Table 1
+ablation_runs = []  # run directories of the lambda ablation (same dataset/backbone, lambdas differ)
+synth_roots = {}  # dataset name -> SynthMotion root, for sample clips
+split = "1"  # split whose test clips are shown
+clip = {"num_frames": 8, "sampling_rate": 2, "crop_size": 48, "test_scale": 48, "hflip": False}
+out_dir = "results/figures"
+
+# %%
+from pathlib import Path
+
+import torch
+from IPython.display import Image, display
+
+from vmp import figures
+
+torch.set_num_threads(1)
+out = Path(out_dir)
+clips = {name: figures.sample_clip(root, split, clip) for name, root in synth_roots.items()}
+
+
+def show(fig, name):
+    """Write the figure as PNG and PDF and display the PNG that was written."""
+    png, _ = figures.save_figure(fig, out / name)
+    display(Image(filename=str(png)))
+
+
+# %% [markdown]
+# ## Fig. 1: frame, frame differencing, time-colour reordering, Taylor video
+
+# %%
+show(
+    figures.fig1_motion_representations(next(iter(clips.values()), None)),
+    "fig1_motion_representations",
+)
+
+# %% [markdown]
+# ## Fig. 3: learnable power normalisation, a(m), b(n), f over D and m
+
+# %%
+show(figures.fig3_power_normalisation(), "fig3_power_normalisation")
+
+# %% [markdown]
+# ## Fig. 4: slope and shift against epochs per lambda; learned (a, b) per dataset and backbone
+
+# %%
+show(figures.fig4_slope_shift(ablation_runs, table_runs), "fig4_slope_shift")
+
+# %% [markdown]
+# ## Fig. 5: frames, differences, attention maps and prompts (one test clip per dataset)
+
+# %%
+examples = []
+for name, video in clips.items():
+    run = figures.pick_table_run(table_runs, name)
+    if run is not None:
+        layer = figures.prompt_layer(figures.load_run_model(run))
+        examples.append(
+            (f"{name} ({figures.load_run(run)[0]['settings']['backbone']})", video, layer)
+        )
+show(figures.fig5_attention(examples), "fig5_attention")
+
+# %% [markdown]
+# ## Fig. 6: attention and prompts without and with the temporal variation regulariser
+
+# %%
+pair = figures.pick_ablation_pair(ablation_runs)
+video = layers = None
+labels = ("lambda = 0", "lambda = 2.5")
+if pair is not None:
+    settings = [figures.load_run(run)[0]["settings"] for run in pair]
+    video = clips.get(settings[0]["dataset"])
+    layers = [figures.prompt_layer(figures.load_run_model(run)) for run in pair]
+    labels = tuple(f"lambda = {s['lambda']:g}" for s in settings)
+show(
+    figures.fig6_regularisation(video, *(layers or (None, None)), labels=labels),
+    "fig6_regularisation",
+)
