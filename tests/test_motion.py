@@ -127,3 +127,12 @@ def test_errors_name_the_argument():
 def test_signed_to_unit():
     np.testing.assert_allclose(signed_to_unit(np.array([-2.0, 0.0, 1.0])), [0.0, 0.5, 0.75])
     np.testing.assert_allclose(signed_to_unit(np.zeros(3)), 0.5)
+
+
+def test_layout_when_both_end_axes_are_three():
+    # 3 frames of 2 x 3 pixels: arrays are channels-last, tensors channels-first.
+    frames = np.random.default_rng(2).random((3, 2, 3, 3))
+    from_array = frame_differences(frames)
+    from_tensor = frame_differences(torch.from_numpy(np.moveaxis(frames, -1, 0)).clone())
+    np.testing.assert_allclose(from_array, from_tensor)
+    assert from_array.shape == (2, 2, 3)
