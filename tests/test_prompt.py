@@ -210,6 +210,7 @@ def _outputs_and_grads(layer, video, g_prompts, g_attention, video_grad=True):
     return [out.prompts, out.attention, v.grad, *(p.grad for p in layer.parameters())]
 
 
+@pytest.mark.slow  # the first torch.compile in a process takes about 15 s here
 def test_compiled_equals_eager_sigmoid():
     torch.manual_seed(0)
     eager = MotionPromptLayer(implementation="eager")

@@ -296,9 +296,9 @@ class MotionPromptLayer(nn.Module):
             in backward: nothing per-pixel saved for backward, about 4x faster forward+backward
             than "eager" on CPU when the clip needs a gradient), "eager" (plain reference) or
             "compiled" (``torch.compile`` of the eager maps, one compilation shared by all
-            layers: a few seconds to a minute on the first call, then about 1.4-1.7x faster
-            than "fused" on CPU; for long runs. If compilation fails, e.g. without a C++
-            compiler, it warns once and falls back to "fused").
+            layers: about 15 s on the first call on a 2-core CPU, then about 1.4-1.6x faster
+            forward+backward than "fused" on CPU; for long runs). If compilation fails, e.g.
+            without a C++ compiler, the layer warns once and falls back to "fused".
 
     The alternative power norms learn ``eta > 0`` through its logarithm (``log_eta``); their
     layers have no ``m``, ``n``, ``slope`` or ``shift``. Use ``pn_parameters()`` for logging.
