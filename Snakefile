@@ -19,6 +19,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/tables.smk"
+include: "rules/figures.smk"
 include: "rules/report.smk"
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vmp.synth import generate, render_clip
+from vmp.synth import generate
 
 manifest = generate(root, scene, seed=int(seed), **overrides)
 info = json.loads((Path(root) / "generation.json").read_text())
@@ -46,14 +46,13 @@ manifest.pivot_table(
 
 # %%
 import av
-import numpy as np
 
 examples = manifest.drop_duplicates("class_name").sort_values("label")
 fig, axes = plt.subplots(len(examples), 4, figsize=(6, 1.5 * len(examples)), squeeze=False)
-for row, (_, item) in zip(axes, examples.iterrows()):
+for row, (_, item) in zip(axes, examples.iterrows(), strict=True):
     with av.open(str(Path(root) / item["path"])) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    for ax, t in zip(row, (0, 4, 8, 12)):
+    for ax, t in zip(row, (0, 4, 8, 12), strict=True):
         ax.imshow(frames[min(t, len(frames) - 1)])
         ax.set_axis_off()
     row[0].set_title(item["class_name"], fontsize=8, loc="left")

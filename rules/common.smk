@@ -4,6 +4,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from vmp.workflow import check_config, nested_update, run_matrix
+from vmp.workflow import dataset_root as vmp_dataset_root
 
 validate(config, schema="../config/schema.yaml")
 check_config(config)
@@ -39,15 +40,14 @@ def run_dir(run):
 
 
 def dataset_root(name):
-    d = config["datasets"].get(name, {})
-    return d.get("root", f"{DATA_ROOT}/{name}")
+    return vmp_dataset_root(config, name)
 
 
-def data_ready_file(name):
-    """The file whose existence means dataset `name` is ready to be indexed."""
+def data_ready_file(name, split="1"):
+    """The manifest training indexes: generated (SynthMotion) or prepared (real datasets)."""
     if name in SYNTH_DATASETS:
         return f"{dataset_root(name)}/manifest.csv"
-    return f"{RESULTS}/data/{name}/prepare_report.json"
+    return f"{RESULTS}/data/{name}/{split}/manifest.csv"
 
 
 def backbone_settings(backbone, key, dataset=None):
@@ -79,7 +79,7 @@ def train_parameters(wildcards, pretraining=False):
         optim = backbone_settings(wildcards.backbone, "optim", dataset)
         fmt, root = config["datasets"][dataset]["format"], dataset_root(dataset)
         if fmt != "synthmotion":
-            fmt, root = "manifest", f"{RESULTS}/data/{dataset}"
+            fmt, root = "prepared", f"{RESULTS}/data/{dataset}/{split}"
         out = run_dir(dict(dataset=dataset, split=split, backbone=wildcards.backbone, variant=variant, **{"lambda": lam}, seed=seed))
         pretrained = pretrained_checkpoint(wildcards.backbone) or None
     return json.dumps(
@@ -89,6 +89,7 @@ def train_parameters(wildcards, pretraining=False):
             "data_root": root,
             "split": split,
             "backbone": wildcards.backbone,
+            "arch": config["backbones"][wildcards.backbone].get("arch", wildcards.backbone),
             "variant": variant,
             "lambda_reg": lam,
             "seed": seed,
@@ -106,17 +107,23 @@ def train_parameters(wildcards, pretraining=False):
 
 
 def all_outputs():
-    outputs = [
+    return [
         f"{RESULTS}/tables/table1.csv",
+        *(f"{RESULTS}/figures/{name}.png" for name in FIGURES),
         f"{RESULTS}/report/index.html",
     ]
-    return outputs
 
 
 def executed_notebooks():
     notebooks = [f"{run_dir(run)}/train.ipynb" for run in RUNS]
-    notebooks += [f"{RESULTS}/tables/table1.ipynb"]
+    notebooks += [f"{RESULTS}/tables/table1.ipynb", f"{RESULTS}/figures/figures.ipynb"]
     notebooks += [f"{RESULTS}/data/{name}/synth_data.ipynb" for name in SYNTH_DATASETS]
+    notebooks += [
+        f"{RESULTS}/data/{name}/{split}/prepare_data.ipynb"
+        for name, d in config["datasets"].items()
+        if d["format"] != "synthmotion"
+        for split in d["splits"]
+    ]
     if config.get("pretrain") and "scene" in config["pretrain"]:
         notebooks += [f"{RESULTS}/pretrain/{b}/train.ipynb" for b in config["backbones"]]
     return notebooks

@@ -35,3 +35,36 @@ rule synth_data:
         runtime=30,
     shell:
         "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+
+
+rule prepare_data:
+    """Index, validate, cut and probe one split of a real dataset (HMDB-51, FineGym, MPII Cooking 2)."""
+    input:
+        notebook=f"{RESULTS}/notebooks/prepare_data.ipynb",
+        root=lambda wc: dataset_root(wc.dataset),
+    output:
+        manifest=f"{RESULTS}/data/{{dataset}}/{{split}}/manifest.csv",
+        report=f"{RESULTS}/data/{{dataset}}/{{split}}/prepare_report.json",
+        notebook=f"{RESULTS}/data/{{dataset}}/{{split}}/prepare_data.ipynb",
+    params:
+        parameters=lambda wc, output: json.dumps(
+            {
+                "dataset_format": config["datasets"][wc.dataset]["format"],
+                "root": dataset_root(wc.dataset),
+                "split": wc.split,
+                "paths": config["datasets"][wc.dataset].get("paths", {}),
+                "out_dir": str(Path(output.manifest).parent),
+                "workers": RES.get("prepare_workers", 1),
+                "short_side": config["datasets"][wc.dataset].get("short_side"),
+            }
+        ),
+    log:
+        f"{RESULTS}/logs/prepare_data/{{dataset}}/{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data/{{dataset}}/{{split}}.tsv"
+    threads: RES.get("prepare_workers", 1)
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    shell:
+        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

@@ -27,7 +27,7 @@ rule finetune:
     """Fine-tune one cell of Table 1: dataset, split, backbone, variant, lambda and seed."""
     input:
         notebook=f"{RESULTS}/notebooks/train.ipynb",
-        data=lambda wc: data_ready_file(wc.dataset),
+        data=lambda wc: data_ready_file(wc.dataset, wc.split),
         pretrained=lambda wc: pretrained_checkpoint(wc.backbone),
     output:
         metrics=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{backbone}}/{{variant}}/lambda~{{lam}}/seed~{{seed}}/metrics.json",

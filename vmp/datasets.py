@@ -41,6 +41,7 @@ PROBE_COLUMNS = ["num_frames", "fps", "width", "height", "duration"]
 SUBSETS = ("train", "val", "test")
 
 SOURCES = {
+    "prepared": "Prepared manifests are written by `vmp.datasets.prepare` (the `prepare_data` rule)",
     "synthmotion": (
         "SynthMotion scenes are created by `vmp.synth.generate` (the `synth_data` workflow rule); "
         "run that rule first"
@@ -310,7 +311,26 @@ def _header_fps(path: Path) -> float | None:
         return None
 
 
+def _index_prepared(root: Path, split: str | int) -> pd.DataFrame:
+    """The manifest ``prepare`` wrote for one split: readable videos, cut clips, stable labels."""
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        raise FileNotFoundError(
+            f"prepared: manifest not found: {manifest}. It is written by `vmp.datasets.prepare` "
+            "(the `prepare_data` workflow rule); run that rule first."
+        )
+    table = pd.read_csv(manifest)
+    if missing := set(COLUMNS) - set(table.columns):
+        raise ValueError(f"prepared: {manifest} lacks columns {sorted(missing)}")
+    if table.empty:
+        raise ValueError(
+            f"prepared: {manifest} lists no readable video; see prepare_report.md beside it"
+        )
+    return table
+
+
 _INDEXERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "prepared": _index_prepared,
     "synthmotion": _index_synthmotion,
     "hmdb51": _index_hmdb51,
     "finegym": _index_finegym,
@@ -322,7 +342,8 @@ def index(dataset: str, root: str | Path, split: str | int = 1, **paths: str) ->
     """Index a dataset tree in its official layout.
 
     Args:
-        dataset: "synthmotion", "hmdb51", "finegym" or "mpii_cooking2".
+        dataset: "synthmotion", "hmdb51", "finegym", "mpii_cooking2", or "prepared" (the
+            manifest ``prepare`` wrote into ``root`` for one split).
         root: dataset root folder.
         split: 1-3 for HMDB-51, the SynthMotion split number, "gym99", or "test" for MPII.
         **paths: layout overrides. hmdb51: video_dir, split_dir; finegym: clip_dir, event_dir,

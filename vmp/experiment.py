@@ -54,6 +54,7 @@ def train_run(
     lambda_reg: float,
     seed: int,
     out_dir: str,
+    arch: str | None = None,
     clip: dict[str, Any],
     optim: dict[str, Any],
     model: dict[str, Any] | None = None,
@@ -65,7 +66,12 @@ def train_run(
     precision: str = "32-true",
     progress_bar: bool = True,
 ) -> dict[str, Any]:
-    """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`."""
+    """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`.
+
+    ``backbone`` names the run (and Table 1's row); ``arch`` is the registry model it builds, when
+    they differ (e.g. ``timesformer_k600`` built as ``timesformer`` from a Kinetics-600 checkpoint).
+    """
+    arch = arch or backbone
     torch.set_num_threads(threads)
     name = run_name(dataset, split, backbone, variant, lambda_reg, seed)
     spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
@@ -75,18 +81,20 @@ def train_run(
 
     torch.manual_seed(seed)  # model initialisation, including the prompt layer's m and n
     net = create_model(
-        backbone,
+        arch,
         num_classes,
         pretrained=pretrained,
-        **variant_options(backbone, variant),
+        **variant_options(arch, variant),
         **({"num_frames": spec.num_frames, "crop_size": spec.crop_size} | (model or {})),
     )
+    optim = optim | {"milestones": tuple(optim.get("milestones", ()))}
     optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if net.prompt_layers else 0.0}))
     settings = {
         "name": name,
         "dataset": dataset,
         "split": split,
         "backbone": backbone,
+        "arch": arch,
         "variant": variant,
         "lambda": lambda_reg,
         "seed": seed,

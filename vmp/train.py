@@ -12,6 +12,7 @@ checkpoint ends with the same metrics as one that was never interrupted.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -54,8 +55,14 @@ class OptimConfig:
     prompt_weight_decay: float | None = 0.0
     lambda_reg: float = 0.0
     variation_reduction: str = "mean"
+    # "cosine": linear warm-up then cosine decay, per step; "steps": warm-up, then x0.1 at each
+    # milestone epoch (the released TimeSformer recipe: 11 and 14 of 25).
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "steps"):
+            raise ValueError(f"schedule must be 'cosine' or 'steps', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}"
@@ -96,6 +103,13 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def warmup_step_decay(step: int, warmup_steps: int, milestone_steps: Sequence[int]) -> float:
+    """Learning-rate factor: linear warm-up, then x0.1 at each milestone step passed."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return 0.1 ** sum(step >= m for m in milestone_steps)
 
 
 class VideoClassificationModule(L.LightningModule):
@@ -192,9 +206,15 @@ class VideoClassificationModule(L.LightningModule):
         )
         total = int(self.trainer.estimated_stepping_batches)
         warmup = max(1, round(total * self.optim.warmup_epochs / self.optim.epochs))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, warmup, total)
-        )
+        if self.optim.schedule == "cosine":
+            factor = functools.partial(warmup_cosine, warmup_steps=warmup, total_steps=total)
+        else:
+            per_epoch = total / self.optim.epochs
+            milestones = [round(m * per_epoch) for m in self.optim.milestones]
+            factor = functools.partial(
+                warmup_step_decay, warmup_steps=warmup, milestone_steps=milestones
+            )
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from pathlib import Path
 from typing import Any
 
 
@@ -31,17 +32,26 @@ def _require(value: Any, allowed: list[str], where: str) -> None:
 
 def check_config(config: dict[str, Any]) -> None:
     """Cross-checks the JSON schema cannot express: names known to vmp and references between keys."""
+    from vmp.datasets import SOURCES
     from vmp.models import list_models, list_variants
     from vmp.synth import SCENES
 
     models = list_models()
     for backbone, settings in config["backbones"].items():
-        _require(backbone, models, "backbones")
+        arch = settings.get("arch", backbone)
+        _require(arch, models, f"backbones.{backbone}.arch" if "arch" in settings else "backbones")
         for variant in settings["variants"]:
-            _require(variant, list_variants(backbone), f"backbones.{backbone}.variants")
+            _require(variant, list_variants(arch), f"backbones.{backbone}.variants")
     for name, dataset in config["datasets"].items():
         if dataset["format"] == "synthmotion":
             _require(dataset.get("scene"), sorted(SCENES), f"datasets.{name}.scene")
+            continue
+        root = Path(dataset_root(config, name))
+        if not root.is_dir():
+            raise ConfigError(
+                f"datasets.{name}: dataset root {root} does not exist; set datasets.{name}.root or "
+                f"data_root. {SOURCES[dataset['format']]}."
+            )
     pretrain = config.get("pretrain")
     if pretrain and "scene" in pretrain:
         _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
@@ -52,7 +62,13 @@ def check_config(config: dict[str, Any]) -> None:
             ablation["split"], config["datasets"][ablation["dataset"]]["splits"], "ablation.split"
         )
         _require(ablation["backbone"], sorted(config["backbones"]), "ablation.backbone")
-        _require(ablation["variant"], list_variants(ablation["backbone"]), "ablation.variant")
+        arch = config["backbones"][ablation["backbone"]].get("arch", ablation["backbone"])
+        _require(ablation["variant"], list_variants(arch), "ablation.variant")
+
+
+def dataset_root(config: dict[str, Any], name: str) -> str:
+    """Where dataset ``name`` lives: its ``root`` setting, else ``<data_root>/<name>``."""
+    return config["datasets"].get(name, {}).get("root", f"{config['data_root']}/{name}")
 
 
 def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:

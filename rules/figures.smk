@@ -1,0 +1,42 @@
+FIGURES = [
+    "fig1_motion_representations",
+    "fig3_power_normalisation",
+    "fig4_slope_shift",
+    "fig5_attention",
+    "fig6_regularisation",
+]
+
+
+def run_files(kind):
+    return [f"{run_dir(run)}/{name}" for run in RUNS if run[kind] for name in ("metrics.json", "history.csv", "model.pt")]
+
+
+rule figures:
+    """Figures 1, 3, 4, 5 and 6 of the paper from the runs of Table 1 and of the lambda ablation."""
+    input:
+        notebook=f"{RESULTS}/notebooks/figures.ipynb",
+        table=run_files("table"),
+        ablation=run_files("ablation"),
+        data=[data_ready_file(name) for name in config["datasets"]],
+    output:
+        figures=[
+            report(f"{RESULTS}/figures/{name}.{ext}", category="Figures") if ext == "png" else f"{RESULTS}/figures/{name}.{ext}"
+            for name in FIGURES
+            for ext in ("png", "pdf")
+        ],
+        notebook=f"{RESULTS}/figures/figures.ipynb",
+    params:
+        parameters=lambda wc: json.dumps(
+            {
+                "table_runs": [run_dir(run) for run in RUNS if run["table"]],
+                "ablation_runs": [run_dir(run) for run in RUNS if run["ablation"]],
+                "synth_roots": {name: dataset_root(name) for name in config["datasets"] if name in SYNTH_DATASETS},
+                "split": config["datasets"][next(iter(config["datasets"]))]["splits"][0],
+                "clip": config["clip"],
+                "out_dir": f"{RESULTS}/figures",
+            }
+        ),
+    log:
+        f"{RESULTS}/logs/figures.log",
+    shell:
+        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

@@ -1,0 +1,185 @@
+"""The Snakemake workflow: configuration errors, notebook parameters, and the smoke DAG end to end."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import papermill
+import pytest
+import yaml
+
+from vmp.workflow import nested_update
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ("train", "synth_data", "table1", "figures", "prepare_data")
+
+
+def snakemake(*args, cwd=ROOT, check=True):
+    proc = subprocess.run(
+        ["snakemake", *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def write_config(tmp_path, name="config.yaml", base="config/smoke.yaml", **changes):
+    config = yaml.safe_load((ROOT / base).read_text())
+    config = nested_update(
+        config, {"results": str(tmp_path / "results"), "data_root": str(tmp_path / "data")}
+    )
+    config = nested_update(config, changes)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"optim": {"learning_rate": 0.1}},
+            "Additional properties are not allowed ('learning_rate' was unexpected)",
+        ),
+        ({"seeds": "zero"}, "'zero' is not of type 'array'"),
+        (
+            {"backbones": {"x3d_tiny": {"variants": ["vmp_slow"]}}},
+            "backbones.x3d_tiny.variants: unknown value 'vmp_slow'; allowed: baseline, vmp",
+        ),
+        ({"datasets": {"synth_gym": {"format": "kinetics"}}}, "'kinetics' is not one of"),
+        (
+            {"backbones": {"x3d_tiny": {"arch": "x3d_huge"}}},
+            "backbones.x3d_tiny.arch: unknown value 'x3d_huge'; allowed: c2d_r50",
+        ),
+    ],
+)
+def test_config_errors_fail_before_any_job(tmp_path, changes, message):
+    proc = snakemake("-n", "--configfile", str(write_config(tmp_path, **changes)), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_real_dataset_names_the_folder_and_the_source(tmp_path):
+    config = write_config(tmp_path, base="config/paper.yaml")
+    proc = snakemake("-n", "--configfile", str(config), check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert f"datasets.hmdb51: dataset root {tmp_path / 'data' / 'hmdb51'} does not exist" in out
+    assert "serre-lab.clps.brown.edu" in out
+
+
+def test_paper_profile_plans_every_cell_of_table1(tmp_path):
+    for name in ("hmdb51", "finegym", "mpii_cooking2"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    checkpoints = {}
+    for backbone in (
+        "slowfast_r50",
+        "c2d_r50",
+        "i3d_r50",
+        "x3d_m",
+        "timesformer",
+        "timesformer_k600",
+    ):
+        checkpoints[backbone] = str(tmp_path / f"{backbone}.pyth")
+        Path(checkpoints[backbone]).touch()
+    config = write_config(tmp_path, base="config/paper.yaml", pretrain={"checkpoints": checkpoints})
+    proc = snakemake("-n", "--configfile", str(config), "--quiet", "rules")
+    counts = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    # 5 dataset-splits x (4 SlowFast + 5 x 2) variants x 1 seed, plus the ablation's 8 other lambdas
+    assert counts["finetune"] == 5 * 14 + 8
+    assert counts["prepare_data"] == 5
+    assert "pretrain" not in counts and "synth_data" not in counts
+
+
+def _parameters(rule_params: str) -> set[str]:
+    return set(json.loads(rule_params))
+
+
+def test_notebook_parameters_match_what_the_rules_pass(tmp_path):
+    """Every parameter a rule passes is declared in its notebook's parameters cell, and vice versa."""
+    for notebook in NOTEBOOKS:
+        subprocess.run(
+            [
+                "jupytext",
+                "--to",
+                "ipynb",
+                "--output",
+                str(tmp_path / f"{notebook}.ipynb"),
+                str(ROOT / "notebooks" / f"{notebook}.py"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    declared = {
+        nb: set(papermill.inspect_notebook(str(tmp_path / f"{nb}.ipynb")))
+        for nb in ("train", "synth_data", "table1", "prepare_data")
+    }
+    config = write_config(tmp_path)
+    proc = snakemake("-n", "-p", "--configfile", str(config), "--forceall")
+    passed = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("papermill "):
+            notebook = Path(line.split()[1]).stem
+            passed.setdefault(notebook, set()).update(
+                yaml.safe_load(line.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
+            )
+    assert set(passed) == set(NOTEBOOKS) - {"prepare_data"}
+    for notebook, keys in passed.items():
+        assert keys == declared[notebook], notebook
+
+
+@pytest.mark.slow
+def test_smoke_workflow_end_to_end(tmp_path):
+    config = write_config(tmp_path)
+    snakemake("--cores", "2", "--configfile", str(config))
+    results = tmp_path / "results"
+
+    table = pd.read_csv(results / "tables" / "table1.csv", dtype={"split": str})
+    assert list(table["variant"]) == ["baseline", "vmp"]
+    assert set(table["dataset"]) == {"synth_gym"} and set(table["backbone"]) == {"x3d_tiny"}
+    assert (table["seeds"] == 2).all()
+    runs = sorted(results.glob("runs/synth_gym/1/x3d_tiny/*/lambda~*/seed~*/metrics.json"))
+    assert len(runs) == 5  # 2 variants x 2 seeds, plus the ablation's lambda 0
+    top1 = {
+        variant: [
+            json.loads(p.read_text())["top1"]
+            for p in runs
+            if f"/{variant}/lambda~{lam}/" in p.as_posix()
+        ]
+        for variant, lam in (("baseline", "0"), ("vmp", "2.5"))
+    }
+    for row in table.itertuples():
+        values = pd.Series(top1[row.variant])
+        assert row.top1_mean == pytest.approx(values.mean())
+        assert row.top1_std == pytest.approx(values.std(ddof=1))
+    assert table.loc[1, "published_top1"] == 83.8 and table.loc[0, "published_top1"] == 83.0
+    markdown = (results / "tables" / "table1.md").read_text()
+    assert "x3d_tiny" in markdown and "±" in markdown
+    assert (results / "tables" / "table1.tex").read_text().startswith("\\begin{tabular}")
+
+    history = pd.read_csv(runs[-1].parent / "history.csv")
+    assert len(history) == 2
+    assert (results / "pretrain" / "x3d_tiny" / "model.pt").exists()
+    notebook = json.loads((runs[0].parent / "train.ipynb").read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in notebook["cells"])
+    index = (results / "report" / "index.html").read_text()
+    assert "tables/table1.ipynb" in index and "runs/synth_gym/1/x3d_tiny/vmp" in index
+    assert (results / "report" / "tables" / "table1.html").stat().st_size > 10_000
+
+    # Nothing changed: nothing to do.
+    dry = snakemake("-n", "--configfile", str(config))
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+    # Rerun one cell of Table 1: only that run and what depends on it.
+    cell = runs[0].parent
+    dry = snakemake("-n", "--configfile", str(config), "--forcerun", str(cell / "metrics.json"))
+    out = dry.stdout
+    assert "finetune" in out and "pretrain " not in out and "synth_data" not in out
