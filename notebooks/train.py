@@ -33,6 +33,7 @@ model = {}
 pretrained = None
 threads = 1
 num_workers = 0
+cache_frames = False
 accelerator = "cpu"
 precision = "32-true"
 
@@ -61,6 +62,7 @@ metrics = train_run(
     pretrained=pretrained,
     threads=threads,
     num_workers=num_workers,
+    cache_frames=cache_frames,
     accelerator=accelerator,
     precision=precision,
     progress_bar=False,

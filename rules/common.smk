@@ -100,6 +100,7 @@ def train_parameters(wildcards, pretraining=False):
             "pretrained": pretrained,
             "threads": RES.get("threads", 1),
             "num_workers": RES.get("num_workers", 0),
+            "cache_frames": fmt == "synthmotion",
             "accelerator": RES.get("accelerator", "auto"),
             "precision": RES.get("precision", "32-true"),
         }

@@ -17,7 +17,7 @@ rule figures:
         notebook=f"{RESULTS}/notebooks/figures.ipynb",
         table=run_files("table"),
         ablation=run_files("ablation"),
-        data=[data_ready_file(name) for name in config["datasets"]],
+        data=[data_ready_file(name) for name in config["datasets"] if name in SYNTH_DATASETS],
     output:
         figures=[
             report(f"{RESULTS}/figures/{name}.{ext}", category="Figures") if ext == "png" else f"{RESULTS}/figures/{name}.{ext}"

@@ -205,3 +205,18 @@ def test_bad_arguments_raise_clear_errors(videos):
     ds = ClipDataset(table(videos["v24"]), spec(), train=False)
     with pytest.raises(IndexError):
         ds[1]
+
+
+def test_cached_frames_give_the_same_clips(videos):
+    """Decoding every frame once and sampling from memory equals decoding each clip."""
+    t = table(videos["v24"], videos["v5"], videos["long"])
+    for train in (False, True):
+        plain = ClipDataset(t, spec(), train=train)
+        cached = ClipDataset(t, spec(), train=train, cache_frames=True)
+        for i in range(len(plain)):
+            torch.manual_seed(i)
+            a = plain[i]
+            torch.manual_seed(i)
+            b = cached[i]
+            assert torch.equal(a["video"], b["video"]) and a["label"] == b["label"]
+    assert len(cached._cache) == len(t)

@@ -72,22 +72,23 @@ def test_missing_real_dataset_names_the_folder_and_the_source(tmp_path):
     assert "serre-lab.clps.brown.edu" in out
 
 
-def test_paper_profile_plans_every_cell_of_table1(tmp_path):
+PAPER_BACKBONES = ("slowfast_r50", "c2d_r50", "i3d_r50", "x3d_m", "timesformer", "timesformer_k600")
+
+
+def paper_config(tmp_path: Path) -> Path:
+    """The paper profile with empty dataset roots and checkpoint files under tmp_path."""
     for name in ("hmdb51", "finegym", "mpii_cooking2"):
-        (tmp_path / "data" / name).mkdir(parents=True)
-    checkpoints = {}
-    for backbone in (
-        "slowfast_r50",
-        "c2d_r50",
-        "i3d_r50",
-        "x3d_m",
-        "timesformer",
-        "timesformer_k600",
-    ):
-        checkpoints[backbone] = str(tmp_path / f"{backbone}.pyth")
-        Path(checkpoints[backbone]).touch()
-    config = write_config(tmp_path, base="config/paper.yaml", pretrain={"checkpoints": checkpoints})
-    proc = snakemake("-n", "--configfile", str(config), "--quiet", "rules")
+        (tmp_path / "data" / name).mkdir(parents=True, exist_ok=True)
+    checkpoints = {backbone: str(tmp_path / f"{backbone}.pyth") for backbone in PAPER_BACKBONES}
+    for path in checkpoints.values():
+        Path(path).touch()
+    return write_config(
+        tmp_path, "paper.yaml", base="config/paper.yaml", pretrain={"checkpoints": checkpoints}
+    )
+
+
+def test_paper_profile_plans_every_cell_of_table1(tmp_path):
+    proc = snakemake("-n", "--configfile", str(paper_config(tmp_path)), "--quiet", "rules")
     counts = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
@@ -99,8 +100,17 @@ def test_paper_profile_plans_every_cell_of_table1(tmp_path):
     assert "pretrain" not in counts and "synth_data" not in counts
 
 
-def _parameters(rule_params: str) -> set[str]:
-    return set(json.loads(rule_params))
+def passed_parameters(config: Path) -> dict[str, set[str]]:
+    """Parameter names each notebook receives from the rules, read from a dry run's commands."""
+    proc = snakemake("-n", "-p", "--configfile", str(config), "--forceall")
+    passed = {}
+    for line in proc.stdout.splitlines():
+        line = line.removeprefix("Shell command: ")
+        if line.startswith("papermill "):
+            notebook = Path(line.split()[1]).stem
+            parameters = yaml.safe_load(line.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
+            passed.setdefault(notebook, set()).update(parameters)
+    return passed
 
 
 def test_notebook_parameters_match_what_the_rules_pass(tmp_path):
@@ -119,19 +129,11 @@ def test_notebook_parameters_match_what_the_rules_pass(tmp_path):
             capture_output=True,
         )
     declared = {
-        nb: set(papermill.inspect_notebook(str(tmp_path / f"{nb}.ipynb")))
-        for nb in ("train", "synth_data", "table1", "prepare_data")
+        nb: set(papermill.inspect_notebook(str(tmp_path / f"{nb}.ipynb"))) for nb in NOTEBOOKS
     }
-    config = write_config(tmp_path)
-    proc = snakemake("-n", "-p", "--configfile", str(config), "--forceall")
-    passed = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("papermill "):
-            notebook = Path(line.split()[1]).stem
-            passed.setdefault(notebook, set()).update(
-                yaml.safe_load(line.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
-            )
+    passed = passed_parameters(write_config(tmp_path))
     assert set(passed) == set(NOTEBOOKS) - {"prepare_data"}
+    passed |= {"prepare_data": passed_parameters(paper_config(tmp_path))["prepare_data"]}
     for notebook, keys in passed.items():
         assert keys == declared[notebook], notebook
 

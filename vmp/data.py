@@ -135,6 +135,10 @@ class ClipDataset(Dataset):
     A video that fails to decode is logged, recorded in ``failures`` (path -> reason; per
     process when DataLoader workers are used) and replaced by the next video of the table.
 
+    With ``cache_frames=True`` each video (or segment) is decoded once, in full, and its frames
+    are kept in memory as uint8; later epochs only sample, resize and crop. Meant for small
+    videos such as SynthMotion's, where decoding costs several times a tiny model's step.
+
     Items are dicts: video (3, T + 1, crop, crop) float in [0, 1], label int, video_index int.
     """
 
@@ -145,6 +149,7 @@ class ClipDataset(Dataset):
         *,
         train: bool,
         log: logging.Logger | None = None,
+        cache_frames: bool = False,
     ) -> None:
         missing = {"path", "label"} - set(table.columns)
         if missing:
@@ -165,6 +170,7 @@ class ClipDataset(Dataset):
         self._start = self.table["start_sec"].tolist() if "start_sec" in self.table else nan
         self._end = self.table["end_sec"].tolist() if "end_sec" in self.table else nan
         self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
+        self._cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache_frames else None
 
     def __len__(self) -> int:
         return len(self.table) * (1 if self.train else self.spec.views)
@@ -192,26 +198,44 @@ class ClipDataset(Dataset):
             "failures, see dataset.failures); check the files with vmp.datasets.prepare"
         )
 
+    def _window_start(self, num_starts: int, view: int) -> int:
+        """First window position: random in training, evenly spaced test views."""
+        if self.train:
+            return int(torch.randint(num_starts, ()).item())
+        clip_idx = view // self.spec.num_spatial_crops
+        n = self.spec.num_temporal_clips
+        return round((num_starts - 1) * (clip_idx / (n - 1) if n > 1 else 0.5))
+
+    def _decoded(self, j: int) -> tuple[np.ndarray, float]:
+        """Every frame of video (or segment) j, decoded once and cached: (frames, fps)."""
+        if j not in self._cache:
+            with av.open(self._paths[j]) as container:
+                stream = container.streams.video[0]
+                fps = _fps(stream)
+                first, count = _segment(
+                    stream, container, fps, self._start[j], self._end[j], self._frames[j]
+                )
+                frames = _decode(container, stream, fps, list(range(first, first + count)))
+            self._cache[j] = (np.stack(frames), fps)
+        return self._cache[j]
+
     def _load(self, j: int, view: int) -> torch.Tensor:
         spec = self.spec
-        with av.open(self._paths[j]) as container:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            if not rate:
-                raise ValueError("no frame rate in the header")
-            fps = float(rate)
-            first, count = _segment(
-                stream, container, fps, self._start[j], self._end[j], self._frames[j]
-            )
-            _, num_starts = frame_indices(count, fps, spec)
-            if self.train:
-                start = int(torch.randint(num_starts, ()).item())
-            else:
-                clip_idx = view // spec.num_spatial_crops
-                n = spec.num_temporal_clips
-                start = round((num_starts - 1) * (clip_idx / (n - 1) if n > 1 else 0.5))
-            idx, _ = frame_indices(count, fps, spec, start)
-            frames = _decode(container, stream, fps, [first + k for k in idx])
+        if self._cache is not None:
+            decoded, fps = self._decoded(j)
+            _, num_starts = frame_indices(len(decoded), fps, spec)
+            idx, _ = frame_indices(len(decoded), fps, spec, self._window_start(num_starts, view))
+            frames = decoded[idx]
+        else:
+            with av.open(self._paths[j]) as container:
+                stream = container.streams.video[0]
+                fps = _fps(stream)
+                first, count = _segment(
+                    stream, container, fps, self._start[j], self._end[j], self._frames[j]
+                )
+                _, num_starts = frame_indices(count, fps, spec)
+                idx, _ = frame_indices(count, fps, spec, self._window_start(num_starts, view))
+                frames = _decode(container, stream, fps, [first + k for k in idx])
         video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T+1, 3, H, W)
         if self.train:
             lo, hi = spec.train_scale
@@ -226,6 +250,13 @@ class ClipDataset(Dataset):
             video = _resize_short(video, spec.test_scale)
             video = _fixed_crop(video, spec.crop_size, view % spec.num_spatial_crops, spec)
         return video.permute(1, 0, 2, 3).float().div_(255.0)
+
+
+def _fps(stream: av.video.stream.VideoStream) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate:
+        raise ValueError("no frame rate in the header")
+    return float(rate)
 
 
 def _segment(

@@ -62,12 +62,14 @@ def train_run(
     pretrained: str | None = None,
     threads: int = 1,
     num_workers: int = 0,
+    cache_frames: bool = False,
     accelerator: str = "auto",
     precision: str = "32-true",
     progress_bar: bool = True,
 ) -> dict[str, Any]:
     """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`.
 
+    ``cache_frames`` keeps decoded frames in memory (small videos such as SynthMotion's).
     ``backbone`` names the run (and Table 1's row); ``arch`` is the registry model it builds, when
     they differ (e.g. ``timesformer_k600`` built as ``timesformer`` from a Kinetics-600 checkpoint).
     """
@@ -113,9 +115,9 @@ def train_run(
     )
     return fit(
         net,
-        ClipDataset(subsets["train"], spec, train=True),
-        ClipDataset(subsets["val"], single_view, train=False),
-        ClipDataset(subsets["test"], spec, train=False),
+        ClipDataset(subsets["train"], spec, train=True, cache_frames=cache_frames),
+        ClipDataset(subsets["val"], single_view, train=False, cache_frames=cache_frames),
+        ClipDataset(subsets["test"], spec, train=False, cache_frames=cache_frames),
         optim_cfg,
         out_dir,
         seed=seed,
