@@ -19,7 +19,7 @@ $(STAMP): envs/requirements.txt envs/constraints.txt pyproject.toml
 env: $(STAMP)
 
 results: $(STAMP)
-	snakemake --cores $(CORES) --profile profiles/default
+	snakemake --cores $(CORES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

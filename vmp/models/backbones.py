@@ -203,16 +203,26 @@ def build_timesformer(
 # --- paper-size models (Kinetics-400 recipes of the pytorchvideo zoo / TimeSformer paper) ---
 
 
+def _resnet(name: str, num_frames: int, crop_size: int, **build: object) -> Backbone:
+    """A C2D or I3D backbone: `build_resnet(**build)` wrapped for `num_frames` frames."""
+    _check_crop(name, crop_size)
+    return Backbone(build_resnet(**build), num_frames)
+
+
 @register_model()
 def c2d_r50(
     num_classes: int, *, num_frames: int = 8, crop_size: int = 224, dropout: float = 0.5
 ) -> Backbone:
     """C2D R50 8x8: 2-D convolutions only (temporal kernel 1), temporal pooling after res2."""
-    _check_crop("c2d_r50", crop_size)
-    module = build_resnet(
-        num_classes=num_classes, conv_a_kernels=C2D_CONV_A, stem_kernel=(1, 7, 7), dropout=dropout
+    return _resnet(
+        "c2d_r50",
+        num_frames,
+        crop_size,
+        num_classes=num_classes,
+        conv_a_kernels=C2D_CONV_A,
+        stem_kernel=(1, 7, 7),
+        dropout=dropout,
     )
-    return Backbone(module, num_frames)
 
 
 @register_model()
@@ -220,11 +230,15 @@ def i3d_r50(
     num_classes: int, *, num_frames: int = 8, crop_size: int = 224, dropout: float = 0.5
 ) -> Backbone:
     """I3D R50 8x8: inflated 3x1x1 kernels as in the pytorchvideo zoo `i3d_r50`."""
-    _check_crop("i3d_r50", crop_size)
-    module = build_resnet(
-        num_classes=num_classes, conv_a_kernels=I3D_CONV_A, stem_kernel=(5, 7, 7), dropout=dropout
+    return _resnet(
+        "i3d_r50",
+        num_frames,
+        crop_size,
+        num_classes=num_classes,
+        conv_a_kernels=I3D_CONV_A,
+        stem_kernel=(5, 7, 7),
+        dropout=dropout,
     )
-    return Backbone(module, num_frames)
 
 
 @register_model(pathways=("slow", "fast"))
@@ -320,8 +334,10 @@ def c2d_tiny(
     dropout: float = 0.5,
 ) -> Backbone:
     """C2D with one bottleneck per stage and `width` stem channels."""
-    _check_crop("c2d_tiny", crop_size)
-    module = build_resnet(
+    return _resnet(
+        "c2d_tiny",
+        num_frames,
+        crop_size,
         num_classes=num_classes,
         conv_a_kernels=C2D_CONV_A,
         stem_kernel=(1, 7, 7),
@@ -329,7 +345,6 @@ def c2d_tiny(
         width=width,
         dropout=dropout,
     )
-    return Backbone(module, num_frames)
 
 
 @register_model()
@@ -343,8 +358,10 @@ def i3d_tiny(
     dropout: float = 0.5,
 ) -> Backbone:
     """I3D with one bottleneck per stage and `width` stem channels."""
-    _check_crop("i3d_tiny", crop_size)
-    module = build_resnet(
+    return _resnet(
+        "i3d_tiny",
+        num_frames,
+        crop_size,
         num_classes=num_classes,
         conv_a_kernels=I3D_CONV_A,
         stem_kernel=(5, 7, 7),
@@ -352,7 +369,6 @@ def i3d_tiny(
         width=width,
         dropout=dropout,
     )
-    return Backbone(module, num_frames)
 
 
 @register_model(pathways=("slow", "fast"))
