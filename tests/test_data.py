@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import logging
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from videos import write_frames
 
 from vmp.data import ClipDataset, ClipSpec, frame_indices, make_loader
 
 
 def write_video(path: Path, n: int, fps: float = 30, size=(32, 32), pattern=None) -> Path:
     """mpeg4 video whose frame k encodes k: red = 16 * (k % 16) + 8, green = 16 * (k // 16) + 8."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
-        s.height, s.width, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.options = {"qscale": "2"}
-        for k in range(n):
-            img = np.zeros((*size, 3), np.uint8)
-            img[..., 0] = 16 * (k % 16) + 8
-            img[..., 1] = 16 * (k // 16) + 8
-            if pattern is not None:
-                img = pattern(img)
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+
+    def frame(k: int) -> np.ndarray:
+        img = np.zeros((*size, 3), np.uint8)
+        img[..., 0] = 16 * (k % 16) + 8
+        img[..., 1] = 16 * (k // 16) + 8
+        return img if pattern is None else pattern(img)
+
+    return write_frames(path, (frame(k) for k in range(n)), fps, size)
 
 
 def frame_ids(video: torch.Tensor) -> list[int]:

@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import json
 import math
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pandas as pd
 import pytest
+from videos import write_frames
 
 from vmp.datasets import COLUMNS, PROBE_COLUMNS, index, prepare, probe
 
 
 def write_video(path: Path, n: int, fps: float = 10, size=(32, 32)) -> Path:
     """mpeg4 video whose frame k has red = (8 * k + 4) % 256, so k < 32 reads back after coding."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1000))
-        s.height, s.width, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.options = {"qscale": "2"}
-        for k in range(n):
-            img = np.zeros((*size, 3), np.uint8)
-            img[..., 0] = (8 * k + 4) % 256
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    frames = np.zeros((n, *size, 3), np.uint8)
+    frames[..., 0] = ((8 * np.arange(n) + 4) % 256)[:, None, None]
+    return write_frames(path, frames, fps, size)
 
 
 def first_frame_id(path: str | Path) -> int:
