@@ -32,7 +32,8 @@ rule figures:
                 "ablation_runs": [run_dir(run) for run in RUNS if run["ablation"]],
                 "synth_roots": {name: dataset_root(name) for name in config["datasets"] if name in SYNTH_DATASETS},
                 "split": config["datasets"][next(iter(config["datasets"]))]["splits"][0],
-                "clip": config["clip"],
+                # Fig. 1's Taylor video needs at least 6 frames, whatever the training clips hold.
+                "clip": config["clip"] | {"num_frames": max(8, config["clip"]["num_frames"])},
                 "out_dir": f"{RESULTS}/figures",
             }
         ),
