@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from videos import write_frames
+from helpers import write_frames
 
 from vmp.data import ClipDataset, ClipSpec, frame_indices, make_loader
 

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pandas as pd
 import pytest
-from videos import write_frames
+from helpers import write_frames
 
 from vmp.datasets import COLUMNS, PROBE_COLUMNS, index, prepare, probe
 

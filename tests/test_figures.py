@@ -7,19 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_CLIP, tiny_run_settings
 
 from vmp import figures
 from vmp.motion import frame_differences
 from vmp.prompt import MotionPromptLayer
 
-CLIP = {
-    "num_frames": 4,
-    "sampling_rate": 2,
-    "crop_size": 32,
-    "train_scale": [32, 36],
-    "test_scale": 32,
-    "hflip": False,
-}
 LAMBDAS = (0.0, 2.5)
 
 
@@ -32,27 +25,14 @@ def runs(tiny_scene, tmp_path_factory):
     out = {}
     for lam in LAMBDAS:
         run_dir = root / f"synth_gym/1/x3d_tiny/vmp/lambda~{lam:g}/seed~0"
-        train_run(
-            dataset="synth_gym",
-            dataset_format="synthmotion",
-            data_root=str(tiny_scene),
-            split="1",
-            backbone="x3d_tiny",
-            variant="vmp",
-            lambda_reg=lam,
-            seed=0,
-            out_dir=str(run_dir),
-            progress_bar=False,
-            clip=CLIP,
-            optim={"epochs": 2, "batch_size": 4},
-        )
+        train_run(**tiny_run_settings(tiny_scene, lambda_reg=lam, out_dir=str(run_dir)))
         out[lam] = run_dir
     return out
 
 
 @pytest.fixture(scope="module")
 def clip(tiny_scene):
-    return figures.sample_clip(tiny_scene, "1", CLIP)
+    return figures.sample_clip(tiny_scene, "1", TINY_CLIP)
 
 
 def texts(fig):
@@ -239,7 +219,7 @@ def test_notebook_writes_the_five_figures(notebook, runs, tiny_scene, tmp_path):
             "ablation_runs": [str(r) for r in runs.values()],
             "synth_roots": {"synth_gym": str(tiny_scene)},
             "split": "1",
-            "clip": {**CLIP, "num_frames": 6},
+            "clip": {**TINY_CLIP, "num_frames": 6},
             "out_dir": str(out_dir),
         },
         kernel_name="python3",

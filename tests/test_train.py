@@ -11,20 +11,12 @@ import time
 import pandas as pd
 import pytest
 import torch
+from helpers import TINY_CLIP, tiny_run_settings
 
 from vmp.data import EpochSeededSampler
 from vmp.experiment import train_run
 from vmp.models import create_model
 from vmp.train import OptimConfig, split_parameters, warmup_cosine
-
-CLIP = {
-    "num_frames": 4,
-    "sampling_rate": 2,
-    "crop_size": 32,
-    "train_scale": [32, 36],
-    "test_scale": 32,
-    "hflip": False,
-}
 
 
 def test_warmup_cosine_closed_form():
@@ -65,21 +57,12 @@ def test_prompt_parameters_get_their_own_group():
 
 
 def _run(scene, out_dir, **changes):
-    settings = dict(
-        dataset="synth_gym",
-        dataset_format="synthmotion",
-        data_root=str(scene),
-        split="1",
-        backbone="x3d_tiny",
-        variant="vmp",
-        lambda_reg=2.5,
-        seed=0,
-        out_dir=str(out_dir),
-        clip=CLIP | {"num_temporal_clips": 2},
-        optim={"epochs": 2, "batch_size": 4, "lr": 0.05},
-        progress_bar=False,
-    )
-    return train_run(**(settings | changes))
+    defaults = {
+        "out_dir": str(out_dir),
+        "clip": TINY_CLIP | {"num_temporal_clips": 2},
+        "optim": {"epochs": 2, "batch_size": 4, "lr": 0.05},
+    }
+    return train_run(**tiny_run_settings(scene, **(defaults | changes)))
 
 
 def _comparable(run_dir):
@@ -148,19 +131,7 @@ train_run(**json.loads(sys.argv[1]))
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_identical_metrics(tiny_scene, tmp_path):
-    settings = dict(
-        dataset="synth_gym",
-        dataset_format="synthmotion",
-        data_root=str(tiny_scene),
-        split="1",
-        backbone="x3d_tiny",
-        variant="vmp",
-        lambda_reg=2.5,
-        seed=0,
-        clip=CLIP,
-        optim={"epochs": 4, "batch_size": 2, "lr": 0.05},
-        progress_bar=False,
-    )
+    settings = tiny_run_settings(tiny_scene, optim={"epochs": 4, "batch_size": 2, "lr": 0.05})
 
     def start(out_dir):
         args = json.dumps(settings | {"out_dir": str(out_dir)})
