@@ -16,7 +16,7 @@ from helpers import TINY_CLIP, tiny_run_settings
 from vmp.data import EpochSeededSampler
 from vmp.experiment import train_run
 from vmp.models import create_model
-from vmp.train import OptimConfig, split_parameters, warmup_cosine
+from vmp.train import OptimConfig, split_parameters, warmup_cosine, warmup_step_decay
 
 
 def test_warmup_cosine_closed_form():
@@ -25,6 +25,15 @@ def test_warmup_cosine_closed_form():
     assert warmup_cosine(4, 4, 20) == pytest.approx(1.0)
     assert warmup_cosine(12, 4, 20) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
     assert warmup_cosine(20, 4, 20) == pytest.approx(0.0)
+
+
+def test_warmup_step_decay_closed_form():
+    assert warmup_step_decay(0, 2, [10, 14]) == pytest.approx(0.5)
+    assert warmup_step_decay(9, 2, [10, 14]) == pytest.approx(1.0)
+    assert warmup_step_decay(10, 2, [10, 14]) == pytest.approx(0.1)
+    assert warmup_step_decay(20, 2, [10, 14]) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="schedule must be 'cosine' or 'steps'"):
+        OptimConfig(schedule="linear")
 
 
 def test_sampler_depends_only_on_seed_and_epoch():

@@ -32,7 +32,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset
 
 from vmp.data import make_loader
-from vmp.io import atomic_path, write_csv, write_json
+from vmp.io import atomic_path, write_csv, write_json, write_text
 from vmp.metrics import aggregate_views, classification_metrics
 from vmp.prompt import temporal_variation
 
@@ -278,7 +278,6 @@ def fit(
     accelerator: str = "auto",
     precision: str = "32-true",
     progress_bar: bool = True,
-    test_batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model``, evaluate it on ``test_set`` and write the run's files into ``run_dir``.
 
@@ -320,17 +319,15 @@ def fit(
         seed=seed,
         drop_last=len(train_set) > optim.batch_size,
     )
-    eval_batch = test_batch_size or optim.batch_size
     val_loader = (
         make_loader(
-            val_set, batch_size=eval_batch, shuffle=False, num_workers=num_workers, seed=seed
+            val_set, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
         )
         if val_set
         else None
     )
     started = time.perf_counter()
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    (checkpoint.parent / "fingerprint").write_text(fingerprint(settings))
+    write_text(checkpoint.parent / "fingerprint", fingerprint(settings))
     trainer.fit(
         module,
         train_loader,
@@ -341,7 +338,7 @@ def fit(
     train_seconds = time.perf_counter() - started
 
     test_loader = make_loader(
-        test_set, batch_size=eval_batch, shuffle=False, num_workers=num_workers, seed=seed
+        test_set, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
     )
     started = time.perf_counter()
     metrics = evaluate(model, test_loader, trainer.strategy.root_device)
@@ -374,9 +371,3 @@ def _resumable(checkpoint: Path, expected: str) -> int | None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     log.info("resuming %s after epoch %d", checkpoint, state["epoch"] + 1)
     return int(state["epoch"]) + 1
-
-
-def history_frame(paths: Sequence[str | Path]) -> pd.DataFrame:
-    """Concatenate several runs' ``history.csv`` files, each tagged with its path."""
-    frames = [pd.read_csv(p).assign(run=str(Path(p).parent)) for p in paths]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
