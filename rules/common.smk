@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -33,10 +34,10 @@ wildcard_constraints:
 
 
 def run_dir(run):
-    return (
-        f"{RESULTS}/runs/{run['dataset']}/{run['split']}/{run['backbone']}/{run['variant']}"
-        f"/lambda~{run['lambda']:g}/seed~{run['seed']}"
-    )
+    """results/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>"""
+    parts = [run["dataset"], run["split"], run["backbone"], run["variant"]]
+    parts += [f"lambda~{run['lambda']:g}", f"seed~{run['seed']}"]
+    return os.path.join(RESULTS, "runs", *parts)
 
 
 def dataset_root(name):
@@ -113,6 +114,19 @@ def all_outputs():
         *(f"{RESULTS}/figures/{name}.png" for name in FIGURES),
         f"{RESULTS}/report/index.html",
     ]
+
+
+FIGURES = [
+    "fig1_motion_representations",
+    "fig3_power_normalisation",
+    "fig4_slope_shift",
+    "fig5_attention",
+    "fig6_regularisation",
+]
+
+
+def run_files(kind):
+    return [f"{run_dir(run)}/{name}" for run in RUNS if run[kind] for name in ("metrics.json", "history.csv", "model.pt")]
 
 
 def executed_notebooks():

@@ -4,6 +4,8 @@ rule notebook_template:
         "notebooks/{notebook}.py",
     output:
         f"{RESULTS}/notebooks/{{notebook}}.ipynb",
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/notebooks/{{notebook}}.log",
     shell:
@@ -26,6 +28,8 @@ rule synth_data:
                 "seed": 0,
             }
         ),
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/synth_data/{{dataset}}.log",
     benchmark:
@@ -58,6 +62,8 @@ rule prepare_data:
                 "short_side": config["datasets"][wc.dataset].get("short_side"),
             }
         ),
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/prepare_data/{{dataset}}/{{split}}.log",
     benchmark:

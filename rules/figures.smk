@@ -1,16 +1,3 @@
-FIGURES = [
-    "fig1_motion_representations",
-    "fig3_power_normalisation",
-    "fig4_slope_shift",
-    "fig5_attention",
-    "fig6_regularisation",
-]
-
-
-def run_files(kind):
-    return [f"{run_dir(run)}/{name}" for run in RUNS if run[kind] for name in ("metrics.json", "history.csv", "model.pt")]
-
-
 rule figures:
     """Figures 1, 3, 4, 5 and 6 of the paper from the runs of Table 1 and of the lambda ablation."""
     input:
@@ -37,6 +24,8 @@ rule figures:
                 "out_dir": f"{RESULTS}/figures",
             }
         ),
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/figures.log",
     shell:

@@ -22,6 +22,8 @@ rule table1:
                 "out_prefix": str(Path(output.csv).with_suffix("")),
             }
         ),
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/table1.log",
     shell:

@@ -10,6 +10,8 @@ rule pretrain:
         notebook=f"{RESULTS}/pretrain/{{backbone}}/train.ipynb",
     params:
         parameters=lambda wc: train_parameters(wc, pretraining=True),
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/pretrain/{{backbone}}.log",
     benchmark:
@@ -36,6 +38,8 @@ rule finetune:
         notebook=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{backbone}}/{{variant}}/lambda~{{lam}}/seed~{{seed}}/train.ipynb",
     params:
         parameters=train_parameters,
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/runs/{{dataset}}/{{split}}/{{backbone}}/{{variant}}/lambda~{{lam}}/seed~{{seed}}.log",
     benchmark:
