@@ -100,45 +100,37 @@ def attach_published(
         values="value",
     )
     paper_split = {"finegym": "gym99", "mpii_cooking2": "test"}
-    out = table.copy()
+
+    def lookup(dataset, split, backbone, init, variant) -> pd.Series:
+        """Published metrics of one row; the mean over splits 1-3 for the 'mean' split."""
+        splits = ("1", "2", "3") if split == "mean" else (split,)
+        found = [
+            wide.loc[key]
+            for s in splits
+            if (key := (dataset, s, backbone, init, variant)) in wide.index
+        ]
+        return pd.concat(found, axis=1).mean(axis=1) if found else pd.Series(dtype=float)
+
     rows = []
-    for row in out.itertuples():
-        paper_dataset = datasets.get(row.dataset)
-        split = paper_split.get(paper_dataset, row.split)
+    for row in table.itertuples():
+        dataset, backbone = datasets.get(row.dataset), backbones.get(row.backbone)
         key = (
-            paper_dataset,
-            split,
-            backbones.get(row.backbone),
+            dataset,
+            paper_split.get(dataset, row.split),
+            backbone,
             pretrain.get(row.backbone, "k400"),
         )
-        if split == "mean":
-            values = [
-                wide.loc[(key[0], s, *key[2:], row.variant)]
-                for s in ("1", "2", "3")
-                if (key[0], s, *key[2:], row.variant) in wide.index
-            ]
-            found = pd.concat(values, axis=1).mean(axis=1) if values else None
-            base = [
-                wide.loc[(key[0], s, *key[2:], "baseline")]
-                for s in ("1", "2", "3")
-                if (key[0], s, *key[2:], "baseline") in wide.index
-            ]
-            base = pd.concat(base, axis=1).mean(axis=1) if base else None
-        else:
-            found = wide.loc[(*key, row.variant)] if (*key, row.variant) in wide.index else None
-            base = wide.loc[(*key, "baseline")] if (*key, "baseline") in wide.index else None
+        found, base = lookup(*key, row.variant), lookup(*key, "baseline")
         rows.append(
             {
-                "paper_dataset": paper_dataset,
-                "paper_backbone": key[2],
-                "published_top1": np.nan if found is None else found.get("top1", np.nan),
-                "published_top5": np.nan if found is None else found.get("top5", np.nan),
-                "published_delta_top1": np.nan
-                if found is None or base is None
-                else found.get("top1", np.nan) - base.get("top1", np.nan),
+                "paper_dataset": dataset,
+                "paper_backbone": backbone,
+                "published_top1": found.get("top1", np.nan),
+                "published_top5": found.get("top5", np.nan),
+                "published_delta_top1": found.get("top1", np.nan) - base.get("top1", np.nan),
             }
         )
-    return pd.concat([out, pd.DataFrame(rows, index=out.index)], axis=1)
+    return pd.concat([table, pd.DataFrame(rows, index=table.index)], axis=1)
 
 
 def _pm(mean: float, std: float) -> str:
