@@ -153,6 +153,10 @@ def test_run_matrix_shares_runs_between_table_and_ablation():
             "datasets.synth_gym.scene: unknown value 'synth_moon'",
         ),
         ({"ablation": {"split": "7"}}, "ablation.split: unknown value '7'; allowed: 1"),
+        (
+            {"pretrain": {"dataset": "kinetics", "checkpoints": {}}},
+            "pretrain.checkpoints: no checkpoint for x3d_tiny",
+        ),
     ],
 )
 def test_check_config_names_key_and_allowed_values(changes, message):

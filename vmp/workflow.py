@@ -55,6 +55,13 @@ def check_config(config: dict[str, Any]) -> None:
     pretrain = config.get("pretrain")
     if pretrain and "scene" in pretrain:
         _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
+    elif pretrain:
+        missing = sorted(set(config["backbones"]) - set(pretrain.get("checkpoints", {})))
+        if missing:
+            raise ConfigError(
+                f"pretrain.checkpoints: no checkpoint for {', '.join(missing)}; give each backbone a "
+                "local Kinetics checkpoint file, or a SynthMotion `scene` to pre-train on"
+            )
     ablation = config.get("ablation")
     if ablation:
         _require(ablation["dataset"], sorted(config["datasets"]), "ablation.dataset")
