@@ -144,10 +144,9 @@ def test_grayscale_order_weights(order, red_weight):
 # --- gradients --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("implementation", IMPLS)
-@pytest.mark.parametrize("normalized", [False, True])
-def test_gradcheck_video_m_n(implementation, normalized):
-    layer = make_layer(implementation, input_normalized=normalized).double()
+def gradcheck_video_m_n(layer: MotionPromptLayer) -> bool:
+    """Float64 gradcheck of a layer's outputs with respect to the clip, m and n."""
+    layer = layer.double()
     video = rand_clip(b=1, t1=3, h=2, w=2, dtype=torch.float64).requires_grad_()
     m = layer.m.detach().clone().requires_grad_()
     n = layer.n.detach().clone().requires_grad_()
@@ -155,7 +154,13 @@ def test_gradcheck_video_m_n(implementation, normalized):
     def fn(v, m_, n_):
         return tuple(functional_call(layer, {"m": m_, "n": n_}, (v,)))
 
-    assert torch.autograd.gradcheck(fn, (video, m, n))
+    return torch.autograd.gradcheck(fn, (video, m, n))
+
+
+@pytest.mark.parametrize("implementation", IMPLS)
+@pytest.mark.parametrize("normalized", [False, True])
+def test_gradcheck_video_m_n(implementation, normalized):
+    assert gradcheck_video_m_n(make_layer(implementation, input_normalized=normalized))
 
 
 @pytest.mark.parametrize("power_norm", ["sigme", "asinhe", "maxexp"])
@@ -265,15 +270,7 @@ def test_compiled_equals_eager_all_power_norms(power_norm, normalized):
 
 @pytest.mark.slow
 def test_gradcheck_compiled():
-    layer = make_layer("compiled").double()
-    video = rand_clip(b=1, t1=3, h=2, w=2, dtype=torch.float64).requires_grad_()
-    m = layer.m.detach().clone().requires_grad_()
-    n = layer.n.detach().clone().requires_grad_()
-
-    def fn(v, m_, n_):
-        return tuple(functional_call(layer, {"m": m_, "n": n_}, (v,)))
-
-    assert torch.autograd.gradcheck(fn, (video, m, n))
+    assert gradcheck_video_m_n(make_layer("compiled"))
 
 
 def test_compiled_falls_back_to_fused_with_warning(monkeypatch):
