@@ -58,7 +58,6 @@ def train_run(
     clip: dict[str, Any],
     optim: dict[str, Any],
     model: dict[str, Any] | None = None,
-    dataset_paths: dict[str, str] | None = None,
     pretrained: str | None = None,
     threads: int = 1,
     num_workers: int = 0,
@@ -77,7 +76,7 @@ def train_run(
     torch.set_num_threads(threads)
     name = run_name(dataset, split, backbone, variant, lambda_reg, seed)
     spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
-    subsets = load_splits(dataset_format, data_root, split, **(dataset_paths or {}))
+    subsets = load_splits(dataset_format, data_root, split)
     num_classes = int(pd.concat(subsets.values())["label"].max()) + 1
     single_view = ClipSpec(**(vars(spec) | {"num_temporal_clips": 1, "num_spatial_crops": 1}))
 
