@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     for impl in IMPLEMENTATIONS:
         for mode in ("forward (no_grad)", "forward+backward", "fwd+bwd (m, n only)"):
             print(f"ratio {impl} {mode} / copy: {med[f'{impl} {mode}'] / copy:.2f}")
-    for slow, fast in (("eager", "fused"), ("fused", "compiled")):
+    for slow, fast in (("eager", "fused"), ("fused", "compiled"), ("fused", "native")):
         for mode in ("forward (no_grad)", "forward+backward", "fwd+bwd (m, n only)"):
             ratio = med[f"{slow} {mode}"] / med[f"{fast} {mode}"]
             print(f"ratio {slow} / {fast} {mode}: {ratio:.2f}")
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         print("; ".join(parts))
     best = min(IMPLEMENTATIONS, key=lambda i: med[f"{i} forward+backward"])
-    for impl in ("fused", "compiled"):
+    for impl in ("fused", "compiled", "native"):
         ratio = med[f"{impl} forward+backward"] / copy
         print(
             f"goal fwd+bwd <= 3x copy: {impl} {ratio:.2f}x -> {'met' if ratio <= 3 else 'NOT met'}"

@@ -11,7 +11,10 @@ import vmp.prompt as prompt_module
 from vmp import MotionPromptLayer, PromptOutput, temporal_variation
 from vmp.prompt import POWER_NORMS, power_norm_curve, shift_fn, slope_fn
 
-IMPLS = ("eager", "fused")
+IMPLS = ("eager", "fused", "native")
+# "native" covers float32 only (float64 runs "fused"); its gradients are compared with eager's
+# in test_prompt_native.py.
+FLOAT64_IMPLS = ("eager", "fused")
 ALTERNATIVES = tuple(p for p in POWER_NORMS if p != "sigmoid")
 
 
@@ -157,7 +160,7 @@ def gradcheck_video_m_n(layer: MotionPromptLayer) -> bool:
     return torch.autograd.gradcheck(fn, (video, m, n))
 
 
-@pytest.mark.parametrize("implementation", IMPLS)
+@pytest.mark.parametrize("implementation", FLOAT64_IMPLS)
 @pytest.mark.parametrize("normalized", [False, True])
 def test_gradcheck_video_m_n(implementation, normalized):
     assert gradcheck_video_m_n(make_layer(implementation, input_normalized=normalized))
@@ -312,7 +315,7 @@ def test_fused_saves_only_input_and_scalars():
         saved.append(t)
         return t
 
-    for implementation in IMPLS:
+    for implementation in FLOAT64_IMPLS:
         saved.clear()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             make_layer(implementation)(video)
@@ -450,6 +453,7 @@ def test_bad_dtype_and_options_raise():
     with pytest.raises(ValueError, match="grayscale_order='rbg'"):
         MotionPromptLayer(grayscale_order="rbg")
     with pytest.raises(
-        ValueError, match=r"implementation='cuda'; choose one of \('fused', 'eager', 'compiled'\)"
+        ValueError,
+        match=r"implementation='cuda'; choose one of \('fused', 'eager', 'compiled', 'native'\)",
     ):
         MotionPromptLayer(implementation="cuda")

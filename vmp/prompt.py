@@ -25,7 +25,7 @@ from torch import Tensor, nn
 POWER_NORMS: tuple[str, ...] = ("sigmoid", "gamma", "maxexp", "sigme", "asinhe")
 """Names accepted by ``MotionPromptLayer(power_norm=...)`` and ``power_norm_curve``."""
 
-IMPLEMENTATIONS: tuple[str, ...] = ("fused", "eager", "compiled")
+IMPLEMENTATIONS: tuple[str, ...] = ("fused", "eager", "compiled", "native")
 """Names accepted by ``MotionPromptLayer(implementation=...)``."""
 
 # ITU-R BT.601 luma weights; "bgr" reproduces the released code, whose weights are written for
@@ -282,6 +282,62 @@ class _FusedPrompt(torch.autograd.Function):
         return (g_video, None, None, None, *g_scalars)
 
 
+class _NativePrompt(torch.autograd.Function):
+    """Sigmoid prompt layer through the C++ CPU kernel (``vmp.native``): one pass forward, one
+    pass backward, nothing per-pixel saved (the kernel recomputes the attention in backward)."""
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        video: Tensor,
+        weights: tuple[float, float, float],
+        scale: float,
+        slope: Tensor,
+        shift: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        from vmp.native import prompt_kernel
+
+        ctx.set_materialize_grads(False)
+        ctx.weights, ctx.scale = weights, scale
+        ctx.save_for_backward(video, slope, shift)
+        prompts, attention = prompt_kernel().forward(
+            video, slope.item(), shift.item(), weights, scale
+        )
+        return prompts, attention
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx,
+        g_prompts: Tensor | None,
+        g_attention: Tensor | None,
+    ) -> tuple[Tensor | None, ...]:
+        from vmp.native import prompt_kernel
+
+        if g_prompts is None and g_attention is None:
+            return (None,) * 5
+        video, slope, shift = ctx.saved_tensors
+        g_video, sums = prompt_kernel().backward(
+            video,
+            None if g_prompts is None else g_prompts.contiguous(),
+            None if g_attention is None else g_attention.contiguous(),
+            slope.item(),
+            shift.item(),
+            ctx.weights,
+            ctx.scale,
+            ctx.needs_input_grad[0],
+        )
+        # s = slope * u with u = scale * D - shift: ds/dslope = u, ds/dshift = -slope.
+        g_slope = sums[0].to(slope.dtype) if ctx.needs_input_grad[3] else None
+        g_shift = (-slope * sums[1]).to(shift.dtype) if ctx.needs_input_grad[4] else None
+        return (g_video if ctx.needs_input_grad[0] else None, None, None, g_slope, g_shift)
+
+
+def _native_applies(video: Tensor, power_norm: str) -> bool:
+    """The C++ kernel covers the sigmoid power norm on float32 CPU clips."""
+    return power_norm == "sigmoid" and video.device.type == "cpu" and video.dtype == torch.float32
+
+
 class MotionPromptLayer(nn.Module):
     """Turns T+1 frames into T motion prompts with a learnable power normalisation.
 
@@ -297,8 +353,11 @@ class MotionPromptLayer(nn.Module):
             than "eager" on CPU when the clip needs a gradient), "eager" (plain reference) or
             "compiled" (``torch.compile`` of the eager maps, one compilation shared by all
             layers: about 15 s on the first call on a 2-core CPU, then about 1.4-1.6x faster
-            forward+backward than "fused" on CPU; for long runs). If compilation fails, e.g.
-            without a C++ compiler, the layer warns once and falls back to "fused".
+            forward+backward than "fused" on CPU; for long runs) or "native" (a C++ CPU kernel,
+            one pass forward and one backward, built on first use, see ``vmp.native``; it
+            covers the sigmoid power norm on float32 CPU clips and runs "fused" otherwise).
+            If compilation or the kernel build fails, e.g. without a C++ compiler, the layer
+            warns once and falls back to "fused".
 
     The alternative power norms learn ``eta > 0`` through its logarithm (``log_eta``); their
     layers have no ``m``, ``n``, ``slope`` or ``shift``. Use ``pn_parameters()`` for logging.
@@ -336,7 +395,7 @@ class MotionPromptLayer(nn.Module):
         self.input_normalized = input_normalized
         self.grayscale_order = grayscale_order
         self.implementation = implementation
-        self._compile_failed = False
+        self._build_failed = False
         if power_norm == "sigmoid":
             self.m = nn.Parameter(torch.empty(()).normal_(mean=1e-5, std=1.0))
             self.n = nn.Parameter(torch.empty(()).normal_(mean=1e-5, std=1.0))
@@ -409,24 +468,40 @@ class MotionPromptLayer(nn.Module):
         weights = GRAYSCALE_WEIGHTS[self.grayscale_order]
         scale = NORM_STD if self.input_normalized else 1.0
         args = (video, weights, scale, self.power_norm, *scalars)
-        if self.implementation == "compiled" and not self._compile_failed:
+        if self.implementation == "compiled" and not self._build_failed:
             try:
                 # Each power norm, scale, dtype and grad mode is one more graph of the same
                 # function; the default limit of 8 would silently run the rest uncompiled.
                 with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
                     return PromptOutput(*_compiled_prompt_maps()(*args))
             except Exception as err:  # no C++ compiler / Triton, unsupported platform, ...
-                self._compile_failed = True
-                warnings.warn(
-                    f"MotionPromptLayer(implementation='compiled'): torch.compile failed "
-                    f"({type(err).__name__}: {str(err).strip()[:300]}); this layer falls back "
-                    "to implementation='fused' (same results, no compilation)",
-                    RuntimeWarning,
-                    stacklevel=2,
+                self._fall_back("torch.compile failed", err)
+        if (
+            self.implementation == "native"
+            and not self._build_failed
+            and _native_applies(video, self.power_norm)
+        ):
+            try:
+                return PromptOutput(
+                    *_NativePrompt.apply(video.contiguous(), weights, scale, *scalars)
                 )
+            except RuntimeError as err:
+                if "prompt layer's CPU kernel" not in str(err):
+                    raise
+                self._fall_back("the C++ kernel could not be built", err)
         if self.implementation == "eager":
             return PromptOutput(*_prompt_maps(*args))
         return PromptOutput(*_FusedPrompt.apply(*args))
+
+    def _fall_back(self, what: str, err: Exception) -> None:
+        self._build_failed = True
+        warnings.warn(
+            f"MotionPromptLayer(implementation={self.implementation!r}): {what} "
+            f"({type(err).__name__}: {str(err).strip()[:300]}); this layer falls back "
+            "to implementation='fused' (same results, no compilation)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     def extra_repr(self) -> str:
         return (
