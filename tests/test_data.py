@@ -212,3 +212,16 @@ def test_cached_frames_give_the_same_clips(videos):
             b = cached[i]
             assert torch.equal(a["video"], b["video"]) and a["label"] == b["label"]
     assert len(cached._cache) == len(t)
+
+
+def test_with_spec_shares_decoded_frames(tmp_path):
+    """A second view of the same videos (validation on the test videos) decodes nothing again."""
+    path = write_video(tmp_path / "once.mp4", 24)
+    test = ClipDataset(table(path), spec(num_spatial_crops=3), train=False, cache_frames=True)
+    first = test[0]["video"]
+    path.unlink()  # from now on only the cached frames can serve this video
+    val = test.with_spec(spec(), train=False)
+    assert len(val) == 1 and len(test) == 3
+    assert val[0]["video"].shape == first.shape
+    assert torch.equal(val[0]["video"], test[1]["video"])  # single view = centre crop
+    assert val.failures == {} and test.spec.num_spatial_crops == 3

@@ -16,6 +16,7 @@ prompt layer.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -171,6 +172,12 @@ class ClipDataset(Dataset):
         self._end = self.table["end_sec"].tolist() if "end_sec" in self.table else nan
         self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
         self._cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache_frames else None
+
+    def with_spec(self, spec: ClipSpec, *, train: bool) -> ClipDataset:
+        """The same videos with another clip spec, sharing cached frames and known failures."""
+        other = copy.copy(self)
+        other.spec, other.train = spec, train
+        return other
 
     def __len__(self) -> int:
         return len(self.table) * (1 if self.train else self.spec.views)

@@ -112,11 +112,16 @@ def train_run(
         num_classes,
         *map(len, (subsets["train"], subsets["test"])),
     )
+    test_set = ClipDataset(subsets["test"], spec, train=False, cache_frames=cache_frames)
+    if subsets["val"] is subsets["test"]:  # no val subset: validate on the test videos' frames
+        val_set = test_set.with_spec(single_view, train=False)
+    else:
+        val_set = ClipDataset(subsets["val"], single_view, train=False, cache_frames=cache_frames)
     return fit(
         net,
         ClipDataset(subsets["train"], spec, train=True, cache_frames=cache_frames),
-        ClipDataset(subsets["val"], single_view, train=False, cache_frames=cache_frames),
-        ClipDataset(subsets["test"], spec, train=False, cache_frames=cache_frames),
+        val_set,
+        test_set,
         optim_cfg,
         out_dir,
         seed=seed,

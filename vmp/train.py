@@ -368,6 +368,7 @@ def _resumable(checkpoint: Path, expected: str) -> int | None:
         log.warning("ignoring %s: it was written by a run with other settings", checkpoint)
         checkpoint.unlink()
         return None
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # mmap: only the epoch is read here; Lightning loads the tensors when it resumes.
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     log.info("resuming %s after epoch %d", checkpoint, state["epoch"] + 1)
     return int(state["epoch"]) + 1
