@@ -148,7 +148,7 @@ class VideoClassificationModule(L.LightningModule):
         loss = ce + self.optim.lambda_reg * variation
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"{self.run_name}: non-finite loss ({float(loss)}) at epoch {self.current_epoch}, "
+                f"{self.run_name}: non-finite loss ({float(loss.detach())}) at epoch {self.current_epoch}, "
                 f"step {batch_idx} (global step {self.global_step}); cross-entropy {float(ce)}, "
                 f"variation {float(variation)}. Lower the learning rate or check the input clips."
             )
