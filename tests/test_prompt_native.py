@@ -117,7 +117,7 @@ def test_native_build_failure_warns_once_and_falls_back(monkeypatch):
 
     def broken_build():
         calls.append(1)
-        raise RuntimeError(
+        raise vmp.native.KernelBuildError(
             "building the prompt layer's CPU kernel prompt_cpu.cpp failed (no g++); "
             "install a C++ compiler (g++) or use implementation='fused'"
         )

@@ -19,6 +19,11 @@ import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "prompt_cpu.cpp"
 
+
+class KernelBuildError(RuntimeError):
+    """The C++ kernel could not be compiled or loaded on this machine."""
+
+
 # Compiler flags per ATen CPU capability; -ffast-math lets gcc call glibc's vector expf.
 _ARCH_FLAGS: dict[str, list[str]] = {
     "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx2", "-mfma"],
@@ -36,7 +41,7 @@ def prompt_kernel() -> ModuleType:
     """The compiled kernel module (``forward``, ``backward``); builds it on the first call.
 
     Raises:
-        RuntimeError: The build failed (no compiler, missing headers); the message says why.
+        KernelBuildError: The build failed (no compiler, missing headers); the message says why.
     """
     capability = cpu_capability()
     flags = ["-O3", "-ffast-math", "-fopenmp", *_ARCH_FLAGS.get(capability, [])]
@@ -58,7 +63,7 @@ def prompt_kernel() -> ModuleType:
             extra_ldflags=["-fopenmp"],
         )
     except Exception as err:
-        raise RuntimeError(
+        raise KernelBuildError(
             f"building the prompt layer's CPU kernel {SOURCE} failed ({type(err).__name__}: "
             f"{str(err).strip()[-500:]}); install a C++ compiler (g++) or use "
             "implementation='fused'"

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from vmp import native
+
 POWER_NORMS: tuple[str, ...] = ("sigmoid", "gamma", "maxexp", "sigme", "asinhe")
 """Names accepted by ``MotionPromptLayer(power_norm=...)`` and ``power_norm_curve``."""
 
@@ -295,12 +297,10 @@ class _NativePrompt(torch.autograd.Function):
         slope: Tensor,
         shift: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        from vmp.native import prompt_kernel
-
         ctx.set_materialize_grads(False)
         ctx.weights, ctx.scale = weights, scale
         ctx.save_for_backward(video, slope, shift)
-        prompts, attention = prompt_kernel().forward(
+        prompts, attention = native.prompt_kernel().forward(
             video, slope.item(), shift.item(), weights, scale
         )
         return prompts, attention
@@ -312,12 +312,10 @@ class _NativePrompt(torch.autograd.Function):
         g_prompts: Tensor | None,
         g_attention: Tensor | None,
     ) -> tuple[Tensor | None, ...]:
-        from vmp.native import prompt_kernel
-
         if g_prompts is None and g_attention is None:
             return (None,) * 5
         video, slope, shift = ctx.saved_tensors
-        g_video, sums = prompt_kernel().backward(
+        g_video, sums = native.prompt_kernel().backward(
             video,
             None if g_prompts is None else g_prompts.contiguous(),
             None if g_attention is None else g_attention.contiguous(),
@@ -485,9 +483,7 @@ class MotionPromptLayer(nn.Module):
                 return PromptOutput(
                     *_NativePrompt.apply(video.contiguous(), weights, scale, *scalars)
                 )
-            except RuntimeError as err:
-                if "prompt layer's CPU kernel" not in str(err):
-                    raise
+            except native.KernelBuildError as err:
                 self._fall_back("the C++ kernel could not be built", err)
         if self.implementation == "eager":
             return PromptOutput(*_prompt_maps(*args))

@@ -148,9 +148,9 @@ class VideoClassificationModule(L.LightningModule):
         loss = ce + self.optim.lambda_reg * variation
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"{self.run_name}: non-finite loss ({float(loss.detach())}) at epoch {self.current_epoch}, "
-                f"step {batch_idx} (global step {self.global_step}); cross-entropy {float(ce)}, "
-                f"variation {float(variation)}. Lower the learning rate or check the input clips."
+                f"{self.run_name}: non-finite loss ({loss.item()}) at epoch {self.current_epoch}, "
+                f"step {batch_idx} (global step {self.global_step}); cross-entropy {ce.item()}, "
+                f"variation {variation.item()}. Lower the learning rate or check the input clips."
             )
         n = len(labels)
         self._accumulate(
