@@ -1,11 +1,13 @@
 """Helpers shared by the tests: small PyAV videos, tiny training runs, prompt-layer gradients."""
 
+import json
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 import torch
 
 
@@ -132,3 +134,12 @@ def assert_near_float64_truth(layer, video, g_prompts, g_attention, **kw):
             f"{name}: error {error:.3g} (float32 eager: {reference_error:.3g}, "
             f"largest value {scale:.3g})"
         )
+
+
+def comparable_results(run_dir: Path) -> tuple[dict, pd.DataFrame]:
+    """A finished run's metrics and history without wall times and resume bookkeeping."""
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    for key in ("train_seconds", "test_seconds", "resumed_from_epoch"):
+        metrics.pop(key)
+    history = pd.read_csv(Path(run_dir) / "history.csv").drop(columns="seconds")
+    return metrics, history

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_CLIP, tiny_run_settings
+from helpers import TINY_CLIP, comparable_results, tiny_run_settings
 
 from vmp.data import EpochSeededSampler
 from vmp.experiment import train_run
@@ -74,18 +74,10 @@ def _run(scene, out_dir, **changes):
     return train_run(**tiny_run_settings(scene, **(defaults | changes)))
 
 
-def _comparable(run_dir):
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    for key in ("train_seconds", "test_seconds", "resumed_from_epoch"):
-        metrics.pop(key)
-    history = pd.read_csv(run_dir / "history.csv").drop(columns="seconds")
-    return metrics, history
-
-
 def test_same_seed_same_metrics_and_history_records_prompt(tiny_scene, tmp_path):
     first = _run(tiny_scene, tmp_path / "a")
     _run(tiny_scene, tmp_path / "b")
-    (m1, h1), (m2, h2) = _comparable(tmp_path / "a"), _comparable(tmp_path / "b")
+    (m1, h1), (m2, h2) = comparable_results(tmp_path / "a"), comparable_results(tmp_path / "b")
     assert m1 == m2
     pd.testing.assert_frame_equal(h1, h2)
     assert list(h1["epoch"]) == [1, 2]
@@ -110,7 +102,7 @@ def test_same_seed_same_metrics_and_history_records_prompt(tiny_scene, tmp_path)
 def test_other_seed_other_result(tiny_scene, tmp_path):
     _run(tiny_scene, tmp_path / "a", optim={"epochs": 1, "batch_size": 4})
     _run(tiny_scene, tmp_path / "b", optim={"epochs": 1, "batch_size": 4}, seed=1)
-    assert not _comparable(tmp_path / "a")[1].equals(_comparable(tmp_path / "b")[1])
+    assert not comparable_results(tmp_path / "a")[1].equals(comparable_results(tmp_path / "b")[1])
 
 
 def test_non_finite_loss_names_run_epoch_and_step(tiny_scene, tmp_path, monkeypatch):
@@ -161,14 +153,14 @@ def test_killed_run_resumes_to_identical_metrics(tiny_scene, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert checkpoint.exists() and not (tmp_path / "killed" / "metrics.json").exists()
-    assert (
-        not list(checkpoint.parent.glob("*.tmp")) or True
-    )  # a kill may leave a temp file, never a partial ckpt
-    torch.load(checkpoint, weights_only=True)  # the checkpoint left behind is complete
+    torch.load(checkpoint, weights_only=True)  # a kill may leave a temp file, never half a ckpt
 
     assert start(tmp_path / "killed").wait(timeout=300) == 0
     resumed = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert resumed["resumed_from_epoch"] >= 1
-    straight, killed = _comparable(tmp_path / "straight"), _comparable(tmp_path / "killed")
+    straight, killed = (
+        comparable_results(tmp_path / "straight"),
+        comparable_results(tmp_path / "killed"),
+    )
     assert straight[0] == killed[0]
     pd.testing.assert_frame_equal(straight[1], killed[1])

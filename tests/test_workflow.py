@@ -1,14 +1,19 @@
 """The Snakemake workflow: configuration errors, notebook parameters, and the smoke DAG end to end."""
 
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
 import papermill
 import pytest
 import yaml
+from helpers import comparable_results
 
+from vmp.experiment import train_run
 from vmp.workflow import nested_update
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,3 +194,95 @@ def test_smoke_workflow_end_to_end(tmp_path):
     # Rerun one cell of Table 1: only that run and what depends on it.
     forced = planned_jobs("--configfile", str(config), "--forcerun", str(runs[0]))
     assert forced == {"finetune": 1, "table1": 1, "figures": 1, "report": 1, "all": 1}
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("PPid", "0").strip() or 0) == pid:
+            found.append(int(status.parent.name))
+    return found
+
+
+def _training_kernel(notebook: Path) -> int | None:
+    """The Jupyter kernel of the papermill process that writes ``notebook``, if running."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"papermill" in a for a in args[:2]) and str(notebook).encode() in args:
+            kernels = _children(int(cmdline.parent.name))
+            return kernels[0] if kernels else None
+    return None
+
+
+def _wait_for(condition, what: str, job: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert job.poll() is None, f"snakemake ended before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_identical_metrics(tmp_path):
+    """SIGKILL the training kernel, then Snakemake itself, mid-run: rerunning Snakemake (after
+    ``--unlock`` for the second) resumes the job from its last epoch checkpoint each time, and it
+    ends with the metrics of an uninterrupted run."""
+    config = write_config(tmp_path, optim={"epochs": 6})
+    run_dir = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0/seed~0"
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    command = ["snakemake", str(run_dir / "metrics.json"), "--cores", "1"]
+    command += ["--configfile", str(config)]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+
+    # 1. The training process dies (out-of-memory killer, cluster preemption): Snakemake sees
+    #    the job fail, removes its incomplete outputs (not the checkpoints) and stops.
+    job = start()
+    _wait_for(checkpoint.exists, "the first epoch checkpoint", job)
+    kernel = _training_kernel(run_dir / "train.ipynb")
+    assert kernel is not None
+    os.kill(kernel, signal.SIGKILL)
+    assert job.wait(timeout=120) != 0
+    assert checkpoint.exists() and not (run_dir / "metrics.json").exists()
+
+    # 2. Snakemake itself is killed with its job while the rerun is training.
+    written = checkpoint.stat().st_mtime_ns
+    job = start()
+    _wait_for(lambda: checkpoint.stat().st_mtime_ns != written, "a checkpoint of the rerun", job)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    # The Jupyter kernel runs in a session of its own; ipykernel's parent poller ends it within
+    # about a second of papermill's death.
+    time.sleep(3)
+    assert not (run_dir / "metrics.json").exists()
+    locked = snakemake(*command[1:], check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(*command[1:], "--unlock")
+
+    snakemake(*command[1:])
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed["resumed_from_epoch"] >= 2
+    assert not checkpoint.parent.exists()  # removed once the run is complete
+
+    # The same run, uninterrupted, with the parameters the workflow passed to the notebook.
+    notebook = json.loads((run_dir / "train.ipynb").read_text())
+    parameters = notebook["metadata"]["papermill"]["parameters"]
+    train_run(**(parameters | {"out_dir": str(tmp_path / "straight")}), progress_bar=False)
+    straight, killed = comparable_results(tmp_path / "straight"), comparable_results(run_dir)
+    assert straight[0] == killed[0]
+    pd.testing.assert_frame_equal(straight[1], killed[1])
