@@ -115,6 +115,26 @@ def test_baseline_and_vmp_see_the_same_frames(name):
         assert not torch.allclose(vmp(video).logits, vmp(changed).logits)
 
 
+def test_c2d_cannot_tell_a_clip_from_its_time_reversal():
+    """C2D has no temporal convolution and pools time symmetrically, so reversing the frames it
+    sees leaves its logits unchanged: it cannot separate SynthMotion's mirrored-in-time classes
+    (left/right, up/down, cw/ccw, zoom in/out). I3D's temporal kernels can, and so can C2D fed
+    with prompts, whose frame differences change sign when time runs backwards."""
+    video = clip()
+    seen_reversed = video.clone()
+    seen_reversed[:, :, 1:] = video[:, :, 1:].flip(2)  # the T frames a baseline sees, reversed
+    cases = (
+        ("c2d_tiny", "baseline", seen_reversed, True),
+        ("i3d_tiny", "baseline", seen_reversed, False),
+        ("c2d_tiny", "vmp", video.flip(2), False),  # all T + 1 frames the prompts see, reversed
+    )
+    for name, variant, reversed_video, invariant in cases:
+        model = tiny(name, variant).eval()
+        with torch.no_grad():
+            same = torch.allclose(model(video).logits, model(reversed_video).logits, atol=1e-5)
+        assert same == invariant, (name, variant)
+
+
 def test_baseline_input_is_last_frames_normalised():
     video = clip()
     (x,) = backbone_inputs(tiny("c2d_tiny"), video)

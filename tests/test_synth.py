@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vmp.synth import MOTION_PATTERNS, SCENES, SceneConfig, _clip_seed, generate, render_clip
+from vmp.synth import (
+    MOTION_PATTERNS,
+    SCENES,
+    SceneConfig,
+    _clip_seed,
+    appearance_motion_ratio,
+    generate,
+    render_clip,
+)
 
 TINY = {"num_frames": 8, "size": 32}
 
@@ -202,3 +210,16 @@ def test_decoded_video_matches_rendered_frames(tmp_path):
     )
     # Lossy yuv420p at 32 px costs a few grey levels; another clip differs by far more.
     assert np.abs(frames - same).mean() < 10 < np.abs(frames - other).mean()
+
+
+def test_appearance_motion_ratio_closed_form():
+    # Static part: a checkerboard of 0.3 and 0.7 (variance 0.04); time-varying part: +-0.1
+    # alternating every frame (temporal mean 0, energy 0.01). Ratio 4, whatever the scaling.
+    checker = np.indices((4, 4)).sum(axis=0) % 2 * 0.4 + 0.3
+    sign = np.array([1.0, -1.0, 1.0, -1.0])[:, None, None]
+    clip = (checker[None] + 0.1 * sign)[None, ..., None].repeat(3, axis=-1)  # (1, 4, 4, 4, 3)
+    assert appearance_motion_ratio(clip) == pytest.approx(4.0)
+    assert appearance_motion_ratio((clip - 0.45) / 0.225) == pytest.approx(4.0)
+    assert appearance_motion_ratio(np.repeat(clip[:, :1], 4, axis=1)) == float("inf")
+    with pytest.raises(ValueError, match=r"expected \(N, T, H, W, C\)"):
+        appearance_motion_ratio(clip[0])
