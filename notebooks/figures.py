@@ -12,15 +12,14 @@
 
 # %% [markdown]
 # # Figures 1, 3, 4, 5 and 6
-# The paper's figures from finished training runs and SynthMotion test clips. All logic lives
+# The paper's figures from finished training runs and each dataset's test clips. All logic lives
 # in `vmp.figures`; every plotted number is read from the runs' `history.csv`, `metrics.json`
 # and `model.pt`. Rerun alone with `papermill notebooks/figures.ipynb out.ipynb -f params.yaml`.
 
 # %% tags=["parameters"]
 table_runs = []  # run directories of Table 1
 ablation_runs = []  # run directories of the lambda ablation (same dataset/backbone, lambdas differ)
-synth_roots = {}  # dataset name -> SynthMotion root, for sample clips
-split = "1"  # split whose test clips are shown
+clip_sources = {}  # dataset name -> {"format", "root", "split"} whose test clips are shown
 clip = {"num_frames": 8, "sampling_rate": 2, "crop_size": 48, "test_scale": 48, "hflip": False}
 out_dir = "results/figures"
 
@@ -34,7 +33,10 @@ from vmp import figures
 
 torch.set_num_threads(1)
 out = Path(out_dir)
-clips = {name: figures.sample_clip(root, split, clip) for name, root in synth_roots.items()}
+clips = {
+    name: figures.sample_clip(src["root"], src["split"], clip, dataset_format=src["format"])
+    for name, src in clip_sources.items()
+}
 
 
 def show(fig, name):

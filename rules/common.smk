@@ -51,6 +51,13 @@ def data_ready_file(name, split="1"):
     return f"{RESULTS}/data/{name}/{split}/manifest.csv"
 
 
+def training_data(name, split):
+    """(format, root) that vmp.datasets.index reads a dataset's split from for training."""
+    if name in SYNTH_DATASETS:
+        return "synthmotion", dataset_root(name)
+    return "prepared", f"{RESULTS}/data/{name}/{split}"
+
+
 def backbone_settings(backbone, key, dataset=None):
     """Global `key` settings, updated by the dataset's, then by the backbone's."""
     settings = dict(config[key])
@@ -78,9 +85,7 @@ def train_parameters(wildcards, pretraining=False):
         dataset, split, variant = wildcards.dataset, wildcards.split, wildcards.variant
         lam, seed = float(wildcards.lam), int(wildcards.seed)
         optim = backbone_settings(wildcards.backbone, "optim", dataset)
-        fmt, root = config["datasets"][dataset]["format"], dataset_root(dataset)
-        if fmt != "synthmotion":
-            fmt, root = "prepared", f"{RESULTS}/data/{dataset}/{split}"
+        fmt, root = training_data(dataset, split)
         out = run_dir(dict(dataset=dataset, split=split, backbone=wildcards.backbone, variant=variant, **{"lambda": lam}, seed=seed))
         pretrained = pretrained_checkpoint(wildcards.backbone) or None
     return json.dumps(

@@ -4,7 +4,7 @@ rule figures:
         notebook=f"{RESULTS}/notebooks/figures.ipynb",
         table=run_files("table"),
         ablation=run_files("ablation"),
-        data=[data_ready_file(name) for name in config["datasets"] if name in SYNTH_DATASETS],
+        data=[data_ready_file(name, spec["splits"][0]) for name, spec in config["datasets"].items()],
     output:
         figures=[
             report(f"{RESULTS}/figures/{name}.{ext}", category="Figures") if ext == "png" else f"{RESULTS}/figures/{name}.{ext}"
@@ -17,8 +17,10 @@ rule figures:
             {
                 "table_runs": [run_dir(run) for run in RUNS if run["table"]],
                 "ablation_runs": [run_dir(run) for run in RUNS if run["ablation"]],
-                "synth_roots": {name: dataset_root(name) for name in config["datasets"] if name in SYNTH_DATASETS},
-                "split": config["datasets"][next(iter(config["datasets"]))]["splits"][0],
+                "clip_sources": {
+                    name: dict(zip(("format", "root"), training_data(name, spec["splits"][0])), split=spec["splits"][0])
+                    for name, spec in config["datasets"].items()
+                },
                 # Fig. 1's Taylor video needs at least 6 frames, whatever the training clips hold.
                 "clip": config["clip"] | {"num_frames": max(8, config["clip"]["num_frames"])},
                 "out_dir": f"{RESULTS}/figures",

@@ -44,6 +44,17 @@ def test_sample_clip_is_a_test_clip_in_unit_range(clip):
     assert 0.0 <= clip.min() and clip.max() <= 1.0
 
 
+def test_sample_clip_reads_prepared_datasets(clip, tiny_scene, tmp_path):
+    """The paper profile samples Fig. 1/5 clips from prepare_data's manifest of a real dataset."""
+    from vmp.datasets import index
+
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    index("synthmotion", tiny_scene, "1").to_csv(prepared / "manifest.csv", index=False)
+    got = figures.sample_clip(prepared, "1", TINY_CLIP, dataset_format="prepared")
+    assert torch.equal(got, clip)
+
+
 def test_fig1_shows_the_frame_differences(clip):
     fig = figures.fig1_motion_representations(clip, t=1, order=1)
     assert len(fig.axes) == 5  # 4 panels + colour bar of the differences
@@ -200,8 +211,7 @@ def test_notebook_parameters(notebook):
     assert list(params) == [
         "table_runs",
         "ablation_runs",
-        "synth_roots",
-        "split",
+        "clip_sources",
         "clip",
         "out_dir",
     ]
@@ -217,8 +227,9 @@ def test_notebook_writes_the_five_figures(notebook, runs, tiny_scene, tmp_path):
         parameters={
             "table_runs": [str(r) for r in runs.values()],
             "ablation_runs": [str(r) for r in runs.values()],
-            "synth_roots": {"synth_gym": str(tiny_scene)},
-            "split": "1",
+            "clip_sources": {
+                "synth_gym": {"format": "synthmotion", "root": str(tiny_scene), "split": "1"}
+            },
             "clip": {**TINY_CLIP, "num_frames": 6},
             "out_dir": str(out_dir),
         },

@@ -230,7 +230,7 @@ def fig1_motion_representations(
     """
     fig = Figure(figsize=(12, 3.4), layout="constrained")
     if video is None:
-        _note(fig.add_subplot(), "no clip: give a SynthMotion root to show Fig. 1")
+        _note(fig.add_subplot(), "no clip: no dataset to sample a test clip from")
         return fig
     _check_clip(video, "fig1_motion_representations", order + 4)
     diffs = frame_differences(video)
