@@ -21,7 +21,7 @@ import hashlib
 import logging
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import av
@@ -213,36 +213,33 @@ class ClipDataset(Dataset):
         n = self.spec.num_temporal_clips
         return round((num_starts - 1) * (clip_idx / (n - 1) if n > 1 else 0.5))
 
-    def _decoded(self, j: int) -> tuple[np.ndarray, float]:
-        """Every frame of video (or segment) j, decoded once and cached: (frames, fps)."""
-        if j not in self._cache:
-            with av.open(self._paths[j]) as container:
-                stream = container.streams.video[0]
-                fps = _fps(stream)
-                first, count = _segment(
-                    stream, container, fps, self._start[j], self._end[j], self._frames[j]
-                )
-                frames = _decode(container, stream, fps, list(range(first, first + count)))
-            self._cache[j] = (np.stack(frames), fps)
-        return self._cache[j]
+    def _read(self, j: int, offsets: Callable[[int, float], Sequence[int]]) -> tuple[list, float]:
+        """Decode frames ``offsets(count, fps)`` of video (or segment) j: (frames, fps)."""
+        with av.open(self._paths[j]) as container:
+            stream = container.streams.video[0]
+            fps = _fps(stream)
+            first, count = _segment(
+                stream, container, fps, self._start[j], self._end[j], self._frames[j]
+            )
+            picked = [first + k for k in offsets(count, fps)]
+            return _decode(container, stream, fps, picked), fps
+
+    def _window(self, count: int, fps: float, view: int) -> list[int]:
+        """Frame offsets of the clip for ``view`` in a video of ``count`` frames."""
+        _, num_starts = frame_indices(count, fps, self.spec)
+        idx, _ = frame_indices(count, fps, self.spec, self._window_start(num_starts, view))
+        return idx
 
     def _load(self, j: int, view: int) -> torch.Tensor:
         spec = self.spec
-        if self._cache is not None:
-            decoded, fps = self._decoded(j)
-            _, num_starts = frame_indices(len(decoded), fps, spec)
-            idx, _ = frame_indices(len(decoded), fps, spec, self._window_start(num_starts, view))
-            frames = decoded[idx]
+        if self._cache is None:
+            frames, _ = self._read(j, lambda count, fps: self._window(count, fps, view))
         else:
-            with av.open(self._paths[j]) as container:
-                stream = container.streams.video[0]
-                fps = _fps(stream)
-                first, count = _segment(
-                    stream, container, fps, self._start[j], self._end[j], self._frames[j]
-                )
-                _, num_starts = frame_indices(count, fps, spec)
-                idx, _ = frame_indices(count, fps, spec, self._window_start(num_starts, view))
-                frames = _decode(container, stream, fps, [first + k for k in idx])
+            if j not in self._cache:  # every frame, decoded once
+                every, fps = self._read(j, lambda count, fps: range(count))
+                self._cache[j] = (np.stack(every), fps)
+            decoded, fps = self._cache[j]
+            frames = decoded[self._window(len(decoded), fps, view)]
         video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T+1, 3, H, W)
         if self.train:
             lo, hi = spec.train_scale

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -87,17 +87,28 @@ def _finish(rows: list[dict], dataset: str, root: Path) -> pd.DataFrame:
     return table[COLUMNS + extra].reset_index(drop=True)
 
 
-def _index_synthmotion(root: Path, split: str | int) -> pd.DataFrame:
+def _read_manifest(
+    root: Path, dataset: str, made_by: str, needed: Iterable[str]
+) -> tuple[Path, pd.DataFrame]:
+    """``root/manifest.csv`` with at least the ``needed`` columns; errors name what writes it."""
     manifest = root / "manifest.csv"
     if not manifest.exists():
         raise FileNotFoundError(
-            f"synthmotion: manifest not found: {manifest}. It is created by `vmp.synth.generate` "
-            "(the `synth_data` workflow rule); run that rule first."
+            f"{dataset}: manifest not found: {manifest}. It is {made_by}; run that rule first."
         )
     table = pd.read_csv(manifest)
-    needed = {"path", "label", "class_name", "split", "subset"}
-    if missing := needed - set(table.columns):
-        raise ValueError(f"synthmotion: {manifest} lacks columns {sorted(missing)}")
+    if missing := set(needed) - set(table.columns):
+        raise ValueError(f"{dataset}: {manifest} lacks columns {sorted(missing)}")
+    return manifest, table
+
+
+def _index_synthmotion(root: Path, split: str | int) -> pd.DataFrame:
+    manifest, table = _read_manifest(
+        root,
+        "synthmotion",
+        "created by `vmp.synth.generate` (the `synth_data` workflow rule)",
+        ("path", "label", "class_name", "split", "subset"),
+    )
     bad = set(table["subset"]) - set(SUBSETS)
     if bad:
         raise ValueError(f"synthmotion: {manifest} has unknown subsets {sorted(bad)}")
@@ -313,15 +324,12 @@ def _header_fps(path: Path) -> float | None:
 
 def _index_prepared(root: Path, split: str | int) -> pd.DataFrame:
     """The manifest ``prepare`` wrote for one split: readable videos, cut clips, stable labels."""
-    manifest = root / "manifest.csv"
-    if not manifest.exists():
-        raise FileNotFoundError(
-            f"prepared: manifest not found: {manifest}. It is written by `vmp.datasets.prepare` "
-            "(the `prepare_data` workflow rule); run that rule first."
-        )
-    table = pd.read_csv(manifest)
-    if missing := set(COLUMNS) - set(table.columns):
-        raise ValueError(f"prepared: {manifest} lacks columns {sorted(missing)}")
+    manifest, table = _read_manifest(
+        root,
+        "prepared",
+        "written by `vmp.datasets.prepare` (the `prepare_data` workflow rule)",
+        COLUMNS,
+    )
     if table.empty:
         raise ValueError(
             f"prepared: {manifest} lists no readable video; see prepare_report.md beside it"
