@@ -348,7 +348,7 @@ class MotionPromptLayer(nn.Module):
         grayscale_order: "rgb" (BT.601) or "bgr" (the released code's swapped weights).
         implementation: "fused" (default; custom autograd that recomputes the per-pixel maps
             in backward: nothing per-pixel saved for backward, about 4x faster forward+backward
-            than "eager" on CPU when the clip needs a gradient), "eager" (plain reference) or
+            than "eager" on CPU when the clip needs a gradient), "eager" (plain reference),
             "compiled" (``torch.compile`` of the eager maps, one compilation shared by all
             layers: about 15 s on the first call on a 2-core CPU, then about 1.4-1.6x faster
             forward+backward than "fused" on CPU; for long runs) or "native" (a C++ CPU kernel,

@@ -131,9 +131,8 @@ class VideoClassificationModule(L.LightningModule):
             self._sums[key] = self._sums.get(key, 0.0) + value
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        if (
-            batch_idx == 0
-        ):  # not on_train_epoch_start: Lightning skips it in the epoch after a resume
+        # Here, not in on_train_epoch_start: Lightning skips that hook in the epoch after a resume.
+        if batch_idx == 0:
             self._sums, self._epoch_started = {}, time.perf_counter()
         video, labels = batch["video"], batch["label"]
         out = self.model(video)
@@ -259,9 +258,8 @@ def evaluate(
 
 def fingerprint(settings: dict[str, Any]) -> str:
     """Short hash of a run's settings; a checkpoint is resumed only by a run with the same one."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
-        :16
-    ]
+    encoded = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
 
 
 def fit(
@@ -319,13 +317,10 @@ def fit(
         seed=seed,
         drop_last=len(train_set) > optim.batch_size,
     )
-    val_loader = (
-        make_loader(
-            val_set, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
-        )
-        if val_set
-        else None
+    eval_loader = functools.partial(
+        make_loader, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
     )
+    val_loader = eval_loader(val_set) if val_set else None
     started = time.perf_counter()
     write_text(checkpoint.parent / "fingerprint", fingerprint(settings))
     trainer.fit(
@@ -337,9 +332,7 @@ def fit(
     )
     train_seconds = time.perf_counter() - started
 
-    test_loader = make_loader(
-        test_set, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
-    )
+    test_loader = eval_loader(test_set)
     started = time.perf_counter()
     metrics = evaluate(model, test_loader, trainer.strategy.root_device)
     metrics |= {

@@ -203,10 +203,18 @@ def build_timesformer(
 # --- paper-size models (Kinetics-400 recipes of the pytorchvideo zoo / TimeSformer paper) ---
 
 
+# Kernels that make a ResNet a C2D (2-D only) or an I3D (inflated), by model-name prefix.
+_RESNET_KERNELS: dict[str, dict[str, object]] = {
+    "c2d": {"conv_a_kernels": C2D_CONV_A, "stem_kernel": (1, 7, 7)},
+    "i3d": {"conv_a_kernels": I3D_CONV_A, "stem_kernel": (5, 7, 7)},
+}
+
+
 def _resnet(name: str, num_frames: int, crop_size: int, **build: object) -> Backbone:
-    """A C2D or I3D backbone: `build_resnet(**build)` wrapped for `num_frames` frames."""
+    """C2D or I3D (by the prefix of `name`): `build_resnet(**build)` wrapped for `num_frames`."""
     _check_crop(name, crop_size)
-    return Backbone(build_resnet(**build), num_frames)
+    kernels = _RESNET_KERNELS[name.split("_")[0]]
+    return Backbone(build_resnet(**kernels, **build), num_frames)
 
 
 @register_model()
@@ -214,15 +222,7 @@ def c2d_r50(
     num_classes: int, *, num_frames: int = 8, crop_size: int = 224, dropout: float = 0.5
 ) -> Backbone:
     """C2D R50 8x8: 2-D convolutions only (temporal kernel 1), temporal pooling after res2."""
-    return _resnet(
-        "c2d_r50",
-        num_frames,
-        crop_size,
-        num_classes=num_classes,
-        conv_a_kernels=C2D_CONV_A,
-        stem_kernel=(1, 7, 7),
-        dropout=dropout,
-    )
+    return _resnet("c2d_r50", num_frames, crop_size, num_classes=num_classes, dropout=dropout)
 
 
 @register_model()
@@ -230,15 +230,7 @@ def i3d_r50(
     num_classes: int, *, num_frames: int = 8, crop_size: int = 224, dropout: float = 0.5
 ) -> Backbone:
     """I3D R50 8x8: inflated 3x1x1 kernels as in the pytorchvideo zoo `i3d_r50`."""
-    return _resnet(
-        "i3d_r50",
-        num_frames,
-        crop_size,
-        num_classes=num_classes,
-        conv_a_kernels=I3D_CONV_A,
-        stem_kernel=(5, 7, 7),
-        dropout=dropout,
-    )
+    return _resnet("i3d_r50", num_frames, crop_size, num_classes=num_classes, dropout=dropout)
 
 
 @register_model(pathways=("slow", "fast"))
@@ -339,8 +331,6 @@ def c2d_tiny(
         num_frames,
         crop_size,
         num_classes=num_classes,
-        conv_a_kernels=C2D_CONV_A,
-        stem_kernel=(1, 7, 7),
         depths=depths,
         width=width,
         dropout=dropout,
@@ -363,8 +353,6 @@ def i3d_tiny(
         num_frames,
         crop_size,
         num_classes=num_classes,
-        conv_a_kernels=I3D_CONV_A,
-        stem_kernel=(5, 7, 7),
         depths=depths,
         width=width,
         dropout=dropout,
