@@ -116,25 +116,22 @@ def prompt_points(metrics: dict[str, Any]) -> list[tuple[str | None, float, floa
     ]
 
 
-def _has_prompt(run_dir: str | Path) -> bool:
-    return bool(prompt_points(load_run(run_dir)[0]))
+def _prompt_runs(runs: Sequence[str | Path]) -> list[tuple[dict[str, Any], Path]]:
+    """(settings, run directory) of the runs with a sigmoid prompt layer, each read once."""
+    loaded = ((load_run(r)[0], Path(r)) for r in runs)
+    return [(metrics["settings"], r) for metrics, r in loaded if prompt_points(metrics)]
 
 
 def pick_table_run(runs: Sequence[str | Path], dataset: str) -> Path | None:
     """First run of ``dataset`` with a sigmoid prompt layer, seed 0 preferred; None if none."""
-    found = [
-        Path(r) for r in runs if load_run(r)[0]["settings"]["dataset"] == dataset and _has_prompt(r)
-    ]
-    seed0 = [r for r in found if int(load_run(r)[0]["settings"]["seed"]) == 0]
-    return (seed0 or found or [None])[0]
+    found = [(s, r) for s, r in _prompt_runs(runs) if s["dataset"] == dataset]
+    seed0 = [r for s, r in found if int(s["seed"]) == 0]
+    return (seed0 or [r for _, r in found] or [None])[0]
 
 
 def pick_ablation_pair(runs: Sequence[str | Path], target: float = 2.5) -> tuple[Path, Path] | None:
     """(run with the smallest lambda, other run with lambda closest to ``target``); None if < 2 runs."""
-    found = sorted(
-        ((float(load_run(r)[0]["settings"]["lambda"]), Path(r)) for r in runs if _has_prompt(r)),
-        key=lambda x: x[0],
-    )
+    found = sorted(((float(s["lambda"]), r) for s, r in _prompt_runs(runs)), key=lambda x: x[0])
     if len(found) < 2:
         return None
     rest = found[1:]
