@@ -46,9 +46,7 @@ def dataset_root(name):
 
 def data_ready_file(name, split="1"):
     """The manifest training indexes: generated (SynthMotion) or prepared (real datasets)."""
-    if name in SYNTH_DATASETS:
-        return f"{dataset_root(name)}/manifest.csv"
-    return f"{RESULTS}/data/{name}/{split}/manifest.csv"
+    return f"{training_data(name, split)[1]}/manifest.csv"
 
 
 def training_data(name, split):
