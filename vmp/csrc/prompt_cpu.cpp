@@ -27,6 +27,7 @@ constexpr int64_t kBlock = 1024;
 
 struct Params {
   float w0, w1, w2, slope, shift, scale;
+  float luma(float r, float g, float b) const { return w0 * r + w1 * g + w2 * b; }
 };
 
 struct Geometry {
@@ -78,7 +79,7 @@ std::vector<at::Tensor> forward(const at::Tensor& video, double slope, double sh
       const int64_t n = std::min(kBlock, P - p0);
       const float* clip = x + b * 3 * C + p0;
       for (int64_t i = 0; i < n; ++i)
-        gray_prev[i] = p.w0 * clip[i] + p.w1 * clip[C + i] + p.w2 * clip[2 * C + i];
+        gray_prev[i] = p.luma(clip[i], clip[C + i], clip[2 * C + i]);
       for (int64_t t = 0; t < T; ++t) {
         const float* r = clip + (t + 1) * P;
         const float* g = r + C;
@@ -89,7 +90,7 @@ std::vector<at::Tensor> forward(const at::Tensor& video, double slope, double sh
         float* at = a + (b * T + t) * P + p0;
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) {
-          const float gray = p.w0 * r[i] + p.w1 * g[i] + p.w2 * bl[i];
+          const float gray = p.luma(r[i], g[i], bl[i]);
           const float att = sigmoid(p.slope * (p.scale * (gray - gray_prev[i]) - p.shift));
           gray_prev[i] = gray;
           at[i] = att;
@@ -124,7 +125,7 @@ void backward_task(const Geometry& geo, const Params& p, const BackwardBuffers& 
   const float* clip = buf.x + b * 3 * C + p0;
   float* g_clip = kVideoGrad ? buf.g_video + b * 3 * C + p0 : nullptr;
   for (int64_t i = 0; i < n; ++i) {
-    gray_prev[i] = p.w0 * clip[i] + p.w1 * clip[C + i] + p.w2 * clip[2 * C + i];
+    gray_prev[i] = p.luma(clip[i], clip[C + i], clip[2 * C + i]);
     g_diff_prev[i] = carry_r[i] = carry_g[i] = carry_b[i] = 0.0f;
   }
   double sum_gs_u = 0.0, sum_gs = 0.0;
@@ -140,7 +141,7 @@ void backward_task(const Geometry& geo, const Params& p, const BackwardBuffers& 
     float row_gs_u = 0.0f, row_gs = 0.0f;
 #pragma omp simd reduction(+ : row_gs_u, row_gs)
     for (int64_t i = 0; i < n; ++i) {
-      const float gray = p.w0 * r[i] + p.w1 * g[i] + p.w2 * bl[i];
+      const float gray = p.luma(r[i], g[i], bl[i]);
       const float u = p.scale * (gray - gray_prev[i]) - p.shift;
       const float att = sigmoid(p.slope * u);
       gray_prev[i] = gray;
