@@ -1,5 +1,10 @@
 rule table1:
-    """Table 1: mean +- std over seeds of every cell, beside the published value where one exists."""
+    """Table 1: mean +- std over seeds of every cell, beside the published value where one exists.
+
+    Also the paired +VMP differences' verdict summary and, for backbones with `pretrained: false`
+    and an `arch` that is itself a backbone of the profile, the scratch vs pre-trained comparison
+    (a one-line note when there is none).
+    """
     input:
         notebook=f"{RESULTS}/notebooks/table1.ipynb",
         metrics=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["table"]],
@@ -8,6 +13,10 @@ rule table1:
         csv=report(f"{RESULTS}/tables/table1.csv", category="Table 1"),
         md=f"{RESULTS}/tables/table1.md",
         tex=f"{RESULTS}/tables/table1.tex",
+        verdict_csv=f"{RESULTS}/tables/table1_verdict.csv",
+        verdict_md=f"{RESULTS}/tables/table1_verdict.md",
+        pretraining_csv=f"{RESULTS}/tables/table1_pretraining.csv",
+        pretraining_md=f"{RESULTS}/tables/table1_pretraining.md",
         notebook=f"{RESULTS}/tables/table1.ipynb",
     params:
         parameters=lambda wc, input, output: json.dumps(
@@ -20,6 +29,12 @@ rule table1:
                     "pretrain": {k: v.get("paper_pretrain", "k400") for k, v in config["backbones"].items()},
                 },
                 "out_prefix": str(Path(output.csv).with_suffix("")),
+                "scratch_pairs": {
+                    name: backbone["arch"]
+                    for name, backbone in config["backbones"].items()
+                    if backbone.get("pretrained", True) is False
+                    and backbone.get("arch") in config["backbones"]
+                },
             }
         ),
     conda:

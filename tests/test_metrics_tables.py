@@ -1,13 +1,27 @@
 """Metrics, Table 1 aggregation and the workflow's run matrix, on hand-made numbers."""
 
 import json
+import math
+import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
 from vmp.metrics import aggregate_views, classification_metrics
-from vmp.tables import attach_published, display_table, load_runs, summarise, write_table1
+from vmp.tables import (
+    attach_published,
+    display_table,
+    load_runs,
+    paired_differences,
+    pretraining_comparison,
+    summarise,
+    verdict_summary,
+    write_pretraining,
+    write_table1,
+    write_verdict_summary,
+)
 from vmp.workflow import ConfigError, check_config, nested_update, run_matrix
 
 
@@ -48,9 +62,9 @@ def test_top5_is_none_with_five_classes_or_fewer():
     assert m["top5"] is None and m["top1"] == 100.0 and m["mean_average_precision"] == 100.0
 
 
-def _write_run(tmp_path, dataset, split, variant, seed, top1, lam=2.5):
-    path = tmp_path / f"{dataset}-{split}-{variant}-{seed}.json"
-    settings = dict(dataset=dataset, split=split, backbone="x3d_tiny", variant=variant, seed=seed)
+def _write_run(tmp_path, dataset, split, variant, seed, top1, lam=2.5, backbone="x3d_tiny"):
+    path = tmp_path / f"{dataset}-{split}-{backbone}-{variant}-{seed}.json"
+    settings = dict(dataset=dataset, split=split, backbone=backbone, variant=variant, seed=seed)
     settings["lambda"] = 0.0 if variant == "baseline" else lam
     metrics = dict(
         top1=top1, top5=top1 + 10, mean_average_precision=top1 - 5, mean_class_accuracy=top1
@@ -103,6 +117,286 @@ def test_published_values_and_written_files(runs, tmp_path):
     assert [f.suffix for f in files] == [".csv", ".md", ".tex"]
     assert "| synth_hmdb" in files[1].read_text() and "71.0 ± 1.4" in files[1].read_text()
     assert len(pd.read_csv(files[0])) == len(table)
+
+
+# Student-t quantiles t(0.975, df) for df = 1, 2, 3 (closed-form checks of the intervals).
+T975 = {1: 12.706204736174707, 2: 4.302652729749464, 3: 3.182446305284263}
+
+
+def _paired_runs(tmp_path, cells):
+    """Write runs from {(dataset, backbone, split): {variant: {seed: top1}}}; load them."""
+    paths = [
+        _write_run(tmp_path, dataset, split, variant, seed, top1, backbone=backbone)
+        for (dataset, backbone, split), variants in cells.items()
+        for variant, tops in variants.items()
+        for seed, top1 in tops.items()
+    ]
+    return load_runs(paths)
+
+
+@pytest.fixture
+def paired(tmp_path):
+    """Four cells with known paired differences (one with an unpaired seed)."""
+    return _paired_runs(
+        tmp_path,
+        {
+            # diffs [2, 4, 6]: 4 +- t(2) * 2 / sqrt(3), n.s.; vmp seed 3 has no baseline
+            ("synth_gym", "x3d_tiny", "1"): {
+                "baseline": {0: 50, 1: 60, 2: 70},
+                "vmp": {0: 52, 1: 64, 2: 76, 3: 99},
+            },
+            # diffs [-3, -4, -5]: -4 +- t(2) / sqrt(3), loss
+            ("synth_gym", "c2d_tiny", "1"): {
+                "baseline": {0: 50, 1: 50, 2: 50},
+                "vmp": {0: 47, 1: 46, 2: 45},
+            },
+            # one seed per split, split diffs [3, 4, 5]: mean split 4 +- t(2) / sqrt(3), gain
+            **{
+                ("synth_hmdb", "x3d_tiny", split): {"baseline": {0: 40}, "vmp": {0: 40 + d}}
+                for split, d in (("1", 3), ("2", 4), ("3", 5))
+            },
+            # two seeds per split: split diffs mean([2, 4]) = 3, mean([5, 5]) = 5, [1] = 1
+            # (split 3's baseline seed 1 has no +VMP partner); mean split: 3 +- t(2) * 2 / sqrt(3)
+            ("synth_hmdb", "c2d_tiny", "1"): {
+                "baseline": {0: 30, 1: 30},
+                "vmp": {0: 32, 1: 34},
+            },
+            ("synth_hmdb", "c2d_tiny", "2"): {
+                "baseline": {0: 30, 1: 31},
+                "vmp": {0: 35, 1: 36},
+            },
+            ("synth_hmdb", "c2d_tiny", "3"): {
+                "baseline": {0: 30, 1: 20},
+                "vmp": {0: 31},
+            },
+        },
+    )
+
+
+def _row(table, dataset, backbone, split, variant="vmp"):
+    return table.set_index(["dataset", "backbone", "split", "variant"]).loc[
+        (dataset, backbone, split, variant)
+    ]
+
+
+def test_paired_difference_closed_form(paired):
+    table = summarise(paired)
+    row = _row(table, "synth_gym", "x3d_tiny", "1")
+    half = T975[2] * 2 / math.sqrt(3)
+    assert row["delta_top1"] == pytest.approx(4)
+    assert row["delta_sd"] == pytest.approx(2)
+    assert row["delta_ci_low"] == pytest.approx(4 - half)
+    assert row["delta_ci_high"] == pytest.approx(4 + half)
+    assert (row["pairs"], row["unpaired"], row["verdict"]) == (3, 1, "n.s.")
+    # the unpaired seed 3 counts in the +VMP mean, not in the paired difference
+    assert row["top1_mean"] == pytest.approx((52 + 64 + 76 + 99) / 4)
+    loss = _row(table, "synth_gym", "c2d_tiny", "1")
+    assert loss["delta_top1"] == pytest.approx(-4)
+    assert loss["delta_ci_high"] == pytest.approx(-4 + T975[2] / math.sqrt(3))
+    assert (loss["pairs"], loss["unpaired"], loss["verdict"]) == (3, 0, "loss")
+    baseline = _row(table, "synth_gym", "x3d_tiny", "1", "baseline")
+    assert baseline[["delta_top1", "delta_ci_low", "delta_ci_high"]].isna().all()
+    assert pd.isna(baseline["pairs"]) and pd.isna(baseline["verdict"])
+
+
+def test_paired_difference_of_multi_split_datasets(paired):
+    table = summarise(paired)
+    mean = _row(table, "synth_hmdb", "x3d_tiny", "mean")
+    assert mean["delta_top1"] == pytest.approx(4)
+    assert mean["delta_ci_low"] == pytest.approx(4 - T975[2] / math.sqrt(3))
+    assert (mean["pairs"], mean["verdict"]) == (3, "gain")
+    one = _row(table, "synth_hmdb", "x3d_tiny", "2")  # a single pair: no interval
+    assert one["delta_top1"] == 4 and one["pairs"] == 1 and one["verdict"] == "n.s."
+    assert pd.isna(one["delta_ci_low"]) and pd.isna(one["delta_ci_high"])
+    seeds = _row(table, "synth_hmdb", "c2d_tiny", "mean")
+    assert seeds["delta_top1"] == pytest.approx(3)  # splits' paired means 3, 5 and 1
+    assert seeds["delta_sd"] == pytest.approx(2)
+    assert seeds["delta_ci_high"] == pytest.approx(3 + T975[2] * 2 / math.sqrt(3))
+    assert (seeds["pairs"], seeds["unpaired"], seeds["verdict"]) == (3, 1, "n.s.")
+    split3 = _row(table, "synth_hmdb", "c2d_tiny", "3")
+    assert (split3["delta_top1"], split3["pairs"], split3["unpaired"]) == (1, 1, 1)
+    split1 = _row(table, "synth_hmdb", "c2d_tiny", "1")
+    assert split1["delta_ci_low"] == pytest.approx(3 - T975[1] * math.sqrt(2) / math.sqrt(2))
+
+
+def test_paired_differences_without_baseline_and_with_duplicates(tmp_path):
+    runs = _paired_runs(tmp_path, {("synth_gym", "x3d_tiny", "1"): {"vmp": {0: 50, 1: 60}}})
+    row = paired_differences(runs).iloc[0]
+    assert row["pairs"] == 0 and row["unpaired"] == 2
+    assert pd.isna(row["delta_top1"]) and pd.isna(row["verdict"])
+    twice = pd.concat([runs, runs.iloc[:1]], ignore_index=True)
+    with pytest.raises(ValueError, match="several runs share"):
+        paired_differences(twice)
+
+
+def test_verdict_summary_counts_and_interval_over_cells(paired, tmp_path):
+    summary = verdict_summary(summarise(paired)).set_index("backbone")
+    assert list(summary.index) == ["c2d_tiny", "x3d_tiny", "all"]
+    # cells: gym/x3d 4 (n.s.), gym/c2d -4 (loss), hmdb mean/x3d 4 (gain), hmdb mean/c2d 3 (n.s.)
+    x3d = summary.loc["x3d_tiny"]
+    assert (x3d["cells"], x3d["delta_top1"], x3d["delta_sd"]) == (2, 4, 0)
+    assert (x3d["gain"], x3d["loss"], x3d["n.s."]) == (1, 0, 1)
+    c2d = summary.loc["c2d_tiny"]
+    assert c2d["delta_top1"] == pytest.approx(-0.5)
+    assert c2d["delta_ci_high"] == pytest.approx(-0.5 + T975[1] * 7 / math.sqrt(2) / math.sqrt(2))
+    assert (c2d["gain"], c2d["loss"], c2d["n.s."]) == (0, 1, 1)
+    overall = summary.loc["all"]
+    sd = pd.Series([4, -4, 4, 3]).std(ddof=1)
+    assert overall["cells"] == 4 and overall["delta_top1"] == pytest.approx(1.75)
+    assert overall["delta_ci_low"] == pytest.approx(1.75 - T975[3] * sd / 2)
+    assert (overall["gain"], overall["loss"], overall["n.s."], overall["verdict"]) == (
+        1,
+        1,
+        2,
+        "n.s.",
+    )
+    csv, md = write_verdict_summary(summary.reset_index(), tmp_path / "t" / "table1")
+    assert (csv.name, md.name) == ("table1_verdict.csv", "table1_verdict.md")
+    assert len(pd.read_csv(csv)) == 3
+    text = md.read_text()
+    assert "| all" in text and "+1.8" in text and "t-interval over the cell means" in text
+
+
+def test_written_tables_round_and_leave_baseline_rows_empty(paired, tmp_path):
+    published = pd.read_csv("config/published/table1.csv", dtype={"split": str})
+    table = attach_published(
+        summarise(paired), published, {"synth_hmdb": "hmdb51"}, {"x3d_tiny": "x3d"}
+    )
+    csv, md, tex = write_table1(table, tmp_path / "table1")
+    shown = display_table(table)
+    base = shown[shown["variant"] == "baseline"]
+    for column in ("Δ top-1", "95% CI", "pairs", "verdict", "paper Δ"):
+        assert (base[column] == "").all(), column
+    lines = md.read_text().splitlines()
+    baseline_lines = [ln for ln in lines if "| baseline" in ln]
+    assert len(baseline_lines) == len(base) > 0
+    assert not any("-0" in ln or "+0.0" in ln for ln in baseline_lines)
+    gym = shown[(shown["dataset"] == "synth_gym") & (shown["backbone"] == "x3d_tiny")].iloc[1]
+    half = T975[2] * 2 / math.sqrt(3)
+    assert (gym["Δ top-1"], gym["95% CI"], gym["pairs"]) == (
+        "+4.0",
+        f"[{4 - half:+.1f}, +{4 + half:.1f}]",
+        "3",
+    )
+    written = pd.read_csv(csv, dtype={"split": str})
+    assert written["delta_top1"].isna().sum() == (table["variant"] == "baseline").sum()
+    loss = written.set_index(["dataset", "backbone", "split", "variant"]).loc[
+        ("synth_gym", "c2d_tiny", "1", "vmp")
+    ]
+    assert loss["delta_ci_high"] == round(-4 + T975[2] / math.sqrt(3), 6)
+    assert loss["verdict"] == "loss" and loss["pairs"] == 3
+    text = tex.read_text()
+    assert text.startswith("\\begin{tabular}") and "\\toprule" in text
+    assert r"$\pm$" in text and r"$\Delta$" in text and "±" not in text and "Δ" not in text
+    assert "x3d\\_tiny" in text and "95\\% CI" in text
+
+
+def test_csv_drops_float32_noise(tmp_path):
+    paths = [
+        _write_run(tmp_path, "synth_gym", "1", "baseline", 0, 25.00000074505806),
+        _write_run(tmp_path, "synth_gym", "1", "vmp", 0, 30.0),
+    ]
+    csv = write_table1(summarise(load_runs(paths)), tmp_path / "table1")[0]
+    text = csv.read_text()
+    assert "25.000001" in text and "25.0000007" not in text and "4.999999" in text
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """i3d_tiny fine-tuned from its checkpoint and from scratch on one- and three-split datasets."""
+    gym = {
+        "i3d_tiny": ({0: 60, 1: 60, 2: 60}, {0: 61, 1: 62, 2: 63}),  # diffs [1, 2, 3]
+        "i3d_tiny_scratch": ({0: 30, 1: 31, 2: 32}, {0: 35, 1: 37, 2: 39}),  # diffs [5, 6, 7]
+    }
+    hmdb = {
+        "i3d_tiny": ([50, 50, 50], [51, 52, 53]),
+        "i3d_tiny_scratch": ([20, 22, 24], [22, 25, 28]),
+    }
+    cells = {
+        ("synth_gym", b, "1"): {"baseline": base, "vmp": vmp} for b, (base, vmp) in gym.items()
+    }
+    for backbone, (base, vmp) in hmdb.items():
+        for split, b, v in zip("123", base, vmp, strict=True):
+            cells[("synth_hmdb", backbone, split)] = {"baseline": {0: b}, "vmp": {0: v}}
+    return _paired_runs(tmp_path, cells)
+
+
+def test_pretraining_comparison(scratch, tmp_path):
+    table = summarise(scratch)
+    pairs = {"i3d_tiny_scratch": "i3d_tiny"}
+    comparison = pretraining_comparison(table, pairs).set_index("dataset")
+    gym = comparison.loc["synth_gym"]
+    assert (gym["split"], gym["variant"], gym["pretrained"], gym["scratch"]) == (
+        "1",
+        "vmp",
+        "i3d_tiny",
+        "i3d_tiny_scratch",
+    )
+    assert (gym["baseline_top1_pretrained"], gym["baseline_top1_scratch"]) == (60, 31)
+    assert (gym["delta_top1_pretrained"], gym["delta_top1_scratch"]) == (2, 6)
+    assert gym["delta_ci_low_scratch"] == pytest.approx(6 - T975[2] / math.sqrt(3))
+    assert (gym["verdict_pretrained"], gym["verdict_scratch"]) == ("n.s.", "gain")
+    assert gym["gain_difference"] == 4
+    hmdb = comparison.loc["synth_hmdb"]
+    assert hmdb["split"] == "mean" and hmdb["pairs_scratch"] == 3
+    assert (hmdb["baseline_top1_pretrained"], hmdb["baseline_top1_scratch"]) == (50, 22)
+    assert hmdb["gain_difference"] == pytest.approx(3 - 2)
+    csv, md = write_pretraining(comparison.reset_index(), tmp_path / "table1")
+    assert (csv.name, md.name) == ("table1_pretraining.csv", "table1_pretraining.md")
+    assert len(pd.read_csv(csv)) == 2
+    assert "+6.0 [+3.5, +8.5] gain" in md.read_text()
+    # pairs whose backbones have no runs give an empty table and a note saying why
+    assert pretraining_comparison(table, {"c2d_tiny_scratch": "c2d_tiny"}).empty
+    csv, md = write_pretraining(pretraining_comparison(table, {}), tmp_path / "t1", "none here")
+    assert md.read_text() == "No pre-training comparison: none here.\n"
+    assert pd.read_csv(csv).empty
+
+
+def _table1_notebook(tmp_path):
+    path = tmp_path / "table1.ipynb"
+    source = Path(__file__).resolve().parents[1] / "notebooks" / "table1.py"
+    subprocess.run(
+        ["jupytext", "--to", "ipynb", "-o", str(path), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def test_table1_notebook_writes_every_table(scratch, tmp_path):
+    import papermill
+
+    notebook = _table1_notebook(tmp_path)
+    assert list(papermill.inspect_notebook(str(notebook))) == [
+        "metrics",
+        "published",
+        "paper_names",
+        "out_prefix",
+        "scratch_pairs",
+    ]
+    prefix = tmp_path / "tables" / "table1"
+    papermill.execute_notebook(
+        str(notebook),
+        str(tmp_path / "out.ipynb"),
+        parameters={
+            "metrics": sorted(str(p) for p in tmp_path.glob("*.json")),
+            "out_prefix": str(prefix),
+            "scratch_pairs": {"i3d_tiny_scratch": "i3d_tiny"},
+        },
+        kernel_name="python3",
+        progress_bar=False,
+    )
+    names = sorted(p.name for p in prefix.parent.iterdir())
+    assert names == sorted(
+        f"table1{stem}.{ext}"
+        for stem, exts in (
+            ("", ("csv", "md", "tex")),
+            ("_verdict", ("csv", "md")),
+            ("_pretraining", ("csv", "md")),
+        )
+        for ext in exts
+    )
+    assert len(pd.read_csv(f"{prefix}_pretraining.csv")) == 2
 
 
 def test_nested_update_keeps_base():

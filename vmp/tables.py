@@ -1,13 +1,23 @@
-"""Table 1: reproduced accuracies (mean +- std over seeds) beside the published ones."""
+"""Table 1: reproduced accuracies (mean +- std over seeds) beside the published ones.
+
+Each +VMP row also carries the paired difference to its baseline: replicate r of +VMP minus
+replicate r of the baseline of the same (dataset, split, backbone), a replicate being a seed of a
+split. Its 95% t-interval gives the row's verdict ("gain", "loss" or "n.s."). For the ``mean`` split
+of a multi-split dataset the replicates are the splits (the paired difference of a split is the
+mean over its paired seeds). ``verdict_summary`` pools the cells per backbone and overall;
+``pretraining_comparison`` sets the +VMP gain of a backbone trained from scratch beside the gain of
+the same architecture fine-tuned from its pre-trained checkpoint.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from vmp.io import write_csv, write_text
 
@@ -18,6 +28,18 @@ METRICS = {
     "mean_average_precision": "map",
     "mean_class_accuracy": "mca",
 }
+VARIANT_ORDER = ["baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both"]
+PAIRED = ["delta_top1", "delta_sd", "delta_ci_low", "delta_ci_high", "pairs", "unpaired", "verdict"]
+VERDICTS = ["gain", "loss", "n.s."]
+CSV_DECIMALS = 6  # drops float32 noise (25.00000074505806 -> 25.000001)
+PAIRED_NOTE = (
+    "Δ = mean over replicate pairs of +VMP minus baseline top-1 (same dataset, split, backbone and "
+    "seed; for the 'mean' split the replicates are the splits, each the mean over its paired "
+    "seeds); 95% CI = Student-t interval over the pairs (mean ± t(0.975, n-1)·sd/√n, sd with "
+    "ddof=1); verdict: 'gain' if the interval lies above 0, 'loss' if below 0, 'n.s.' otherwise "
+    "or with fewer than 2 pairs (no interval). Runs without a partner are left out ('unpaired' in "
+    "the CSV)."
+)
 
 
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -38,11 +60,113 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows).astype({short: float for short in METRICS.values()})
 
 
+# --- paired differences -----------------------------------------------------------------------
+
+
+def t_interval(values: Iterable[float], level: float = 0.95) -> dict[str, float | int]:
+    """Mean, sample sd (ddof=1), Student-t interval of the mean and n of ``values``.
+
+    With n < 2 the sd and the interval are NaN; with n = 0 the mean is NaN too.
+    """
+    x = np.asarray(list(values), dtype=float)
+    n = len(x)
+    mean = float(x.mean()) if n else np.nan
+    if n < 2:
+        return {"mean": mean, "sd": np.nan, "low": np.nan, "high": np.nan, "n": n}
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    return {"mean": mean, "sd": sd, "low": mean - half, "high": mean + half, "n": n}
+
+
+def verdict(low: float, high: float, n: int) -> str | float:
+    """Verdict of an interval: "gain" above 0, "loss" below 0, "n.s." otherwise; NaN if n = 0.
+
+    With a single pair (n = 1) there is no interval: "n.s.".
+    """
+    if n == 0:
+        return np.nan
+    if n >= 2 and low > 0:
+        return "gain"
+    if n >= 2 and high < 0:
+        return "loss"
+    return "n.s."
+
+
+def _paired_row(diffs: list[float], unpaired: int) -> dict:
+    ci = t_interval(diffs)
+    return {
+        "delta_top1": ci["mean"],
+        "delta_sd": ci["sd"],
+        "delta_ci_low": ci["low"],
+        "delta_ci_high": ci["high"],
+        "pairs": ci["n"],
+        "unpaired": unpaired,
+        "verdict": verdict(ci["low"], ci["high"], ci["n"]),
+    }
+
+
+def paired_differences(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """Paired +VMP minus baseline differences of ``metric`` per +VMP row of Table 1.
+
+    Replicate (split, seed) of a +VMP variant is paired with the baseline run of the same dataset,
+    split, backbone and seed; runs of either side without a partner are counted in ``unpaired``
+    and otherwise ignored. One row per (dataset, split, backbone, +VMP variant) with columns
+    ``PAIRED``; for a variant run on several splits also a ``mean`` split row whose replicates are
+    the splits (split k contributes the mean of its paired differences; n = splits with a pair).
+    The columns keep the name ``delta_top1`` etc. whatever ``metric`` is.
+
+    Raises:
+        ValueError: two runs share (dataset, split, backbone, variant, seed).
+    """
+    dup = runs.duplicated(KEYS + ["seed"], keep=False)
+    if dup.any():
+        raise ValueError(
+            "paired_differences: several runs share (dataset, split, backbone, variant, seed): "
+            + ", ".join(sorted({str(tuple(k)) for k in runs.loc[dup, KEYS + ["seed"]].to_numpy()}))
+            + " (pass only Table 1 runs: one run per seed of each row)"
+        )
+    by_row = {key: g.set_index("seed")[metric] for key, g in runs.groupby(KEYS, sort=False)}
+    none = pd.Series(dtype=float)
+    rows = []
+    treated = runs[runs["variant"] != "baseline"]
+    for (dataset, backbone, variant), group in treated.groupby(
+        ["dataset", "backbone", "variant"], sort=False
+    ):
+        split_means, unpaired_total = [], 0
+        splits = list(dict.fromkeys(group["split"]))
+        for split in splits:
+            vmp = by_row[(dataset, split, backbone, variant)]
+            base = by_row.get((dataset, split, backbone, "baseline"), none)
+            seeds = sorted(set(vmp.index) & set(base.index))
+            unpaired = len(set(vmp.index) ^ set(base.index))
+            diffs = [float(vmp.loc[s] - base.loc[s]) for s in seeds]
+            rows.append(
+                {"dataset": dataset, "split": split, "backbone": backbone, "variant": variant}
+                | _paired_row(diffs, unpaired)
+            )
+            unpaired_total += unpaired
+            if diffs:
+                split_means.append(float(np.mean(diffs)))
+        if len(splits) > 1:
+            rows.append(
+                {"dataset": dataset, "split": "mean", "backbone": backbone, "variant": variant}
+                | _paired_row(split_means, unpaired_total)
+            )
+    frame = pd.DataFrame(rows, columns=KEYS + PAIRED)
+    floats = {c: float for c in PAIRED if c.startswith("delta_")}
+    return frame.astype(floats | {"pairs": "Int64", "unpaired": "Int64", "verdict": object})
+
+
+# --- Table 1 ----------------------------------------------------------------------------------
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over seeds of every metric per (dataset, split, backbone, variant).
 
     Datasets with several splits also get a ``mean`` split: the mean over splits of the per-split
-    means (the paper's protocol for HMDB-51); its std is the mean of the per-split stds.
+    means (the paper's protocol for HMDB-51); its std is the mean of the per-split stds. +VMP rows
+    get the paired top-1 difference to their baseline (``paired_differences``); baseline rows
+    have NaN there.
     """
     grouped = runs.groupby(KEYS, sort=False)
     table = grouped.agg(
@@ -67,12 +191,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             .assign(split="mean")
         )
         table = pd.concat([table, means], ignore_index=True)
-    baseline = table[table["variant"] == "baseline"].set_index(["dataset", "split", "backbone"])[
-        "top1_mean"
-    ]
-    keys = list(zip(table["dataset"], table["split"], table["backbone"], strict=True))
-    table["delta_top1"] = table["top1_mean"].to_numpy() - baseline.reindex(keys).to_numpy()
-    order = {v: i for i, v in enumerate(["baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both"])}
+    table = table.merge(paired_differences(runs), on=KEYS, how="left")
+    order = {v: i for i, v in enumerate(VARIANT_ORDER)}
     return table.sort_values(
         ["dataset", "backbone", "split", "variant"],
         key=lambda col: col.map(order) if col.name == "variant" else col,
@@ -90,8 +210,8 @@ def attach_published(
     """Add the published top-1/top-5 of the real dataset and backbone each row stands for.
 
     ``datasets`` and ``backbones`` map our names to the paper's (a SynthMotion scene to the dataset it
-    mirrors, a tiny backbone to its full-size family); rows without a counterpart get NaN. Numbers on
-    SynthMotion are not comparable in value with the published ones: they show the paper's direction.
+    mirrors, a tiny backbone to its full-size family); rows without a counterpart get NaN, and so
+    does the published delta of baseline rows. Numbers on SynthMotion are not comparable in value with the published ones: they show the paper's direction.
     """
     pretrain = pretrain or {}
     wide = published.pivot_table(
@@ -127,10 +247,15 @@ def attach_published(
                 "paper_backbone": backbone,
                 "published_top1": found.get("top1", np.nan),
                 "published_top5": found.get("top5", np.nan),
-                "published_delta_top1": found.get("top1", np.nan) - base.get("top1", np.nan),
+                "published_delta_top1": np.nan
+                if row.variant == "baseline"
+                else found.get("top1", np.nan) - base.get("top1", np.nan),
             }
         )
     return pd.concat([table, pd.DataFrame(rows, index=table.index)], axis=1)
+
+
+# --- formatting -------------------------------------------------------------------------------
 
 
 def _pm(mean: float, std: float) -> str:
@@ -140,11 +265,50 @@ def _pm(mean: float, std: float) -> str:
 
 
 def _signed(value: float) -> str:
-    return "" if pd.isna(value) else f"{value:+.1f}"
+    """``+1.2`` / ``-1.2``; "0.0" for values that round to zero (never "-0.0" or "+0.0"); "" for NaN."""
+    if pd.isna(value):
+        return ""
+    return "0.0" if round(float(value), 1) == 0 else f"{value:+.1f}"
+
+
+def _interval(low: float, high: float) -> str:
+    return "" if pd.isna(low) or pd.isna(high) else f"[{_signed(low)}, {_signed(high)}]"
+
+
+def _count(value) -> str:
+    return "" if pd.isna(value) else str(int(value))
+
+
+def _text(value) -> str:
+    return "" if pd.isna(value) else str(value)
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """Floats rounded to ``CSV_DECIMALS`` decimals, for CSV files."""
+    floats = frame.select_dtypes(include="floating").columns
+    return frame.assign(**{c: frame[c].round(CSV_DECIMALS) for c in floats})
+
+
+def _latex(shown: pd.DataFrame) -> str:
+    """Booktabs tabular of a display table; ± and Δ as math so that it compiles with pdflatex."""
+    tex = shown.to_latex(index=False, escape=True)
+    return tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+
+
+def _markdown(shown: pd.DataFrame) -> str:
+    """Markdown of a display table, cells as formatted (no reparsing: keeps "+1.0", "4.0")."""
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def _with_suffix(prefix: str | Path, suffix: str) -> Path:
+    prefix = Path(prefix)
+    return prefix.with_name(prefix.name + suffix)
 
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable Table 1: mean ± std, gains over the baseline, published values."""
+    """Human-readable Table 1: mean ± std, paired gains over the baseline, published values."""
+    n = len(table)
+    missing = pd.Series([np.nan] * n, index=table.index)
     return pd.DataFrame(
         {
             "dataset": table["dataset"],
@@ -156,12 +320,20 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                 _pm(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)
             ],
             "Δ top-1": table["delta_top1"].map(_signed),
+            "95% CI": [
+                _interval(lo, hi)
+                for lo, hi in zip(table["delta_ci_low"], table["delta_ci_high"], strict=True)
+            ],
+            "pairs": table["pairs"].map(_count),
+            "verdict": table["verdict"].map(_text),
             "top-5": [
                 _pm(m, s) for m, s in zip(table["top5_mean"], table["top5_std"], strict=True)
             ],
             "mAP": [_pm(m, s) for m, s in zip(table["map_mean"], table["map_std"], strict=True)],
-            "paper top-1": table["published_top1"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}"),
-            "paper Δ": table["published_delta_top1"].map(_signed),
+            "paper top-1": table.get("published_top1", missing).map(
+                lambda v: "-" if pd.isna(v) else f"{v:.1f}"
+            ),
+            "paper Δ": table.get("published_delta_top1", missing).map(_signed),
         }
     )
 
@@ -171,11 +343,255 @@ def write_table1(table: pd.DataFrame, prefix: str | Path) -> list[Path]:
     prefix = Path(prefix)
     shown = display_table(table)
     note = (
-        "Top-1/top-5/mAP in %, mean ± sample std over seeds; Δ = +VMP minus baseline. "
-        "'paper' columns: published numbers on the real dataset and full-size backbone each row stands for."
+        "Top-1/top-5/mAP in %, mean ± sample std over seeds (for 'mean' splits: mean over splits "
+        f"of the per-split means and stds). {PAIRED_NOTE} 'paper' columns: published numbers on "
+        "the real dataset and full-size backbone each row stands for."
     )
     return [
-        write_csv(prefix.with_suffix(".csv"), table),
-        write_text(prefix.with_suffix(".md"), shown.to_markdown(index=False) + f"\n\n{note}\n"),
-        write_text(prefix.with_suffix(".tex"), shown.to_latex(index=False, escape=True)),
+        write_csv(prefix.with_suffix(".csv"), _rounded(table)),
+        write_text(prefix.with_suffix(".md"), _markdown(shown) + f"\n\n{note}\n"),
+        write_text(prefix.with_suffix(".tex"), _latex(shown)),
+    ]
+
+
+# --- verdict summary --------------------------------------------------------------------------
+
+
+def table_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The +VMP rows of a summarised table that count as one cell each.
+
+    A cell is (dataset, backbone, +VMP variant): its ``mean`` split row where the variant was run
+    on several splits, else its single split's row. Cells without any pair are left out.
+    """
+    treated = table[table["variant"] != "baseline"]
+    has_mean = treated.groupby(["dataset", "backbone", "variant"], sort=False)["split"].transform(
+        lambda s: (s == "mean").any()
+    )
+    cells = treated[(treated["split"] == "mean") | ~has_mean]
+    return cells[cells["delta_top1"].notna()].reset_index(drop=True)
+
+
+def verdict_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone and over all cells: mean paired top-1 difference and verdict counts.
+
+    ``table`` is ``summarise``'s output (published columns may be attached). One row per backbone
+    (in table order) and a last row "all": ``cells``, ``delta_top1`` (mean over cells of the
+    cells' paired differences), its sd and 95% t-interval over the cells (``delta_sd``,
+    ``delta_ci_low``, ``delta_ci_high``; NaN with one cell), ``verdict`` of that interval and the
+    number of cells whose own verdict is "gain", "loss" and "n.s.". Cells share data and
+    pre-trained checkpoints, so the interval over cells is approximate.
+    """
+    cells = table_cells(table)
+    groups = [(b, cells[cells["backbone"] == b]) for b in dict.fromkeys(cells["backbone"])]
+    rows = []
+    for name, group in [*groups, ("all", cells)]:
+        ci = t_interval(group["delta_top1"])
+        counts = group["verdict"].value_counts()
+        rows.append(
+            {
+                "backbone": name,
+                "cells": ci["n"],
+                "delta_top1": ci["mean"],
+                "delta_sd": ci["sd"],
+                "delta_ci_low": ci["low"],
+                "delta_ci_high": ci["high"],
+                "verdict": verdict(ci["low"], ci["high"], ci["n"]),
+            }
+            | {v: int(counts.get(v, 0)) for v in VERDICTS}
+        )
+    return pd.DataFrame(rows)
+
+
+def display_verdict_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable verdict summary (1 decimal)."""
+    return pd.DataFrame(
+        {
+            "backbone": summary["backbone"],
+            "cells": summary["cells"],
+            "mean Δ top-1": summary["delta_top1"].map(_signed),
+            "95% CI": [
+                _interval(lo, hi)
+                for lo, hi in zip(summary["delta_ci_low"], summary["delta_ci_high"], strict=True)
+            ],
+            "verdict": summary["verdict"].map(_text),
+            **{f"cells: {v}": summary[v] for v in VERDICTS},
+        }
+    )
+
+
+VERDICT_NOTE = (
+    "A cell is (dataset, backbone, +VMP variant), taken from the 'mean' split row for multi-split "
+    "datasets. Per cell: Δ = mean paired difference of +VMP minus baseline top-1 (pairs: same "
+    "split and seed; for 'mean' splits the replicates are the splits) with a 95% Student-t "
+    "interval over the replicate pairs; its verdict is 'gain'/'loss' if that interval lies "
+    "above/below 0, else 'n.s.' (also with fewer than 2 pairs). Per backbone and 'all': mean of "
+    "the cells' Δ with a 95% t-interval over the cell means; 'cells: gain/loss/n.s.' count the "
+    "cells' own verdicts. Cells share data (datasets, seeds) and pre-trained checkpoints, so "
+    "they are not independent and the summary interval is approximate."
+)
+
+
+def write_verdict_summary(summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
+    """Write ``<prefix>_verdict.csv`` and ``<prefix>_verdict.md`` (with the method as footnote)."""
+    shown = display_verdict_summary(summary)
+    return [
+        write_csv(_with_suffix(prefix, "_verdict.csv"), _rounded(summary)),
+        write_text(
+            _with_suffix(prefix, "_verdict.md"),
+            _markdown(shown) + f"\n\n{VERDICT_NOTE}\n",
+        ),
+    ]
+
+
+# --- pre-trained vs scratch -------------------------------------------------------------------
+
+PRETRAINING_COLUMNS = [
+    "dataset",
+    "split",
+    "variant",
+    "pretrained",
+    "scratch",
+    "baseline_top1_pretrained",
+    "baseline_top1_std_pretrained",
+    "baseline_top1_scratch",
+    "baseline_top1_std_scratch",
+    *(f"{c}_{side}" for side in ("pretrained", "scratch") for c in PAIRED if c != "delta_sd"),
+    "gain_difference",
+]
+
+
+def _shared_split(table: pd.DataFrame, dataset: str, backbones: list[str]) -> str | None:
+    """The split that stands for ``dataset`` for all ``backbones``: "mean" if all have it."""
+    shared = None
+    for backbone in backbones:
+        splits = set(
+            table.loc[(table["dataset"] == dataset) & (table["backbone"] == backbone), "split"]
+        )
+        shared = splits if shared is None else shared & splits
+    if not shared:
+        return None
+    return "mean" if "mean" in shared else sorted(shared)[0]
+
+
+def pretraining_comparison(table: pd.DataFrame, scratch_pairs: Mapping[str, str]) -> pd.DataFrame:
+    """+VMP gains of backbones trained from scratch beside those of their pre-trained twins.
+
+    ``scratch_pairs`` maps a scratch backbone to its pre-trained counterpart (same architecture),
+    e.g. {"i3d_tiny_scratch": "i3d_tiny"}. One row per (dataset, +VMP variant, pair) where both
+    backbones have the variant and a baseline, on the ``mean`` split of multi-split datasets:
+    baseline top-1 mean ± std of each, the paired +VMP difference with its 95% interval, pairs,
+    unpaired and verdict of each (suffix ``_pretrained`` / ``_scratch``), and ``gain_difference``
+    = gain from scratch minus gain from the pre-trained checkpoint (no interval: the two
+    backbones' runs are not paired).
+    """
+    indexed = table.set_index(KEYS)
+    rows = []
+    for scratch, pretrained in scratch_pairs.items():
+        for dataset in dict.fromkeys(table["dataset"]):
+            split = _shared_split(table, dataset, [scratch, pretrained])
+            if split is None:
+                continue
+            sides = {"pretrained": pretrained, "scratch": scratch}
+            if any((dataset, split, b, "baseline") not in indexed.index for b in sides.values()):
+                continue
+            variants = [
+                v
+                for v in VARIANT_ORDER[1:] + sorted(set(table["variant"]) - set(VARIANT_ORDER))
+                if all((dataset, split, b, v) in indexed.index for b in sides.values())
+            ]
+            for variant in variants:
+                row = {
+                    "dataset": dataset,
+                    "split": split,
+                    "variant": variant,
+                    "pretrained": pretrained,
+                    "scratch": scratch,
+                }
+                for side, backbone in sides.items():
+                    base = indexed.loc[(dataset, split, backbone, "baseline")]
+                    vmp = indexed.loc[(dataset, split, backbone, variant)]
+                    row[f"baseline_top1_{side}"] = base["top1_mean"]
+                    row[f"baseline_top1_std_{side}"] = base["top1_std"]
+                    row |= {f"{c}_{side}": vmp[c] for c in PAIRED if c != "delta_sd"}
+                row["gain_difference"] = row["delta_top1_scratch"] - row["delta_top1_pretrained"]
+                rows.append(row)
+    frame = pd.DataFrame(rows, columns=PRETRAINING_COLUMNS)
+    return frame.astype(
+        {f"{c}_{s}": "Int64" for c in ("pairs", "unpaired") for s in ("pretrained", "scratch")}
+    )
+
+
+def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable pre-trained vs scratch table (1 decimal)."""
+
+    def gain(side: str) -> list[str]:
+        return [
+            " ".join(filter(None, [_signed(d), _interval(lo, hi), _text(v)]))
+            for d, lo, hi, v in zip(
+                comparison[f"delta_top1_{side}"],
+                comparison[f"delta_ci_low_{side}"],
+                comparison[f"delta_ci_high_{side}"],
+                comparison[f"verdict_{side}"],
+                strict=True,
+            )
+        ]
+
+    return pd.DataFrame(
+        {
+            "dataset": comparison["dataset"],
+            "split": comparison["split"],
+            "variant": comparison["variant"],
+            "pre-trained": comparison["pretrained"],
+            "scratch": comparison["scratch"],
+            "baseline top-1 (pre-trained)": [
+                _pm(m, s)
+                for m, s in zip(
+                    comparison["baseline_top1_pretrained"],
+                    comparison["baseline_top1_std_pretrained"],
+                    strict=True,
+                )
+            ],
+            "baseline top-1 (scratch)": [
+                _pm(m, s)
+                for m, s in zip(
+                    comparison["baseline_top1_scratch"],
+                    comparison["baseline_top1_std_scratch"],
+                    strict=True,
+                )
+            ],
+            "Δ VMP (pre-trained)": gain("pretrained"),
+            "Δ VMP (scratch)": gain("scratch"),
+            "Δ scratch - Δ pre-trained": comparison["gain_difference"].map(_signed),
+        }
+    )
+
+
+PRETRAINING_NOTE = (
+    "Top-1 in %. Baseline top-1: mean ± sample std over seeds ('mean' split: mean over splits). "
+    "Δ VMP: paired +VMP minus baseline top-1 of that backbone with its 95% t-interval over "
+    "replicate pairs and verdict, as in Table 1. Last column: the gain from scratch minus the gain "
+    "from the pre-trained checkpoint (positive: the motion prompt helps more without "
+    "pre-training); no interval, since the two backbones' runs are not paired."
+)
+
+
+def write_pretraining(
+    comparison: pd.DataFrame, prefix: str | Path, empty_reason: str | None = None
+) -> list[Path]:
+    """Write ``<prefix>_pretraining.csv`` and ``<prefix>_pretraining.md``.
+
+    An empty ``comparison`` gives a header-only CSV and a one-line md saying why
+    (``empty_reason``), so that the files always exist.
+    """
+    csv, md = _with_suffix(prefix, "_pretraining.csv"), _with_suffix(prefix, "_pretraining.md")
+    if comparison.empty:
+        reason = empty_reason or "no backbone is trained both from scratch and pre-trained"
+        return [
+            write_csv(csv, comparison),
+            write_text(md, f"No pre-training comparison: {reason}.\n"),
+        ]
+    shown = display_pretraining(comparison)
+    return [
+        write_csv(csv, _rounded(comparison)),
+        write_text(md, _markdown(shown) + f"\n\n{PRETRAINING_NOTE}\n"),
     ]
