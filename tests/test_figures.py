@@ -80,16 +80,24 @@ def test_fig3_curves_come_from_the_power_norms():
         assert any(label.startswith(name) for label in labels)
 
 
+def _by_gid(ax, gid):
+    (artist,) = [a for a in [*ax.lines, *ax.collections] if a.get_gid() == gid]
+    return artist
+
+
 def test_fig4_points_are_the_runs_values(runs):
     fig = figures.fig4_slope_shift(list(runs.values()), list(runs.values()))
-    assert len(fig.axes) == 4
-    ax_a, ax_b, ax_c, ax_d = fig.axes
+    assert len(fig.axes) == 5
+    ax_a, ax_b, ax_c, ax_d, ax_e = fig.axes
     for lam, run in runs.items():
         metrics, history = figures.load_run(run)
         for ax, column in ((ax_a, "slope"), (ax_b, "shift")):
-            (line,) = [ln for ln in ax.lines if ln.get_label() == f"lambda = {lam:g}"]
+            line = _by_gid(ax, f"mean:{column}:lambda={lam:g}")
+            assert line.get_label() == f"lambda = {lam:g}, 1 seed"
             np.testing.assert_array_equal(line.get_xdata(), history["epoch"])
             np.testing.assert_array_equal(line.get_ydata(), history[column])
+        seeds = _by_gid(ax_e, f"seeds:lambda={lam:g}").get_offsets()
+        np.testing.assert_allclose(seeds[:, 1], [metrics["top1"]])
     finals = [json.loads((r / "metrics.json").read_text())["prompt"] for r in runs.values()]
     expected = np.array([[p["slope"], p["shift"]] for p in finals])
     for ax, group in ((ax_c, "synth_gym"), (ax_d, "x3d_tiny")):
@@ -98,10 +106,68 @@ def test_fig4_points_are_the_runs_values(runs):
         np.testing.assert_allclose(by_gid[f"mean:{group}"], [expected.mean(axis=0)])
 
 
+def _fake_ablation_run(root, lam, seed, slopes, shifts, top1):
+    """A run directory with the two files Fig. 4 reads (no model)."""
+    run = root / f"lambda~{lam:g}" / f"seed~{seed}"
+    run.mkdir(parents=True)
+    settings = dict(dataset="synth_gym", split="1", backbone="x3d_tiny", variant="vmp", seed=seed)
+    settings["lambda"] = lam
+    prompt = {"slope": slopes[-1], "shift": shifts[-1]}
+    (run / "metrics.json").write_text(
+        json.dumps({"top1": top1, "prompt": prompt, "settings": settings})
+    )
+    epochs = np.arange(1, len(slopes) + 1)
+    history = "epoch,slope,shift\n" + "".join(
+        f"{e},{a},{b}\n" for e, a, b in zip(epochs, slopes, shifts, strict=True)
+    )
+    (run / "history.csv").write_text(history)
+    return run
+
+
+def test_fig4_shows_the_spread_over_seeds(tmp_path):
+    """Per lambda: the mean over seeds as a line, min..max as a band, every seed's top-1 in (e)."""
+    slopes = {
+        0.0: [[10, 11, 12], [10, 12, 14], [10, 13, 16]],
+        2.5: [[10, 9, 8], [10, 8, 6], [10, 10, 10]],
+    }
+    top1 = {0.0: [50.0, 56.0, 53.0], 2.5: [60.0, 61.0, 65.0]}
+    runs = [
+        _fake_ablation_run(tmp_path, lam, seed, a, [-0.1 * seed] * 3, top1[lam][seed])
+        for lam in slopes
+        for seed, a in enumerate(slopes[lam])
+    ]
+    fig = figures.fig4_slope_shift(runs[::-1], [])
+    ax_a, ax_b, _, _, ax_e = fig.axes
+    colours = set()
+    for lam, per_seed in slopes.items():
+        values = np.array(per_seed, dtype=float)
+        line = _by_gid(ax_a, f"mean:slope:lambda={lam:g}")
+        assert line.get_label() == f"lambda = {lam:g}, 3 seeds"
+        np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+        np.testing.assert_allclose(line.get_ydata(), values.mean(axis=0))
+        band = _by_gid(ax_a, f"band:slope:lambda={lam:g}")
+        ys = band.get_paths()[0].vertices[:, 1]
+        assert ys.min() == values.min() and ys.max() == values.max()
+        np.testing.assert_allclose(band.get_facecolor()[0][:3], line.get_color()[:3])
+        colours.add(tuple(line.get_color()))
+        shift_band = _by_gid(ax_b, f"band:shift:lambda={lam:g}").get_paths()[0].vertices[:, 1]
+        assert shift_band.min() == pytest.approx(-0.2) and shift_band.max() == 0
+        dots = _by_gid(ax_e, f"seeds:lambda={lam:g}").get_offsets()
+        np.testing.assert_allclose(np.sort(dots[:, 1]), np.sort(top1[lam]))
+    assert len(colours) == 2  # one colour per lambda
+    assert len(ax_a.lines) == len(ax_a.collections) == 2  # one mean line and one band per lambda
+    means = _by_gid(ax_e, "mean:top1")
+    np.testing.assert_allclose(means.get_ydata(), [53.0, 62.0])
+    bars = [seg[:, 1] for seg in _by_gid(ax_e, "spread:top1").get_segments()]
+    np.testing.assert_allclose([(b.min(), b.max()) for b in bars], [(50, 56), (60, 65)])
+    assert [t.get_text() for t in ax_e.get_xticklabels()] == ["0", "2.5"]
+    assert "min..max over seeds" in ax_a.get_title()
+
+
 def test_fig4_without_runs_says_so():
     fig = figures.fig4_slope_shift([], [])
-    assert len(fig.axes) == 4
-    assert texts(fig).count("no runs") == 4
+    assert len(fig.axes) == 5
+    assert texts(fig).count("no runs") == 5
 
 
 def test_fig5_attention_is_the_layers(clip):

@@ -328,33 +328,62 @@ def fig3_power_normalisation(
     return fig
 
 
-def _lambda_curves(ax_a: Axes, ax_b: Axes, ablation_runs: Sequence[str | Path]) -> None:
-    runs = sorted(
-        (load_run(r) for r in ablation_runs), key=lambda mh: float(mh[0]["settings"]["lambda"])
-    )
-    colours = _colours(len(runs))
+def _by_lambda(ablation_runs: Sequence[str | Path]) -> dict[float, list[tuple[dict, pd.DataFrame]]]:
+    """Ablation runs (metrics, history) grouped by lambda (ascending), seeds in ascending order."""
+    runs: dict[float, list[tuple[dict, pd.DataFrame]]] = {}
+    for metrics, history in sorted(
+        (load_run(r) for r in ablation_runs),
+        key=lambda mh: (float(mh[0]["settings"]["lambda"]), int(mh[0]["settings"]["seed"])),
+    ):
+        runs.setdefault(float(metrics["settings"]["lambda"]), []).append((metrics, history))
+    return runs
+
+
+def _prompt_suffixes(history: pd.DataFrame) -> list[str]:
+    """Slope-column suffix of each prompt layer: "" for a single layer, else "_<pathway>"."""
+    if "slope" in history:
+        return [""]
+    return [c[len("slope") :] for c in history.columns if c.startswith("slope_")]
+
+
+def _lambda_curves(
+    ax_a: Axes, ax_b: Axes, by_lambda: dict[float, list[tuple[dict, pd.DataFrame]]]
+) -> None:
+    """(a, b): per lambda the mean over seeds of slope / shift per epoch, a min..max band over seeds.
+
+    Lines have gid ``mean:<column>:lambda=<lam>``, bands ``band:<column>:lambda=<lam>``.
+    """
     plotted = False
-    for colour, (metrics, history) in zip(colours, runs, strict=True):
-        lam = float(metrics["settings"]["lambda"])
-        suffixes = (
-            [""]
-            if "slope" in history
-            else [c[len("slope") :] for c in history.columns if c.startswith("slope_")]
-        )
+    for colour, (lam, runs) in zip(_colours(len(by_lambda)), by_lambda.items(), strict=True):
+        suffixes = list(dict.fromkeys(s for _, h in runs for s in _prompt_suffixes(h)))
         for style, suffix in zip(["-", "--", ":"], suffixes, strict=False):
             label = f"lambda = {lam:g}" + (f" ({suffix[1:]})" if suffix else "")
-            for ax, column in ((ax_a, "slope"), (ax_b, "shift")):
-                if column + suffix in history:
-                    ax.plot(
-                        history["epoch"],
-                        history[column + suffix],
-                        color=colour,
-                        ls=style,
-                        marker="o",
-                        ms=3,
-                        label=label,
-                    )
-                    plotted = True
+            for ax, column in ((ax_a, "slope" + suffix), (ax_b, "shift" + suffix)):
+                per_seed = [h.set_index("epoch")[column] for _, h in runs if column in h]
+                if not per_seed:
+                    continue
+                seeds = pd.concat(per_seed, axis=1).sort_index()
+                epochs = seeds.index.to_numpy()
+                ax.fill_between(
+                    epochs,
+                    seeds.min(axis=1).to_numpy(),
+                    seeds.max(axis=1).to_numpy(),
+                    color=colour,
+                    alpha=0.2,
+                    lw=0,
+                    gid=f"band:{column}:lambda={lam:g}",
+                )
+                ax.plot(
+                    epochs,
+                    seeds.mean(axis=1).to_numpy(),
+                    color=colour,
+                    ls=style,
+                    marker="o",
+                    ms=3,
+                    label=f"{label}, {len(per_seed)} seed{'s' * (len(per_seed) > 1)}",
+                    gid=f"mean:{column}:lambda={lam:g}",
+                )
+                plotted = True
     if not plotted:
         for ax in (ax_a, ax_b):
             _note(ax, "no runs: no lambda-ablation runs with a prompt layer")
@@ -362,7 +391,53 @@ def _lambda_curves(ax_a: Axes, ax_b: Axes, ablation_runs: Sequence[str | Path]) 
     for ax, name in ((ax_a, "slope a"), (ax_b, "shift b")):
         ax.set(xlabel="epoch", ylabel=name)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, title="line: mean, band: min..max over seeds", title_fontsize=7)
+
+
+def _lambda_accuracy(ax: Axes, by_lambda: dict[float, list[tuple[dict, pd.DataFrame]]]) -> None:
+    """(e): test top-1 per lambda: each seed's dot and the mean with a min..max error bar.
+
+    Lambdas sit at evenly spaced positions 0, 1, ... (labelled with their value). Dots have gid
+    ``seeds:lambda=<lam>``; the means' line ``mean:top1``, their min..max bars ``spread:top1``.
+    """
+    found = {
+        lam: [float(m["top1"]) for m, _ in runs if m.get("top1") is not None]
+        for lam, runs in by_lambda.items()
+    }
+    found = {lam: tops for lam, tops in found.items() if tops}
+    if not found:
+        _note(ax, "no runs: no lambda-ablation runs with a test top-1")
+        return
+    colours = dict(zip(by_lambda, _colours(len(by_lambda)), strict=True))
+    positions = np.arange(len(found), dtype=float)
+    for x, (lam, tops) in zip(positions, found.items(), strict=True):
+        ax.scatter(
+            np.full(len(tops), x),
+            tops,
+            color=colours[lam],
+            s=20,
+            alpha=0.7,
+            zorder=3,
+            gid=f"seeds:lambda={lam:g}",
+        )
+    means = np.array([np.mean(t) for t in found.values()])
+    low = means - np.array([np.min(t) for t in found.values()])
+    high = np.array([np.max(t) for t in found.values()]) - means
+    bars = ax.errorbar(
+        positions + 0.15,
+        means,
+        yerr=np.vstack([low, high]),
+        fmt="s",
+        color="k",
+        ms=5,
+        capsize=3,
+        label="mean, bar: min..max",
+    )
+    bars.lines[0].set_gid("mean:top1")
+    bars.lines[2][0].set_gid("spread:top1")
+    ax.set_xticks(positions, [f"{lam:g}" for lam in found])
+    ax.set(xlabel="lambda", ylabel="test top-1 (%)")
+    ax.legend(fontsize=7, title="dots: seeds", title_fontsize=7)
 
 
 def _colours(n: int) -> list:
@@ -402,23 +477,31 @@ def fig4_slope_shift(
 ) -> Figure:
     """Fig. 4: (a, b) slope and shift per epoch for each lambda; learned (a, b) per (c) dataset, (d) backbone.
 
-    (a, b) read ``history.csv`` of ``ablation_runs`` (one line per run, coloured by lambda;
-    vmp_both runs give one line style per pathway). (c, d) read the final ``prompt`` of
-    ``metrics.json`` of every ``table_runs`` run with a sigmoid prompt layer: one point per
-    run and layer, the group mean marked with an X; (c) groups by dataset (all backbones),
-    (d) by backbone, SlowFast slow-only ("-s"), fast-only ("-f") and both layers apart.
-    Panels without runs show a "no runs" note.
+    (a, b) read ``history.csv`` of ``ablation_runs``: per lambda (one colour each) the mean over
+    seeds per epoch as a line and the min..max over seeds as a shaded band (vmp_both runs give
+    one line style per pathway). (e) shows the spread of the ablation's accuracy: the test top-1
+    of every seed as a dot per lambda and the mean over seeds with a min..max error bar.
+    (c, d) read the final ``prompt`` of ``metrics.json`` of every ``table_runs`` run with a
+    sigmoid prompt layer: one point per run and layer, the group mean marked with an X; (c)
+    groups by dataset (all backbones), (d) by backbone, SlowFast slow-only ("-s"), fast-only
+    ("-f") and both layers apart. Panels without runs show a "no runs" note.
 
     Returns:
-        Figure with 4 axes.
+        Figure with 5 axes, in the order (a), (b), (c), (d), (e); (a, b, e) form the top row.
     """
-    fig = Figure(figsize=(11, 8), layout="constrained")
-    (ax_a, ax_b), (ax_c, ax_d) = fig.subplots(2, 2)
-    ax_a.set_title("(a) slope a during fine-tuning")
-    ax_b.set_title("(b) shift b during fine-tuning")
+    fig = Figure(figsize=(15, 8), layout="constrained")
+    grid = fig.add_gridspec(2, 6)
+    ax_a, ax_b = fig.add_subplot(grid[0, 0:2]), fig.add_subplot(grid[0, 2:4])
+    ax_c, ax_d = fig.add_subplot(grid[1, 0:3]), fig.add_subplot(grid[1, 3:6])
+    ax_e = fig.add_subplot(grid[0, 4:6])
+    ax_a.set_title("(a) slope a during fine-tuning (mean, min..max over seeds)")
+    ax_b.set_title("(b) shift b during fine-tuning (mean, min..max over seeds)")
     ax_c.set_title("(c) learned (a, b) per dataset")
     ax_d.set_title("(d) learned (a, b) per backbone")
-    _lambda_curves(ax_a, ax_b, ablation_runs)
+    ax_e.set_title("(e) test top-1 per lambda (seeds; mean, min..max)")
+    by_lambda = _by_lambda(ablation_runs)
+    _lambda_curves(ax_a, ax_b, by_lambda)
+    _lambda_accuracy(ax_e, by_lambda)
     by_dataset: dict[str, list[tuple[float, float]]] = {}
     by_backbone: dict[str, list[tuple[float, float]]] = {}
     for run in table_runs:
