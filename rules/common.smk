@@ -66,7 +66,7 @@ def backbone_settings(backbone, key, dataset=None):
 
 def pretrained_checkpoint(backbone):
     pretrain = config.get("pretrain")
-    if not pretrain:
+    if not pretrain or not config["backbones"][backbone].get("pretrained", True):
         return []
     if backbone in pretrain.get("checkpoints", {}):
         return pretrain["checkpoints"][backbone]
@@ -143,5 +143,5 @@ def executed_notebooks():
         for split in d["splits"]
     ]
     if config.get("pretrain") and "scene" in config["pretrain"]:
-        notebooks += [f"{RESULTS}/pretrain/{b}/train.ipynb" for b in config["backbones"]]
+        notebooks += [f"{RESULTS}/pretrain/{b}/train.ipynb" for b in config["backbones"] if pretrained_checkpoint(b)]
     return notebooks

@@ -38,7 +38,7 @@ rule synth_data:
         mem_mb=2000,
         runtime=30,
     shell:
-        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -73,4 +73,4 @@ rule prepare_data:
         mem_mb=4000,
         runtime=240,
     shell:
-        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

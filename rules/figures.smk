@@ -31,4 +31,4 @@ rule figures:
     log:
         f"{RESULTS}/logs/figures.log",
     shell:
-        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

@@ -42,4 +42,4 @@ rule table1:
     log:
         f"{RESULTS}/logs/table1.log",
     shell:
-        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

@@ -22,7 +22,7 @@ rule pretrain:
         runtime=RES.get("runtime", 60),
         gpu=RES.get("gpu", 0),
     shell:
-        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
 
 
 rule finetune:
@@ -50,4 +50,4 @@ rule finetune:
         runtime=RES.get("runtime", 60),
         gpu=RES.get("gpu", 0),
     shell:
-        "papermill {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"

@@ -39,10 +39,18 @@ from vmp.prompt import temporal_variation
 log = logging.getLogger(__name__)
 
 
+# momentum applies to SGD only; AdamW keeps its default betas.
+OPTIMIZERS = {
+    "sgd": lambda groups, cfg: torch.optim.SGD(groups, momentum=cfg.momentum),
+    "adamw": lambda groups, cfg: torch.optim.AdamW(groups),
+}
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimisation recipe of one run (SGD with momentum, cosine schedule with linear warm-up)."""
+    """Optimisation recipe of one run (SGD with momentum or AdamW; cosine schedule with linear warm-up)."""
 
+    optimizer: str = "sgd"
     epochs: int = 8
     batch_size: int = 16
     lr: float = 0.05
@@ -61,6 +69,8 @@ class OptimConfig:
     milestones: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "steps"):
             raise ValueError(f"schedule must be 'cosine' or 'steps', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -72,7 +82,7 @@ class OptimConfig:
 
 
 def split_parameters(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
-    """SGD parameter groups: weights (decayed), norms and biases (not decayed), prompt m and n."""
+    """Parameter groups: weights (decayed), norms and biases (not decayed), prompt m and n."""
     decay, no_decay, prompt = [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -189,6 +199,7 @@ class VideoClassificationModule(L.LightningModule):
         row |= prompt_state(self.model)
         row["seconds"] = time.perf_counter() - self._epoch_started
         self.history.append(row)
+        log.info(progress_line(self.run_name, row, self.optim.epochs))
         self.log("val_top1", row.get("val_top1", float("nan")), prog_bar=True)
         if self.checkpoint_path is not None:
             self.trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
@@ -200,8 +211,8 @@ class VideoClassificationModule(L.LightningModule):
         self.history = json.loads(checkpoint.get("vmp_history", "[]"))
 
     def configure_optimizers(self):
-        optimizer = torch.optim.SGD(
-            split_parameters(self.model, self.optim), momentum=self.optim.momentum
+        optimizer = OPTIMIZERS[self.optim.optimizer](
+            split_parameters(self.model, self.optim), self.optim
         )
         total = int(self.trainer.estimated_stepping_batches)
         warmup = max(1, round(total * self.optim.warmup_epochs / self.optim.epochs))
@@ -215,6 +226,43 @@ class VideoClassificationModule(L.LightningModule):
             )
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def progress_line(run_name: str, row: dict[str, float], epochs: int) -> str:
+    """One line per epoch for the job's log: epoch/total, loss, accuracies, a and b, seconds."""
+    parts = [f"{run_name} epoch {row['epoch']}/{epochs}", f"loss {row['train_loss']:.3f}"]
+    parts.append(f"train top-1 {row['train_top1']:.1f}")
+    if "val_top1" in row:
+        parts.append(f"val top-1 {row['val_top1']:.1f}")
+    parts += [f"{k} {v:.3g}" for k, v in row.items() if k.startswith(("slope", "shift"))]
+    return ", ".join(parts + [f"{row['seconds']:.1f} s"])
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: torch.nn.Module, loader: DataLoader, device="cpu") -> int:
+    """Set every BatchNorm's running statistics to their exact average over ``loader``'s batches.
+
+    During training the running statistics are an exponential average over batches seen with
+    *earlier* weights; after a short run with a high learning rate they lag far behind the final
+    weights, and eval-mode outputs drift from what the network computes in training (seen on
+    x3d_tiny: eval-mode predictions collapsed to a few classes). Recomputing them with the final
+    weights (PySlowFast's "precise BN") removes that gap. Returns the number of BatchNorm layers.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    was_training = model.training
+    model.train().to(device)
+    for batch in loader:
+        model(batch["video"].to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+    return len(norms)
 
 
 def prompt_state(model: torch.nn.Module) -> dict[str, float]:
@@ -332,10 +380,15 @@ def fit(
     )
     train_seconds = time.perf_counter() - started
 
+    device = trainer.strategy.root_device
+    train_loader.sampler.set_epoch(optim.epochs)  # a fixed, seeded pass for the statistics
+    recompute_batchnorm(model, train_loader, device)
+    val_metrics = evaluate(model, val_loader, device) if val_loader is not None else {}
     test_loader = eval_loader(test_set)
     started = time.perf_counter()
-    metrics = evaluate(model, test_loader, trainer.strategy.root_device)
+    metrics = evaluate(model, test_loader, device)
     metrics |= {
+        "val_top1": val_metrics.get("top1"),
         "test_views": len(test_set) // max(1, metrics["num_videos"]),
         "epochs": optim.epochs,
         "resumed_from_epoch": resume,

@@ -56,7 +56,8 @@ def check_config(config: dict[str, Any]) -> None:
     if pretrain and "scene" in pretrain:
         _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
     elif pretrain:
-        missing = sorted(set(config["backbones"]) - set(pretrain.get("checkpoints", {})))
+        pretrained = {b for b, settings in config["backbones"].items() if settings.get("pretrained", True)}
+        missing = sorted(pretrained - set(pretrain.get("checkpoints", {})))
         if missing:
             raise ConfigError(
                 f"pretrain.checkpoints: no checkpoint for {', '.join(missing)}; give each backbone a "
@@ -82,7 +83,8 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every training run: Table 1's cells (``table``) and the lambda ablation's (``ablation``).
 
     A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
-    Baselines have no prompt layer, so their lambda is 0.
+    Baselines have no prompt layer, so their lambda is 0. A dataset's ``seeds`` replace the global
+    ones (e.g. a single seed where its splits serve as the replicates).
     """
     runs: dict[tuple, dict[str, Any]] = {}
 
@@ -101,8 +103,9 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     for (name, dataset), (backbone, settings) in itertools.product(
         config["datasets"].items(), config["backbones"].items()
     ):
+        seeds = dataset.get("seeds", config["seeds"])
         for split, variant, seed in itertools.product(
-            dataset["splits"], settings["variants"], config["seeds"]
+            dataset["splits"], settings["variants"], seeds
         ):
             add("table", name, split, backbone, variant, config["lambda"], seed)
     ablation = config.get("ablation")
