@@ -11,10 +11,11 @@
 # ---
 
 # %% [markdown]
-# # Training run
-# Pre-training (source set, no prompts) or fine-tuning (one cell of Table 1) of one backbone,
-# with loss = CE + lambda * V. All logic lives in `vmp.experiment.train_run`; this notebook is the
-# run's record. Rerun it alone with `papermill notebooks/train.ipynb out.ipynb -f params.yaml`.
+# # Training runs of one cell
+# Pre-training (source set, no prompts) or fine-tuning (one cell of Table 1: dataset, split,
+# backbone, variant, lambda) of one backbone with loss = CE + lambda * V, once per seed, each seed
+# into its own run folder. All logic lives in `vmp.experiment.train_run`; this notebook is the
+# cell's record. Rerun it alone with `papermill notebooks/train.ipynb out.ipynb -f params.yaml`.
 
 # %% tags=["parameters"]
 dataset = "synth_gym"
@@ -25,10 +26,10 @@ backbone = "x3d_tiny"
 arch = None
 variant = "vmp"
 lambda_reg = 2.5
-seed = 0
-out_dir = "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0"
-clip = {"num_frames": 8, "sampling_rate": 2, "crop_size": 48, "hflip": False}
-optim = {"epochs": 8, "batch_size": 16, "lr": 0.05}
+seeds = [0]
+out_dirs = ["results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0"]
+clip = {"num_frames": 8, "sampling_rate": 1, "crop_size": 32, "train_scale": [32, 32], "test_scale": 32, "hflip": False}
+optim = {"optimizer": "adamw", "epochs": 8, "batch_size": 32, "lr": 0.003, "weight_decay": 0.05}
 model = {}
 pretrained = None
 threads = 1
@@ -40,45 +41,53 @@ precision = "32-true"
 # %%
 import logging
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from vmp.experiment import train_run
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-metrics = train_run(
-    dataset=dataset,
-    dataset_format=dataset_format,
-    data_root=data_root,
-    split=str(split),
-    backbone=backbone,
-    arch=arch,
-    variant=variant,
-    lambda_reg=float(lambda_reg),
-    seed=int(seed),
-    out_dir=out_dir,
-    clip=clip,
-    optim=optim,
-    model=model,
-    pretrained=pretrained,
-    threads=threads,
-    num_workers=num_workers,
-    cache_frames=cache_frames,
-    accelerator=accelerator,
-    precision=precision,
-    progress_bar=False,
-)
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+results = {}
+for seed, out_dir in zip(seeds, out_dirs, strict=True):
+    results[seed] = train_run(
+        dataset=dataset,
+        dataset_format=dataset_format,
+        data_root=data_root,
+        split=str(split),
+        backbone=backbone,
+        arch=arch,
+        variant=variant,
+        lambda_reg=float(lambda_reg),
+        seed=int(seed),
+        out_dir=out_dir,
+        clip=clip,
+        optim=optim,
+        model=model,
+        pretrained=pretrained,
+        threads=threads,
+        num_workers=num_workers,
+        cache_frames=cache_frames,
+        accelerator=accelerator,
+        precision=precision,
+        progress_bar=False,
+    )
 
 # %% [markdown]
-# ## Test metrics (multi-view)
+# ## Test metrics (multi-view), one column per seed
 
 # %%
-pd.Series({k: v for k, v in metrics.items() if not isinstance(v, dict)}).to_frame("value")
+pd.DataFrame(
+    {seed: {k: v for k, v in m.items() if not isinstance(v, dict)} for seed, m in results.items()}
+)
 
 # %% [markdown]
 # ## Learning curves and learned prompt parameters
 
 # %%
-history = pd.read_csv(f"{out_dir}/history.csv")
+history = pd.concat(
+    {seed: pd.read_csv(f"{out_dir}/history.csv") for seed, out_dir in zip(seeds, out_dirs)},
+    names=["seed"],
+).reset_index(level=0)
 history
 
 # %%
@@ -87,6 +96,9 @@ curves = [
     for c in ["train_loss", "train_top1", "val_top1", "slope", "shift", "train_variation"]
     if c in history
 ]
-history.plot(
-    x="epoch", y=curves, subplots=True, layout=(2, 3), figsize=(12, 5), legend=False, title=curves
-)
+fig, axes = plt.subplots(1, len(curves), figsize=(3 * len(curves), 2.6), layout="constrained")
+for ax, column in zip(axes, curves, strict=True):
+    history.pivot(index="epoch", columns="seed", values=column).plot(
+        ax=ax, title=column, marker="o", legend=column == curves[0]
+    )
+plt.show()

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -33,11 +34,24 @@ wildcard_constraints:
     notebook="[a-z_0-9]+",
 
 
+def cell_path(run):
+    """<dataset>/<split>/<backbone>/<variant>/lambda~<l>: one cell of the run matrix, its seeds below."""
+    return "/".join([run["dataset"], run["split"], run["backbone"], run["variant"], f"lambda~{run['lambda']:g}"])
+
+
 def run_dir(run):
     """results/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>"""
-    parts = [run["dataset"], run["split"], run["backbone"], run["variant"]]
-    parts += [f"lambda~{run['lambda']:g}", f"seed~{run['seed']}"]
-    return os.path.join(RESULTS, "runs", *parts)
+    return f"{RESULTS}/runs/{cell_path(run)}/seed~{run['seed']}"
+
+
+# One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
+# so cells are grouped by their seed list: each group gets a rule with that many declared runs.
+CELL_SEEDS = {}
+for _run in RUNS:
+    CELL_SEEDS.setdefault(cell_path(_run), []).append(_run["seed"])
+SEED_GROUPS = {}
+for _cell, _seeds in CELL_SEEDS.items():
+    SEED_GROUPS.setdefault(tuple(sorted(_seeds)), []).append(_cell)
 
 
 def dataset_root(name):
@@ -73,34 +87,35 @@ def pretrained_checkpoint(backbone):
     return f"{RESULTS}/pretrain/{backbone}/model.pt"
 
 
-def train_parameters(wildcards, pretraining=False):
-    """Papermill parameters of one training run (see notebooks/train.py)."""
-    if pretraining:
-        dataset, split, variant, lam, seed = config["pretrain"]["dataset"], "1", "baseline", 0.0, 0
-        optim = nested_update(backbone_settings(wildcards.backbone, "optim"), config["pretrain"].get("optim", {}))
-        fmt, root, out, pretrained = "synthmotion", dataset_root(dataset), f"{RESULTS}/pretrain/{wildcards.backbone}", None
+def train_parameters(backbone, cell=None):
+    """Papermill parameters of one pre-training job (``cell`` None) or one cell (see notebooks/train.py)."""
+    if cell is None:
+        dataset, split, variant, lam, seeds = config["pretrain"]["dataset"], "1", "baseline", 0.0, [0]
+        optim = nested_update(backbone_settings(backbone, "optim"), config["pretrain"].get("optim", {}))
+        fmt, root, pretrained = "synthmotion", dataset_root(dataset), None
+        out_dirs = [f"{RESULTS}/pretrain/{backbone}"]
     else:
-        dataset, split, variant = wildcards.dataset, wildcards.split, wildcards.variant
-        lam, seed = float(wildcards.lam), int(wildcards.seed)
-        optim = backbone_settings(wildcards.backbone, "optim", dataset)
+        dataset, split, _, variant, lam = cell.split("/")
+        lam, seeds = float(lam.removeprefix("lambda~")), sorted(CELL_SEEDS[cell])
+        optim = backbone_settings(backbone, "optim", dataset)
         fmt, root = training_data(dataset, split)
-        out = run_dir(dict(dataset=dataset, split=split, backbone=wildcards.backbone, variant=variant, **{"lambda": lam}, seed=seed))
-        pretrained = pretrained_checkpoint(wildcards.backbone) or None
+        out_dirs = [f"{RESULTS}/runs/{cell}/seed~{seed}" for seed in seeds]
+        pretrained = pretrained_checkpoint(backbone) or None
     return json.dumps(
         {
             "dataset": dataset,
             "dataset_format": fmt,
             "data_root": root,
             "split": split,
-            "backbone": wildcards.backbone,
-            "arch": config["backbones"][wildcards.backbone].get("arch", wildcards.backbone),
+            "backbone": backbone,
+            "arch": config["backbones"][backbone].get("arch", backbone),
             "variant": variant,
             "lambda_reg": lam,
-            "seed": seed,
-            "out_dir": out,
-            "clip": backbone_settings(wildcards.backbone, "clip", dataset),
+            "seeds": seeds,
+            "out_dirs": out_dirs,
+            "clip": backbone_settings(backbone, "clip", dataset),
             "optim": optim,
-            "model": config["backbones"][wildcards.backbone].get("model", {}),
+            "model": config["backbones"][backbone].get("model", {}),
             "pretrained": pretrained,
             "threads": RES.get("threads", 1),
             "num_workers": RES.get("num_workers", 0),
@@ -133,7 +148,7 @@ def run_files(kind):
 
 
 def executed_notebooks():
-    notebooks = [f"{run_dir(run)}/train.ipynb" for run in RUNS]
+    notebooks = [f"{RESULTS}/runs/{cell}/train.ipynb" for cell in CELL_SEEDS]
     notebooks += [f"{RESULTS}/tables/table1.ipynb", f"{RESULTS}/figures/figures.ipynb"]
     notebooks += [f"{RESULTS}/data/{name}/synth_data.ipynb" for name in SYNTH_DATASETS]
     notebooks += [

@@ -166,8 +166,10 @@ def test_generate_hmdb_manifest_files_and_splits(tmp_path):
     assert len(m) == 3 * 5 * 3 and sorted(m.split.unique()) == [1, 2, 3]
     for _, part in m.groupby("split"):
         assert part.path.is_unique and len(part) == 15
-        # round(5 * 0.3) = 2 test videos per class in every split.
-        assert (part[part.subset == "test"].groupby("label").size() == 2).all()
+        # round(5 * 0.25) = 1 test and round(5 * 0.15) = 1 validation video per class per split.
+        assert (part[part.subset == "test"].groupby("label").size() == 1).all()
+        assert (part[part.subset == "val"].groupby("label").size() == 1).all()
+        assert (part[part.subset == "train"].groupby("label").size() == 3).all()
     tests = [frozenset(p.path[p.subset == "test"]) for _, p in m.groupby("split")]
     assert len(set(tests)) > 1  # different partitions of the same videos
     first = m.path.iloc[0]

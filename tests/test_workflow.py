@@ -118,7 +118,7 @@ def passed_parameters(config: Path) -> dict[str, set[str]]:
     for line in proc.stdout.splitlines():
         line = line.removeprefix("Shell command: ")
         if line.startswith("papermill "):
-            notebook = Path(line.split()[1]).stem
+            notebook = Path(next(w for w in line.split() if w.endswith(".ipynb"))).stem
             parameters = yaml.safe_load(line.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
             passed.setdefault(notebook, set()).update(parameters)
     return passed

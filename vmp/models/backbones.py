@@ -470,13 +470,13 @@ def timesformer_tiny(
     *,
     num_frames: int = 8,
     crop_size: int = 32,
-    patch_size: int = 4,
+    patch_size: int = 8,
     hidden_size: int = 64,
     num_layers: int = 2,
     num_heads: int = 4,
     dropout: float = 0.0,
 ) -> Backbone:
-    """TimeSformer divided space-time: hidden 64, 2 layers, 4 heads, patch 4 (64 patches at 32 px)."""
+    """TimeSformer divided space-time: hidden 64, 2 layers, 4 heads, patch 8 (16 patches at 32 px)."""
     module = build_timesformer(
         num_classes=num_classes,
         num_frames=num_frames,
