@@ -28,7 +28,14 @@ variant = "vmp"
 lambda_reg = 2.5
 seeds = [0]
 out_dirs = ["results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0"]
-clip = {"num_frames": 8, "sampling_rate": 1, "crop_size": 32, "train_scale": [32, 32], "test_scale": 32, "hflip": False}
+clip = {
+    "num_frames": 8,
+    "sampling_rate": 1,
+    "crop_size": 32,
+    "train_scale": [32, 32],
+    "test_scale": 32,
+    "hflip": False,
+}
 optim = {"optimizer": "adamw", "epochs": 8, "batch_size": 32, "lr": 0.003, "weight_decay": 0.05}
 model = {}
 pretrained = None

@@ -1,5 +1,5 @@
 rule report:
-    """HTML copies of every executed notebook and an index page."""
+    """HTML copies of every executed notebook, and an index page with the time spent per rule."""
     input:
         notebooks=lambda wc: executed_notebooks(),
     output:
@@ -8,5 +8,7 @@ rule report:
         f"{RESULTS}/logs/report.log",
     run:
         from vmp.report import build_report
+        from vmp.timing import rule_times
 
-        build_report(input.notebooks, Path(output.index).parent, root=RESULTS)
+        times = rule_times(f"{RESULTS}/benchmarks")
+        build_report(input.notebooks, Path(output.index).parent, root=RESULTS, rule_times=times)

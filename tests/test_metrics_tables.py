@@ -22,6 +22,7 @@ from vmp.tables import (
     write_table1,
     write_verdict_summary,
 )
+from vmp.timing import rule_times
 from vmp.workflow import ConfigError, check_config, nested_update, run_matrix
 
 
@@ -460,3 +461,39 @@ def test_check_config_names_key_and_allowed_values(changes, message):
         config["ablation"] = None
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         check_config(config)
+
+
+def test_run_matrix_takes_a_dataset_s_own_seeds():
+    config = _config()
+    config["datasets"]["synth_gym"]["seeds"] = [7]
+    runs = run_matrix(config)
+    assert {r["seed"] for r in runs if r["table"]} == {7}
+    assert {r["seed"] for r in runs if r["ablation"]} == {0}
+
+
+def test_backbones_trained_from_scratch_need_no_checkpoint():
+    config = nested_update(_config(), {"pretrain": {"dataset": "kinetics", "checkpoints": {}}})
+    config["backbones"]["x3d_tiny"]["pretrained"] = False
+    check_config(config)  # no "no checkpoint for x3d_tiny"
+
+
+def test_rule_times_sum_snakemake_benchmarks_per_rule(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    jobs = {"runs/a/1/x/vmp/lambda~2.5.tsv": (30.0, 25.0), "runs/b.tsv": (10.0, 8.0)}
+    jobs |= {"synth_data/synth_gym.tsv": (5.0, 4.0)}
+    for name, (wall, cpu) in jobs.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{wall}\t0:00:{wall:02.0f}\t1\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    table = rule_times(tmp_path).set_index("rule")
+    assert list(table.index) == ["finetune", "synth_data", "all"]
+    assert table.loc["finetune", ["jobs", "wall_s", "median_s", "max_s", "cpu_s"]].tolist() == [
+        2,
+        40.0,
+        20.0,
+        30.0,
+        33.0,
+    ]
+    assert table.loc["all", "wall_s"] == 45.0 and table.loc["all", "jobs"] == 3
+    with pytest.raises(FileNotFoundError, match="no Snakemake benchmark files"):
+        rule_times(tmp_path / "empty")

@@ -317,3 +317,32 @@ def test_timesformer_transformers_directory_and_pyslowfast_keys(tmp_path):
     ]
     renamed = _rename_pyslowfast_timesformer(dict.fromkeys(official, torch.zeros(1)))
     assert sorted(renamed) == sorted(weights)
+
+
+@pytest.mark.parametrize("name", ["c2d_tiny", "i3d_tiny", "slowfast_tiny", "x3d_tiny"])
+def test_tiny_cnns_keep_resolution_for_small_clips(name):
+    """A 32-px clip keeps 16x16 after the stem (no max-pool) and 2x2 before the head."""
+    model = tiny(name).eval()
+    sizes = []
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+        for m in model.backbone.modules()
+        if isinstance(m, torch.nn.Conv3d)
+    ]
+    with torch.no_grad():
+        model(clip())
+    for hook in hooks:
+        hook.remove()
+    assert sizes[0] == 16 and min(sizes) == 2
+    assert not any(isinstance(m, torch.nn.MaxPool3d) and m.stride[-1] > 1 for m in model.modules())
+    with pytest.raises(ValueError, match="below the total stride 16"):
+        tiny(name, crop_size=8)
+
+
+def test_small_input_stems_keep_each_family_s_temporal_kernel():
+    def stem(name):
+        return next(m for m in tiny(name).backbone.modules() if isinstance(m, torch.nn.Conv3d))
+
+    assert stem("c2d_tiny").kernel_size == (1, 3, 3)  # C2D: no temporal convolution
+    assert stem("i3d_tiny").kernel_size == (3, 3, 3)  # I3D: inflated
+    assert stem("c2d_r50").kernel_size == (1, 7, 7) and stem("c2d_r50").stride == (1, 2, 2)

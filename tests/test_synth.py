@@ -147,6 +147,52 @@ def test_scene_config_validation_messages():
         SceneConfig("x", classes=31, videos_per_class=2)
     with pytest.raises(ValueError, match="videos_per_class=1.*no video is left for training"):
         SceneConfig("x", classes=2, videos_per_class=1)
+    with pytest.raises(ValueError, match="videos_per_class=4.*val_fraction=0.75 no video"):
+        SceneConfig("x", classes=2, videos_per_class=4, test_fraction=0.25, val_fraction=0.75)
+    with pytest.raises(ValueError, match=r"object_size=\(0.3, 0.2\)"):
+        SceneConfig("x", classes=2, videos_per_class=4, object_size=(0.3, 0.2))
+    with pytest.raises(ValueError, match="motion_scale=0"):
+        SceneConfig("x", classes=2, videos_per_class=4, motion_scale=0)
+
+
+def _plain(**changes) -> SceneConfig:
+    """A static, noise-free one-object scene (64 px) for closed-form checks."""
+    return SceneConfig(
+        "plain",
+        classes=2,
+        videos_per_class=4,
+        size=64,
+        num_frames=8,
+        noise_std=0.0,
+        flicker=0.0,
+        distractors=0,
+        **changes,
+    )
+
+
+def test_background_contrast_scales_the_background_around_its_mean():
+    rng = np.random.default_rng(_clip_seed(0, _plain(), "translate_left", 0))
+    frames, mask = render_clip(
+        "translate_left", rng, _plain(background_contrast=0.0), return_mask=True
+    )
+    background = frames[0][mask[0] == 0].astype(float)
+    assert background.std(axis=0).max() < 1.0  # one flat colour (within uint8 rounding)
+    rng = np.random.default_rng(_clip_seed(0, _plain(), "translate_left", 0))
+    frames, mask = render_clip("translate_left", rng, _plain(), return_mask=True)
+    assert frames[0][mask[0] == 0].astype(float).std(axis=0).max() > 5.0
+
+
+def test_motion_scale_multiplies_the_object_s_displacement():
+    def travel(scale: float) -> float:
+        cfg = _plain(object_size=(0.05, 0.06), motion_scale=scale)
+        rng = np.random.default_rng(_clip_seed(0, cfg, "translate_right", 3))
+        _, mask = render_clip("translate_right", rng, cfg, return_mask=True)
+        columns = np.arange(cfg.size)
+        centre = [(m.sum(0) * columns).sum() / m.sum() for m in (mask[0], mask[-1])]
+        return centre[1] - centre[0]
+
+    assert travel(1.0) > 10
+    assert travel(1.5) == pytest.approx(1.5 * travel(1.0), rel=0.05)
 
 
 def test_generate_rejects_unknown_override_and_scene(tmp_path):

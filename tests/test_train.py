@@ -16,7 +16,15 @@ from helpers import TINY_CLIP, comparable_results, tiny_run_settings
 from vmp.data import EpochSeededSampler
 from vmp.experiment import train_run
 from vmp.models import create_model
-from vmp.train import OptimConfig, split_parameters, warmup_cosine, warmup_step_decay
+from vmp.train import (
+    OPTIMIZERS,
+    OptimConfig,
+    progress_line,
+    recompute_batchnorm,
+    split_parameters,
+    warmup_cosine,
+    warmup_step_decay,
+)
 
 
 def test_warmup_cosine_closed_form():
@@ -164,3 +172,52 @@ def test_killed_run_resumes_to_identical_metrics(tiny_scene, tmp_path):
     )
     assert straight[0] == killed[0]
     pd.testing.assert_frame_equal(straight[1], killed[1])
+
+
+def test_adamw_and_sgd_get_the_parameter_groups():
+    model = create_model("x3d_tiny", 5, prompt="vmp", num_frames=4, crop_size=32)
+    cfg = OptimConfig(optimizer="adamw", lr=0.003, weight_decay=0.05)
+    optimizer = OPTIMIZERS[cfg.optimizer](split_parameters(model, cfg), cfg)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0, 0.0]
+    sgd = OptimConfig(momentum=0.8)
+    assert OPTIMIZERS["sgd"](split_parameters(model, sgd), sgd).defaults["momentum"] == 0.8
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        OptimConfig(optimizer="lbfgs")
+
+
+def test_progress_line_has_epoch_loss_accuracies_prompt_and_seconds():
+    row = {"epoch": 3, "train_loss": 1.23456, "train_top1": 40.0, "val_top1": 35.5}
+    row |= {"slope": 12.345, "shift": -0.1234, "seconds": 4.56}
+    assert progress_line("d/1/b/vmp/lambda~2.5/seed~0", row, 6) == (
+        "d/1/b/vmp/lambda~2.5/seed~0 epoch 3/6, loss 1.235, train top-1 40.0, val top-1 35.5, "
+        "slope 12.3, shift -0.123, 4.6 s"
+    )
+
+
+def test_recomputed_batchnorm_closes_the_train_eval_gap_of_x3d():
+    """After a few large steps the running statistics lag the weights (eval outputs drift from
+    train-mode outputs); recomputing them with the final weights makes the two agree."""
+    torch.manual_seed(0)
+    model = create_model("x3d_tiny", 4, num_frames=4, crop_size=32)
+    video = torch.rand(16, 3, 5, 32, 32)
+    labels = torch.arange(16) % 4
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.05)
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(model(video).logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def gap() -> float:
+        with torch.no_grad():
+            train_mode = model.train()(video).logits
+            eval_mode = model.eval()(video).logits
+        return float((train_mode - eval_mode).abs().max() / train_mode.abs().max())
+
+    before = gap()
+    assert recompute_batchnorm(model, [{"video": video}]) > 10
+    assert not model.training
+    after = gap()
+    # What is left is the unbiased (running) vs biased (batch) variance over few elements.
+    assert before > 0.1 and after < 0.02, (before, after)

@@ -105,8 +105,9 @@ def planned_jobs(*args: str) -> dict[str, int]:
 
 def test_paper_profile_plans_every_cell_of_table1(tmp_path):
     counts = planned_jobs("--configfile", str(paper_config(tmp_path)))
-    # 5 dataset-splits x (4 SlowFast + 5 x 2) variants x 1 seed, plus the ablation's 8 other lambdas
-    assert counts["finetune"] == 5 * 14 + 8
+    # 5 dataset-splits x (4 SlowFast + 5 x 2) variants, plus the ablation's 8 other lambdas; one
+    # seed each, so one job per cell of the one-seed group.
+    assert counts["finetune_seeds_0"] == 5 * 14 + 8
     assert counts["prepare_data"] == 5
     assert "pretrain" not in counts and "synth_data" not in counts
 
@@ -181,8 +182,14 @@ def test_smoke_workflow_end_to_end(tmp_path):
     history = pd.read_csv(runs[-1].parent / "history.csv")
     assert len(history) == 2
     assert (results / "pretrain" / "x3d_tiny" / "model.pt").exists()
-    notebook = json.loads((runs[0].parent / "train.ipynb").read_text())
+    # One notebook per cell records its seeds, each trained into its own run folder.
+    notebook = json.loads((runs[0].parent.parent / "train.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in notebook["cells"])
+    parameters = notebook["metadata"]["papermill"]["parameters"]
+    assert parameters["seeds"] == [0, 1]
+    assert parameters["out_dirs"] == [str(runs[0].parent.parent / f"seed~{s}") for s in (0, 1)]
+    log = (results / "logs" / "runs" / "synth_gym/1/x3d_tiny/vmp/lambda~2.5.log").read_text()
+    assert "synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~1 epoch 2/2, loss " in log
     index = (results / "report" / "index.html").read_text()
     assert "tables/table1.ipynb" in index and "runs/synth_gym/1/x3d_tiny/vmp" in index
     assert (results / "report" / "tables" / "table1.html").stat().st_size > 10_000
@@ -193,7 +200,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
 
     # Rerun one cell of Table 1: only that run and what depends on it.
     forced = planned_jobs("--configfile", str(config), "--forcerun", str(runs[0]))
-    assert forced == {"finetune": 1, "table1": 1, "figures": 1, "report": 1, "all": 1}
+    assert forced == {"finetune_seeds_0_1": 1, "table1": 1, "figures": 1, "report": 1, "all": 1}
 
 
 def _children(pid: int) -> list[int]:
@@ -235,7 +242,7 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     """SIGKILL the training kernel, then Snakemake itself, mid-run: rerunning Snakemake (after
     ``--unlock`` for the second) resumes the job from its last epoch checkpoint each time, and it
     ends with the metrics of an uninterrupted run."""
-    config = write_config(tmp_path, optim={"epochs": 6})
+    config = write_config(tmp_path, optim={"epochs": 6}, seeds=[0])
     run_dir = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0/seed~0"
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     command = ["snakemake", str(run_dir / "metrics.json"), "--cores", "1"]
@@ -254,7 +261,7 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     #    the job fail, removes its incomplete outputs (not the checkpoints) and stops.
     job = start()
     _wait_for(checkpoint.exists, "the first epoch checkpoint", job)
-    kernel = _training_kernel(run_dir / "train.ipynb")
+    kernel = _training_kernel(run_dir.parent / "train.ipynb")
     assert kernel is not None
     os.kill(kernel, signal.SIGKILL)
     assert job.wait(timeout=120) != 0
@@ -280,9 +287,10 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     assert not checkpoint.parent.exists()  # removed once the run is complete
 
     # The same run, uninterrupted, with the parameters the workflow passed to the notebook.
-    notebook = json.loads((run_dir / "train.ipynb").read_text())
+    notebook = json.loads((run_dir.parent / "train.ipynb").read_text())
     parameters = notebook["metadata"]["papermill"]["parameters"]
-    train_run(**(parameters | {"out_dir": str(tmp_path / "straight")}), progress_bar=False)
+    assert parameters.pop("seeds") == [0] and parameters.pop("out_dirs") == [str(run_dir)]
+    train_run(**parameters, seed=0, out_dir=str(tmp_path / "straight"), progress_bar=False)
     straight, killed = comparable_results(tmp_path / "straight"), comparable_results(run_dir)
     assert straight[0] == killed[0]
     pd.testing.assert_frame_equal(straight[1], killed[1])

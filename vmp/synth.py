@@ -161,7 +161,8 @@ class SceneConfig:
         if self.test_videos_per_class + self.val_videos_per_class >= self.videos_per_class:
             raise bad(
                 "videos_per_class",
-                f"with test_fraction={self.test_fraction} no video is left for training; use more videos",
+                f"with test_fraction={self.test_fraction} and val_fraction={self.val_fraction} "
+                "no video is left for training; use more videos",
             )
         if not 0 <= self.crf <= 51:
             raise bad("crf", "use an x264 CRF in [0, 51]")

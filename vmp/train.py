@@ -70,7 +70,9 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise ValueError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
         if self.schedule not in ("cosine", "steps"):
             raise ValueError(f"schedule must be 'cosine' or 'steps', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:

@@ -56,7 +56,9 @@ def check_config(config: dict[str, Any]) -> None:
     if pretrain and "scene" in pretrain:
         _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
     elif pretrain:
-        pretrained = {b for b, settings in config["backbones"].items() if settings.get("pretrained", True)}
+        pretrained = {
+            b for b, settings in config["backbones"].items() if settings.get("pretrained", True)
+        }
         missing = sorted(pretrained - set(pretrain.get("checkpoints", {})))
         if missing:
             raise ConfigError(
