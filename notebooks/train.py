@@ -92,7 +92,10 @@ pd.DataFrame(
 
 # %%
 history = pd.concat(
-    {seed: pd.read_csv(f"{out_dir}/history.csv") for seed, out_dir in zip(seeds, out_dirs)},
+    {
+        seed: pd.read_csv(f"{out_dir}/history.csv")
+        for seed, out_dir in zip(seeds, out_dirs, strict=True)
+    },
     names=["seed"],
 ).reset_index(level=0)
 history

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-
 # Benchmark folders named after what they hold rather than after their rule.
 FOLDER_RULES = {"runs": "finetune"}
 
