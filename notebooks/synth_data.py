@@ -13,7 +13,7 @@
 # %% [markdown]
 # # SynthMotion scene
 # Generates one scene of the embedded benchmark (`vmp.synth.generate`): mp4 clips whose class is
-# defined only by motion, and `manifest.csv`.
+# defined only by motion, `manifest.csv`, and `decoded.npy` (every video decoded once, for the runs).
 
 # %% tags=["parameters"]
 root = "data/synthmotion/synth_gym"
@@ -27,9 +27,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from vmp.data import write_decoded
 from vmp.synth import generate
 
 manifest = generate(root, scene, seed=int(seed), **overrides)
+write_decoded(root)  # every video decoded once, memory-mapped by the training runs
 info = json.loads((Path(root) / "generation.json").read_text())
 {k: info[k] for k in info if k != "config"}
 

@@ -13,11 +13,12 @@ rule notebook_template:
 
 
 rule synth_data:
-    """Generate one SynthMotion scene: mp4 clips and manifest.csv."""
+    """Generate one SynthMotion scene: mp4 clips, manifest.csv and decoded.npy (all frames, decoded once)."""
     input:
         notebook=f"{RESULTS}/notebooks/synth_data.ipynb",
     output:
         manifest=f"{DATA_ROOT}/{{dataset}}/manifest.csv",
+        decoded=f"{DATA_ROOT}/{{dataset}}/decoded.npy",
         notebook=f"{RESULTS}/data/{{dataset}}/synth_data.ipynb",
     params:
         parameters=lambda wc: json.dumps(

@@ -11,7 +11,14 @@ import pytest
 import torch
 from helpers import write_frames
 
-from vmp.data import ClipDataset, ClipSpec, frame_indices, make_loader
+from vmp.data import (
+    ClipDataset,
+    ClipSpec,
+    frame_indices,
+    load_decoded,
+    make_loader,
+    write_decoded,
+)
 
 
 def write_video(path: Path, n: int, fps: float = 30, size=(32, 32), pattern=None) -> Path:
@@ -225,3 +232,35 @@ def test_with_spec_shares_decoded_frames(tmp_path):
     assert val[0]["video"].shape == first.shape
     assert torch.equal(val[0]["video"], test[1]["video"])  # single view = centre crop
     assert val.failures == {} and test.spec.num_spatial_crops == 3
+
+
+def test_decoded_array_file_serves_the_same_clips_without_the_videos(tmp_path):
+    """write_decoded decodes a manifest's videos once; runs memory-map them instead of decoding."""
+    paths = [write_video(tmp_path / f"v{k}.mp4", 12) for k in range(3)]
+    pd.DataFrame({"path": [p.name for p in paths], "label": [0, 1, 2]}).to_csv(
+        tmp_path / "manifest.csv", index=False
+    )
+    assert write_decoded(tmp_path).name == "decoded.npy"
+    decoded = load_decoded(tmp_path)
+    assert set(decoded) == {str(p.resolve()) for p in paths}
+    frames, fps = decoded[str(paths[1].resolve())]
+    assert frames.shape == (12, 32, 32, 3) and fps == 30 and isinstance(frames.base, np.memmap)
+    t = table(*(p.resolve() for p in paths))
+    expected = [ClipDataset(t, spec(), train=False)[i]["video"] for i in range(3)]
+    for p in paths:
+        p.unlink()  # only the array file can serve them now
+    served = ClipDataset(t, spec(), train=False, decoded=decoded)
+    for i in range(3):
+        assert torch.equal(served[i]["video"], expected[i])
+    assert served.failures == {}
+
+
+def test_decoded_array_file_rejects_unequal_videos(tmp_path):
+    write_video(tmp_path / "a.mp4", 12)
+    write_video(tmp_path / "b.mp4", 12, size=(32, 48))
+    pd.DataFrame({"path": ["a.mp4", "b.mp4"], "label": [0, 1]}).to_csv(
+        tmp_path / "manifest.csv", index=False
+    )
+    with pytest.raises(ValueError, match="videos differ in shape or frame rate"):
+        write_decoded(tmp_path)
+    assert load_decoded(tmp_path) == {}

@@ -321,7 +321,7 @@ def test_timesformer_transformers_directory_and_pyslowfast_keys(tmp_path):
 
 @pytest.mark.parametrize("name", ["c2d_tiny", "i3d_tiny", "slowfast_tiny", "x3d_tiny"])
 def test_tiny_cnns_keep_resolution_for_small_clips(name):
-    """A 32-px clip keeps 16x16 after the stem (no max-pool) and 2x2 before the head."""
+    """A 32-px clip is 16x16 after the stem (no max-pool) and 2x2 before the head."""
     model = tiny(name).eval()
     sizes = []
     hooks = [
@@ -333,7 +333,8 @@ def test_tiny_cnns_keep_resolution_for_small_clips(name):
         model(clip())
     for hook in hooks:
         hook.remove()
-    assert sizes[0] == 16 and min(sizes) == 2
+    # (X3D's head projects after pooling: 1x1 there.)
+    assert sizes[0] == 16 and min(s for s in sizes if s > 1) == 2
     assert not any(isinstance(m, torch.nn.MaxPool3d) and m.stride[-1] > 1 for m in model.modules())
     with pytest.raises(ValueError, match="below the total stride 16"):
         tiny(name, crop_size=8)

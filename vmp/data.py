@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -30,6 +32,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
+
+from vmp.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +130,59 @@ def frame_indices(
     return [min(math.floor(k * ratio + 1e-6), num_source - 1) for k in ks], num_starts
 
 
+DECODED_FRAMES = "decoded.npy"  # every video's frames, uint8 (videos, T, H, W, 3), manifest order
+DECODED_INDEX = "decoded.json"  # the videos' paths (as in the manifest) and frame rate
+
+
+def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """Every frame of a video as uint8 RGB (T, H, W, 3), and its frame rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        fps = _fps(stream)
+    if not frames:
+        raise ValueError(f"{path}: no frame decoded")
+    return np.stack(frames), fps
+
+
+def write_decoded(root: str | Path) -> Path:
+    """Decode every video of ``root/manifest.csv`` once into ``root/decoded.npy``.
+
+    Small datasets of equal-sized videos (SynthMotion) are then memory-mapped by every training
+    run (:func:`load_decoded`) instead of each run decoding every video again.
+    """
+    root = Path(root)
+    paths = pd.read_csv(root / "manifest.csv")["path"].drop_duplicates().tolist()
+    videos, rates = zip(*(decode_video(root / p) for p in paths), strict=True)
+    shapes = {v.shape for v in videos}
+    if len(shapes) > 1 or len(set(rates)) > 1:
+        raise ValueError(
+            f"{root}: videos differ in shape or frame rate ({sorted(shapes)}, {sorted(set(rates))}); "
+            "decoded.npy holds equal-sized videos only, train with cache_frames instead"
+        )
+    with atomic_path(root / DECODED_FRAMES) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.stack(videos))
+    write_json(root / DECODED_INDEX, {"paths": paths, "fps": rates[0]})
+    return root / DECODED_FRAMES
+
+
+def load_decoded(root: str | Path) -> dict[str, tuple[np.ndarray, float]]:
+    """Absolute video path -> (memory-mapped frames, fps) from ``write_decoded``'s files (or {})."""
+    root = Path(root)
+    if not (root / DECODED_FRAMES).exists() or not (root / DECODED_INDEX).exists():
+        return {}
+    index = json.loads((root / DECODED_INDEX).read_text())
+    frames = np.load(root / DECODED_FRAMES, mmap_mode="r")
+    if len(frames) != len(index["paths"]):
+        raise ValueError(
+            f"{root / DECODED_FRAMES} holds {len(frames)} videos but {DECODED_INDEX} lists "
+            f"{len(index['paths'])}; delete both files (they are rewritten with the data)"
+        )
+    return {
+        str((root / p).resolve()): (frames[i], index["fps"]) for i, p in enumerate(index["paths"])
+    }
+
+
 class ClipDataset(Dataset):
     """Clips from a table with columns path, label (and optionally start_sec, end_sec, num_frames).
 
@@ -139,6 +196,7 @@ class ClipDataset(Dataset):
     With ``cache_frames=True`` each video (or segment) is decoded once, in full, and its frames
     are kept in memory as uint8; later epochs only sample, resize and crop. Meant for small
     videos such as SynthMotion's, where decoding costs several times a tiny model's step.
+    ``decoded`` (from :func:`load_decoded`) supplies already decoded videos by path.
 
     Items are dicts: video (3, T + 1, crop, crop) float in [0, 1], label int, video_index int.
     """
@@ -151,6 +209,7 @@ class ClipDataset(Dataset):
         train: bool,
         log: logging.Logger | None = None,
         cache_frames: bool = False,
+        decoded: dict[str, tuple[np.ndarray, float]] | None = None,
     ) -> None:
         missing = {"path", "label"} - set(table.columns)
         if missing:
@@ -172,6 +231,9 @@ class ClipDataset(Dataset):
         self._end = self.table["end_sec"].tolist() if "end_sec" in self.table else nan
         self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
         self._cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache_frames else None
+        if decoded:
+            self._cache = self._cache if self._cache is not None else {}
+            self._cache |= {j: decoded[p] for j, p in enumerate(self._paths) if p in decoded}
 
     def with_spec(self, spec: ClipSpec, *, train: bool) -> ClipDataset:
         """The same videos with another clip spec, sharing cached frames and known failures."""

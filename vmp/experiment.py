@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from vmp.data import ClipDataset, ClipSpec
+from vmp.data import ClipDataset, ClipSpec, load_decoded
 from vmp.datasets import index
 from vmp.models import create_model, variant_options
 from vmp.train import OptimConfig, fit
@@ -112,14 +112,19 @@ def train_run(
         num_classes,
         *map(len, (subsets["train"], subsets["test"])),
     )
-    test_set = ClipDataset(subsets["test"], spec, train=False, cache_frames=cache_frames)
+    # SynthMotion's data rule decodes every video once into one array file; runs memory-map it.
+    cached = {
+        "cache_frames": cache_frames,
+        "decoded": load_decoded(data_root) if cache_frames else None,
+    }
+    test_set = ClipDataset(subsets["test"], spec, train=False, **cached)
     if subsets["val"] is subsets["test"]:  # no val subset: validate on the test videos' frames
         val_set = test_set.with_spec(single_view, train=False)
     else:
-        val_set = ClipDataset(subsets["val"], single_view, train=False, cache_frames=cache_frames)
+        val_set = ClipDataset(subsets["val"], single_view, train=False, **cached)
     return fit(
         net,
-        ClipDataset(subsets["train"], spec, train=True, cache_frames=cache_frames),
+        ClipDataset(subsets["train"], spec, train=True, **cached),
         val_set,
         test_set,
         optim_cfg,

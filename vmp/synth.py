@@ -773,6 +773,8 @@ def generate(
     root = Path(root)
     manifest_path = root / "manifest.csv"
     manifest_path.unlink(missing_ok=True)  # a stale manifest must not vouch for a partial rerun
+    for stale in ("decoded.npy", "decoded.json"):  # vmp.data.write_decoded's copy of old videos
+        (root / stale).unlink(missing_ok=True)
     codec = _codec()
     labels = {name: i for i, name in enumerate(sorted(cfg.class_names))}
 
