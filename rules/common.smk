@@ -1,11 +1,10 @@
 import json
-import os
 import re
 from pathlib import Path
 
 from snakemake.utils import validate
 
-from vmp.workflow import check_config, nested_update, run_matrix
+from vmp.workflow import cell_path, cell_seeds, check_config, nested_update, run_matrix, seed_groups
 from vmp.workflow import dataset_root as vmp_dataset_root
 
 validate(config, schema="../config/schema.yaml")
@@ -34,11 +33,6 @@ wildcard_constraints:
     notebook="[a-z_0-9]+",
 
 
-def cell_path(run):
-    """<dataset>/<split>/<backbone>/<variant>/lambda~<l>: one cell of the run matrix, its seeds below."""
-    return "/".join([run["dataset"], run["split"], run["backbone"], run["variant"], f"lambda~{run['lambda']:g}"])
-
-
 def run_dir(run):
     """results/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>"""
     return f"{RESULTS}/runs/{cell_path(run)}/seed~{run['seed']}"
@@ -46,12 +40,8 @@ def run_dir(run):
 
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
 # so cells are grouped by their seed list: each group gets a rule with that many declared runs.
-CELL_SEEDS = {}
-for _run in RUNS:
-    CELL_SEEDS.setdefault(cell_path(_run), []).append(_run["seed"])
-SEED_GROUPS = {}
-for _cell, _seeds in CELL_SEEDS.items():
-    SEED_GROUPS.setdefault(tuple(sorted(_seeds)), []).append(_cell)
+CELL_SEEDS = cell_seeds(RUNS)
+SEED_GROUPS = seed_groups(CELL_SEEDS)
 
 
 def dataset_root(name):
@@ -96,7 +86,7 @@ def train_parameters(backbone, cell=None):
         out_dirs = [f"{RESULTS}/pretrain/{backbone}"]
     else:
         dataset, split, _, variant, lam = cell.split("/")
-        lam, seeds = float(lam.removeprefix("lambda~")), sorted(CELL_SEEDS[cell])
+        lam, seeds = float(lam.removeprefix("lambda~")), CELL_SEEDS[cell]
         optim = backbone_settings(backbone, "optim", dataset)
         fmt, root = training_data(dataset, split)
         out_dirs = [f"{RESULTS}/runs/{cell}/seed~{seed}" for seed in seeds]

@@ -23,7 +23,14 @@ from vmp.tables import (
     write_verdict_summary,
 )
 from vmp.timing import rule_times
-from vmp.workflow import ConfigError, check_config, nested_update, run_matrix
+from vmp.workflow import (
+    ConfigError,
+    cell_seeds,
+    check_config,
+    nested_update,
+    run_matrix,
+    seed_groups,
+)
 
 
 def test_aggregate_views_averages_softmax_per_video():
@@ -497,3 +504,22 @@ def test_rule_times_sum_snakemake_benchmarks_per_rule(tmp_path):
     assert table.loc["all", "wall_s"] == 45.0 and table.loc["all", "jobs"] == 3
     with pytest.raises(FileNotFoundError, match="no Snakemake benchmark files"):
         rule_times(tmp_path / "empty")
+
+
+def test_cells_group_runs_by_seed_list():
+    config = _config()
+    config["datasets"]["synth_hmdb"] = config["datasets"]["synth_gym"] | {
+        "splits": ["1", "2"],
+        "seeds": [0],
+    }
+    cells = cell_seeds(run_matrix(config))
+    assert cells["synth_gym/1/x3d_tiny/vmp/lambda~2.5"] == [0, 1]
+    assert cells["synth_gym/1/x3d_tiny/baseline/lambda~0"] == [0, 1]
+    assert cells["synth_gym/1/x3d_tiny/vmp/lambda~0"] == [0]  # the ablation's other lambda
+    assert cells["synth_hmdb/2/x3d_tiny/vmp/lambda~2.5"] == [0]
+    groups = seed_groups(cells)
+    assert sorted(groups) == [(0,), (0, 1)]
+    assert sorted(groups[(0, 1)]) == [
+        "synth_gym/1/x3d_tiny/baseline/lambda~0",
+        "synth_gym/1/x3d_tiny/vmp/lambda~2.5",
+    ]

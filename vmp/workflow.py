@@ -123,3 +123,25 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
                 seed,
             )
     return list(runs.values())
+
+
+def cell_path(run: dict[str, Any]) -> str:
+    """``<dataset>/<split>/<backbone>/<variant>/lambda~<l>``: a run's cell; its seeds live below."""
+    parts = [run["dataset"], run["split"], run["backbone"], run["variant"]]
+    return "/".join([*parts, f"lambda~{run['lambda']:g}"])
+
+
+def cell_seeds(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Cell path -> its seeds (sorted): the runs one training job trains in turn."""
+    seeds: dict[str, list[int]] = {}
+    for run in runs:
+        seeds.setdefault(cell_path(run), []).append(run["seed"])
+    return {cell: sorted(s) for cell, s in seeds.items()}
+
+
+def seed_groups(cells: dict[str, list[int]]) -> dict[tuple[int, ...], list[str]]:
+    """Cells grouped by their seed list; each group is one workflow rule with that many runs."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for cell, seeds in cells.items():
+        groups.setdefault(tuple(seeds), []).append(cell)
+    return groups
