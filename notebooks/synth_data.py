@@ -47,13 +47,12 @@ manifest.pivot_table(
 # ## One video of each class (frames 0, 4, 8, 12)
 
 # %%
-import av
+from vmp.data import decode_video
 
 examples = manifest.drop_duplicates("class_name").sort_values("label")
 fig, axes = plt.subplots(len(examples), 4, figsize=(6, 1.5 * len(examples)), squeeze=False)
 for row, (_, item) in zip(axes, examples.iterrows(), strict=True):
-    with av.open(str(Path(root) / item["path"])) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    frames, _ = decode_video(Path(root) / item["path"])
     for ax, t in zip(row, (0, 4, 8, 12), strict=True):
         ax.imshow(frames[min(t, len(frames) - 1)])
         ax.set_axis_off()

@@ -536,6 +536,16 @@ def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
             )
         ]
 
+    def baseline(side: str) -> list[str]:
+        return [
+            _pm(m, s)
+            for m, s in zip(
+                comparison[f"baseline_top1_{side}"],
+                comparison[f"baseline_top1_std_{side}"],
+                strict=True,
+            )
+        ]
+
     return pd.DataFrame(
         {
             "dataset": comparison["dataset"],
@@ -543,22 +553,8 @@ def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
             "variant": comparison["variant"],
             "pre-trained": comparison["pretrained"],
             "scratch": comparison["scratch"],
-            "baseline top-1 (pre-trained)": [
-                _pm(m, s)
-                for m, s in zip(
-                    comparison["baseline_top1_pretrained"],
-                    comparison["baseline_top1_std_pretrained"],
-                    strict=True,
-                )
-            ],
-            "baseline top-1 (scratch)": [
-                _pm(m, s)
-                for m, s in zip(
-                    comparison["baseline_top1_scratch"],
-                    comparison["baseline_top1_std_scratch"],
-                    strict=True,
-                )
-            ],
+            "baseline top-1 (pre-trained)": baseline("pretrained"),
+            "baseline top-1 (scratch)": baseline("scratch"),
             "Δ VMP (pre-trained)": gain("pretrained"),
             "Δ VMP (scratch)": gain("scratch"),
             "Δ scratch - Δ pre-trained": comparison["gain_difference"].map(_signed),
