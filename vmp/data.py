@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -130,12 +131,14 @@ def frame_indices(
     return [min(math.floor(k * ratio + 1e-6), num_source - 1) for k in ks], num_starts
 
 
+FAILURE_LOG = "decode_failures.jsonl"  # in a run's checkpoints/ folder while it trains
 DECODED_FRAMES = "decoded.npy"  # every video's frames, uint8 (videos, T, H, W, 3), manifest order
 DECODED_INDEX = "decoded.json"  # the videos' paths (as in the manifest) and frame rate
 
 
 def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
     """Every frame of a video as uint8 RGB (T, H, W, 3), and its frame rate."""
+    _check_not_empty(path)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
@@ -143,6 +146,12 @@ def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
     if not frames:
         raise ValueError(f"{path}: no frame decoded")
     return np.stack(frames), fps
+
+
+def _check_not_empty(path: str | Path) -> None:
+    """Raise a clear error for a zero-byte file (PyAV says "Invalid data found ...")."""
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: empty file (0 bytes)")
 
 
 def write_decoded(root: str | Path) -> Path:
@@ -191,7 +200,8 @@ class ClipDataset(Dataset):
     spatial crop ``v % K``; all deterministic.
 
     A video that fails to decode is logged, recorded in ``failures`` (path -> reason; per
-    process when DataLoader workers are used) and replaced by the next video of the table.
+    process when DataLoader workers are used, and appended to ``failure_log`` when set, which
+    :meth:`all_failures` reads back) and replaced by the next video of the table.
 
     With ``cache_frames=True`` each video (or segment) is decoded once, in full, and its frames
     are kept in memory as uint8; later epochs only sample, resize and crop. Meant for small
@@ -224,6 +234,7 @@ class ClipDataset(Dataset):
         self.train = train
         self.log = log or logging.getLogger(__name__)
         self.failures: dict[str, str] = {}
+        self.failure_log: Path | None = None  # where every process appends its failures
         self._paths = self.table["path"].astype(str).tolist()
         self._labels = self.table["label"].astype(int).tolist()
         nan = [math.nan] * len(self.table)
@@ -258,14 +269,31 @@ class ClipDataset(Dataset):
             try:
                 clip = self._load(j, view)
             except Exception as e:  # noqa: BLE001 - any decoder error must not end an epoch
-                self.failures[path] = f"{type(e).__name__}: {e}"
-                self.log.warning("cannot decode %s (%s); using another video", path, e)
+                self._failed(path, f"{type(e).__name__}: {e}")
                 continue
             return {"video": clip, "label": self._labels[j], "video_index": j}
         raise RuntimeError(
             f"ClipDataset: every video in the table failed to decode ({len(self.failures)} "
             "failures, see dataset.failures); check the files with vmp.datasets.prepare"
         )
+
+    def _failed(self, path: str, reason: str) -> None:
+        self.failures[path] = reason
+        self.log.warning("cannot decode %s (%s); using another video", path, reason)
+        if self.failure_log is not None:
+            # One short line per write with O_APPEND: DataLoader workers do not interleave.
+            self.failure_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.failure_log, "a") as f:
+                f.write(json.dumps({"path": path, "reason": reason}) + "\n")
+
+    def all_failures(self) -> dict[str, str]:
+        """Path -> reason of every video that failed to decode, in this and in worker processes."""
+        found = dict(self.failures)
+        if self.failure_log is not None and self.failure_log.exists():
+            for line in self.failure_log.read_text().splitlines():
+                record = json.loads(line)
+                found[record["path"]] = record["reason"]
+        return found
 
     def _window_start(self, num_starts: int, view: int) -> int:
         """First window position: random in training, evenly spaced test views."""
@@ -277,6 +305,7 @@ class ClipDataset(Dataset):
 
     def _read(self, j: int, offsets: Callable[[int, float], Sequence[int]]) -> tuple[list, float]:
         """Decode frames ``offsets(count, fps)`` of video (or segment) j: (frames, fps)."""
+        _check_not_empty(self._paths[j])
         with av.open(self._paths[j]) as container:
             stream = container.streams.video[0]
             fps = _fps(stream)

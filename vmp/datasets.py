@@ -32,7 +32,7 @@ import av
 import numpy as np
 import pandas as pd
 
-from vmp.io import write_csv, write_json, write_text
+from vmp.io import atomic_path, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -380,10 +380,12 @@ def probe(path: str | Path) -> dict:
 
     Returns:
         dict with num_frames, fps, width, height, duration; or {"error": reason} when the file
-        cannot be opened, has no video stream, fails to decode, decodes to zero frames or
+        is empty (0 bytes), cannot be opened, has no video stream, fails to decode, decodes to zero frames or
         is shorter than its header says (truncated).
     """
     try:
+        if os.path.getsize(path) == 0:
+            return {"error": "empty file (0 bytes)"}
         with av.open(str(path)) as c:
             if not c.streams.video:
                 return {"error": "no video stream"}
@@ -431,17 +433,10 @@ def cut_clip(
     Returns:
         Number of frames written. Raises ValueError when the range holds no frame.
     """
-    dst = Path(dst)
-    tmp = dst.with_name(dst.stem + ".part" + dst.suffix)
-    try:
+    with atomic_path(dst) as tmp:
         n = _write_segment(src, tmp, start_sec, end_sec, short_side, codec)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if n == 0:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"no frames in [{start_sec:.3f}, {end_sec:.3f}) s of {src}")
-    os.replace(tmp, dst)
+        if n == 0:
+            raise ValueError(f"no frames in [{start_sec:.3f}, {end_sec:.3f}) s of {src}")
     return n
 
 

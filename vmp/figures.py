@@ -9,7 +9,6 @@ Missing inputs (no runs, no clip) give a panel with a "no runs" note instead of 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from vmp import runs as run_record
 from vmp.io import atomic_path
 from vmp.motion import frame_differences, taylor_video, time_colour_reordering
 from vmp.prompt import (
@@ -42,45 +42,13 @@ PN_LABELS = {"gamma": "Gamma", "maxexp": "MaxExp", "sigme": "SigmE", "asinhe": "
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Read a finished run's ``metrics.json`` and ``history.csv``.
-
-    Raises:
-        FileNotFoundError: a file is missing (the run has not finished).
-        ValueError: ``metrics.json`` has no "settings".
-    """
-    run_dir = Path(run_dir)
-    metrics_path, history_path = run_dir / "metrics.json", run_dir / "history.csv"
-    for path in (metrics_path, history_path):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"load_run: {path} not found; {run_dir} is not a finished training run "
-                "(run its training job first, or remove it from the list of runs)"
-            )
-    metrics = json.loads(metrics_path.read_text())
-    if "settings" not in metrics:
-        raise ValueError(f"load_run: {metrics_path} has no 'settings'; rerun the training job")
-    return metrics, pd.read_csv(history_path)
+    """A finished run's ``(metrics, history)``; see :func:`vmp.runs.load_run`."""
+    return run_record.load_run(run_dir)
 
 
 def load_run_model(run_dir: str | Path) -> torch.nn.Module:
-    """Rebuild a run's ``VideoClassifier`` from its settings and load its ``model.pt`` (eval mode)."""
-    from vmp.models import create_model, load_pretrained, variant_options
-
-    run_dir = Path(run_dir)
-    settings = load_run(run_dir)[0]["settings"]
-    weights = run_dir / "model.pt"
-    if not weights.is_file():
-        raise FileNotFoundError(f"load_run_model: {weights} not found; rerun the training job")
-    clip = settings["clip"]
-    overrides = {"num_frames": clip["num_frames"], "crop_size": clip["crop_size"]}
-    model = create_model(
-        settings["backbone"],
-        int(settings["num_classes"]),
-        **variant_options(settings["backbone"], settings["variant"]),
-        **(overrides | (settings.get("model") or {})),
-    )
-    load_pretrained(model, weights)
-    return model.eval()
+    """A finished run's model, rebuilt from its settings (eval mode); see :func:`vmp.runs.load_model`."""
+    return run_record.load_model(run_dir)
 
 
 def prompt_layer(model: torch.nn.Module, pathway: str | None = None) -> MotionPromptLayer:

@@ -1,14 +1,17 @@
-"""Atomic file writes: write a temporary file beside the target, then rename it into place.
+"""Atomic file writes: write a temporary file beside the target, fsync it, then rename it into place.
 
-An interrupted job therefore never leaves a file that looks complete.
+An interrupted job therefore never leaves a file that looks complete, nor a temporary file
+behind (it is removed on any exception). Files get the usual mode (0666 less the umask, e.g.
+0644), as if they had been opened with ``open(path, "w")``. Every writer of a result file,
+checkpoint or video in ``vmp`` goes through :func:`atomic_path`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,25 +20,46 @@ import pandas as pd
 
 
 @contextmanager
-def atomic_path(path: str | Path):
-    """Yield a temporary path in the target's folder; rename it to ``path`` if the block succeeds."""
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; move it to ``path`` if the block succeeds.
+
+    The temporary file exists (empty) when the block starts; the block writes it by name (any
+    writer: ``open``, ``torch.save``, ``av.open``, ``savefig``...). On success it is flushed to
+    disk and renamed over ``path`` with ``os.replace``; on any exception it is removed.
+    """
+    with temporary_path(path) as tmp:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+
+
+@contextmanager
+def temporary_path(path: str | Path) -> Iterator[Path]:
+    """Yield a new empty file ``.<name>.<random>.tmp`` beside ``path``; it is removed afterwards.
+
+    Its mode is 0666 less the umask (``os.open`` applies the umask, unlike mkstemp's fixed 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        yield tmp
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_with(path: str | Path, write: Callable[[Path], Any]) -> Path:
@@ -58,3 +82,10 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
     """Write a DataFrame as CSV without its index, atomically."""
     return _write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_torch(path: str | Path, obj: Any) -> Path:
+    """``torch.save(obj)`` to ``path``, atomically."""
+    import torch
+
+    return _write_with(path, lambda tmp: torch.save(obj, tmp))

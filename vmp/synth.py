@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -34,6 +33,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pandas as pd
+
+from vmp.io import atomic_path, write_csv, write_text
 
 MOTION_PATTERNS: tuple[str, ...] = (
     # Target scenes: patterns 0-9.
@@ -688,9 +689,8 @@ def _codec() -> str:
 
 
 def _write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, codec: str) -> None:
-    """Encode frames (T, H, W, 3) uint8 as mp4 at ``path``, atomically (temp file, then rename)."""
-    tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), "w", format="mp4") as container:
+    """Encode frames (T, H, W, 3) uint8 as mp4 at ``path``, atomically (``vmp.io.atomic_path``)."""
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -709,7 +709,6 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, codec: str) -
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    os.replace(tmp, path)
 
 
 def _resolve(scene: str | SceneConfig, overrides: dict) -> SceneConfig:
@@ -813,12 +812,6 @@ def generate(
         "encode_seconds": round(encode_s, 3),
         "clips_per_second": round(len(rows) / max(seconds, 1e-9), 2),
     }
-    _atomic_write(root / "generation.json", json.dumps(info, indent=2) + "\n")
-    _atomic_write(manifest_path, manifest.to_csv(index=False))
+    write_text(root / "generation.json", json.dumps(info, indent=2) + "\n")
+    write_csv(manifest_path, manifest)
     return manifest
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -11,7 +11,6 @@ the same architecture fine-tuned from its pre-trained checkpoint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from vmp.io import write_csv, write_text
+from vmp.runs import read_metrics
 
 KEYS = ["dataset", "split", "backbone", "variant"]
 METRICS = {
@@ -46,7 +46,7 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per run: its identity (from the run's settings) and its test metrics."""
     rows = []
     for path in paths:
-        metrics = json.loads(Path(path).read_text())
+        metrics = read_metrics(path)
         settings = metrics["settings"]
         rows.append(
             {key: str(settings[key]) for key in KEYS}

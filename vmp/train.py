@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset
 
-from vmp.data import make_loader
-from vmp.io import atomic_path, write_csv, write_json, write_text
+from vmp.data import FAILURE_LOG, ClipDataset, make_loader
+from vmp.io import atomic_path, write_text
 from vmp.metrics import aggregate_views, classification_metrics
 from vmp.prompt import temporal_variation
+from vmp.runs import ParentWatch, run_lock, write_run
 
 log = logging.getLogger(__name__)
 
@@ -332,15 +333,51 @@ def fit(
     Writes ``history.csv`` (one row per epoch), ``metrics.json`` (test metrics, learned prompt
     parameters, timings and ``settings``) and ``model.pt`` (final weights, vmp checkpoint format).
     ``checkpoints/last.ckpt`` is written after every epoch and resumed from when the job is rerun with
-    the same settings; it is removed once the run has finished.
+    the same settings; it is removed once the run has finished. ``train.lock`` (see
+    :func:`vmp.runs.run_lock`) keeps a second process from training the same folder meanwhile, and
+    training stops when the process that started it exits (:class:`StopWhenOrphaned`).
+    Videos that failed to decode are listed under "decode_failures" in ``metrics.json``.
     """
-    from vmp.models import save_checkpoint
-
     run_dir = Path(run_dir)
+    with run_lock(run_dir):
+        return _fit(
+            model,
+            train_set,
+            val_set,
+            test_set,
+            optim,
+            run_dir,
+            seed=seed,
+            settings=settings,
+            num_workers=num_workers,
+            accelerator=accelerator,
+            precision=precision,
+            progress_bar=progress_bar,
+        )
+
+
+def _fit(
+    model: torch.nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    test_set: Dataset,
+    optim: OptimConfig,
+    run_dir: Path,
+    *,
+    seed: int,
+    settings: dict[str, Any] | None,
+    num_workers: int,
+    accelerator: str,
+    precision: str,
+    progress_bar: bool,
+) -> dict[str, Any]:
     settings = dict(settings or {}) | {"optim": asdict(optim), "seed": seed}
     run_name = settings.get("name", run_dir.as_posix())
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     resume = _resumable(checkpoint, fingerprint(settings))
+    datasets = [d for d in (train_set, val_set, test_set) if isinstance(d, ClipDataset)]
+    for dataset in datasets:  # decode failures of every process, kept until the run ends
+        dataset.failure_log = checkpoint.parent / FAILURE_LOG
 
     L.seed_everything(seed, workers=True, verbose=False)
     module = VideoClassificationModule(model, optim, run_name=run_name)
@@ -357,6 +394,7 @@ def fit(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
+        callbacks=[StopWhenOrphaned()],
         default_root_dir=run_dir,
     )
     train_loader = make_loader(
@@ -398,13 +436,45 @@ def fit(
         "test_seconds": time.perf_counter() - started,
         "parameters": sum(p.numel() for p in model.parameters()),
         "prompt": prompt_state(model),
+        "decode_failures": decode_failures(datasets),
         "settings": settings,
     }
-    write_csv(run_dir / "history.csv", pd.DataFrame(module.history))
-    save_checkpoint(model.cpu(), run_dir / "model.pt", settings=json.dumps(settings, default=str))
-    write_json(run_dir / "metrics.json", metrics)
+    write_run(
+        run_dir,
+        metrics=metrics,
+        history=pd.DataFrame(module.history),
+        model=model,
+        settings=settings,
+    )
     shutil.rmtree(checkpoint.parent)
     return metrics
+
+
+def decode_failures(datasets: Sequence[ClipDataset]) -> dict[str, Any]:
+    """Videos that failed to decode in any of ``datasets`` (any process): count and path -> reason."""
+    files: dict[str, str] = {}
+    for dataset in datasets:
+        files |= dataset.all_failures()
+    if files:
+        log.warning("%d videos failed to decode and were replaced: %s", len(files), sorted(files))
+    return {"count": len(files), "files": dict(sorted(files.items()))}
+
+
+class StopWhenOrphaned(L.Callback):
+    """Stops training (raises :class:`vmp.runs.ParentGone`) once the process that started it exits.
+
+    Killing only Snakemake leaves papermill and the Jupyter kernel training for hours; this
+    checks every few seconds, at each training and validation step (see :class:`ParentWatch`).
+    """
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.watch = ParentWatch(interval)
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self.watch.check()
+
+    def on_validation_batch_start(self, *args: Any) -> None:
+        self.watch.check()
 
 
 def _resumable(checkpoint: Path, expected: str) -> int | None:
@@ -415,6 +485,7 @@ def _resumable(checkpoint: Path, expected: str) -> int | None:
     if not stored.exists() or stored.read_text().strip() != expected:
         log.warning("ignoring %s: it was written by a run with other settings", checkpoint)
         checkpoint.unlink()
+        (checkpoint.parent / FAILURE_LOG).unlink(missing_ok=True)
         return None
     # mmap: only the epoch is read here; Lightning loads the tensors when it resumes.
     state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)

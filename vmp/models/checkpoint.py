@@ -18,9 +18,7 @@ does not match raises a ValueError naming the file and the offending keys.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vmp.io import write_torch
 from vmp.models.backbones import TimeSformer
 
 _PYSLOWFAST_TIMESFORMER = [
@@ -66,7 +65,7 @@ _PYSLOWFAST_TIMESFORMER = [
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, **meta: object) -> Path:
-    """Write `model` (a `VideoClassifier`) to `path` atomically (temporary file + rename).
+    """Write `model` (a `VideoClassifier`) to `path` atomically (`vmp.io.write_torch`).
 
     Args:
         model: the classifier; its `name` and `num_classes` are stored.
@@ -88,15 +87,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta: object) -> Path:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **meta,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_torch(path, payload)
 
 
 def _read_hf_directory(path: Path) -> dict[str, Tensor]:

@@ -1,0 +1,312 @@
+"""A run's record (vmp.runs): paths, files, rebuilding the model, the lock, stopping orphans; vmp.io."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from vmp import figures, io, runs
+from vmp.models import create_model, save_checkpoint, variant_options
+from vmp.workflow import cell_path
+
+# --- paths and files ------------------------------------------------------------------------
+
+
+def test_run_paths_follow_the_results_layout():
+    run = {"dataset": "synth_gym", "split": "1", "backbone": "x3d_tiny", "variant": "vmp"}
+    run |= {"lambda": 2.5, "seed": 3}
+    assert runs.run_dir("results", run) == "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~3"
+    assert runs.run_dir("results", run) == runs.seed_dir("results", cell_path(run), 3)
+    assert runs.run_name("synth_gym", "1", "x3d_tiny", "vmp", 2.5, 3) == (
+        "synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~3"
+    )
+    assert (
+        runs.run_name("d", "mean", "b", "baseline", 0.0, 0) == "d/mean/b/baseline/lambda~0/seed~0"
+    )
+    assert runs.run_files("r") == ["r/metrics.json", "r/history.csv", "r/model.pt"]
+
+
+def _write_tiny_run(folder, backbone, arch):
+    """A finished run of ``arch`` named ``backbone``, written through vmp.runs (no training)."""
+    torch.manual_seed(0)
+    model = create_model(arch, 4, **variant_options(arch, "vmp"), num_frames=4, crop_size=32)
+    settings = {
+        "dataset": "synth_gym",
+        "split": "1",
+        "backbone": backbone,
+        "arch": arch,
+        "variant": "vmp",
+        "lambda": 2.5,
+        "seed": 0,
+        "num_classes": 4,
+        "clip": {"num_frames": 4, "crop_size": 32},
+        "model": {},
+    }
+    history = pd.DataFrame({"epoch": [1, 2], "slope": [10.0, 11.0], "shift": [0.0, 0.1]})
+    written = runs.write_run(
+        folder, metrics={"top1": 25.0}, history=history, model=model, settings=settings
+    )
+    return model, written
+
+
+def test_a_run_named_otherwise_than_its_arch_is_rebuilt_from_its_arch(tmp_path):
+    # The paper profile's timesformer_k600 is built as "timesformer": the name is not a model.
+    model, written = _write_tiny_run(tmp_path / "run", "x3d_custom", "x3d_tiny")
+    assert [p.name for p in written] == ["history.csv", "model.pt", "metrics.json"]
+    with pytest.raises(ValueError, match="x3d_custom"):
+        create_model("x3d_custom", 4)
+    clip = torch.rand(1, 3, 5, 32, 32)
+    for rebuilt in (runs.load_model(tmp_path / "run"), figures.load_run_model(tmp_path / "run")):
+        assert not rebuilt.training
+        with torch.no_grad():
+            torch.testing.assert_close(rebuilt(clip).logits, model.eval()(clip).logits)
+    metrics, history = figures.load_run(tmp_path / "run")
+    assert metrics["settings"]["backbone"] == "x3d_custom" and list(history["epoch"]) == [1, 2]
+    assert runs.read_metrics(tmp_path / "run" / "metrics.json") == metrics
+
+
+def test_runs_written_before_arch_was_recorded_fall_back_to_the_backbone(tmp_path):
+    _write_tiny_run(tmp_path / "run", "x3d_tiny", "x3d_tiny")
+    path = tmp_path / "run" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    del metrics["settings"]["arch"]
+    path.write_text(json.dumps(metrics))
+    assert runs.load_model(tmp_path / "run").name == "x3d_tiny"
+
+
+def test_reading_an_unfinished_run_names_the_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"metrics\.json not found"):
+        runs.read_metrics(tmp_path)
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(ValueError, match="no 'settings'"):
+        runs.read_metrics(tmp_path)
+
+
+# --- atomic writes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_writer_gives_files_the_usual_mode(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        model = create_model("x3d_tiny", 4, num_frames=4, crop_size=32)
+        written = [
+            io.write_text(tmp_path / "a.txt", "x"),
+            io.write_json(tmp_path / "a.json", {"a": 1}),
+            io.write_csv(tmp_path / "a.csv", pd.DataFrame({"a": [1]})),
+            io.write_torch(tmp_path / "a.pt", {"a": 1}),
+            save_checkpoint(model, tmp_path / "model.pt"),
+        ]
+        with open(tmp_path / "plain", "w"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "plain").stat().st_mode & 0o777 == 0o666 & ~umask
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a.txt", "a.json", "a.csv", "a.pt", "model.pt", "plain"]
+    )
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    io.write_text(target, "old")
+    with pytest.raises(RuntimeError, match="disk on fire"), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk on fire")
+    assert target.read_text() == "old"
+
+    def broken_save(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise OSError("no space left")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="no space"):
+        save_checkpoint(create_model("x3d_tiny", 4, num_frames=4, crop_size=32), tmp_path / "m.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_writes_are_flushed_before_the_rename(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    io.write_text(tmp_path / "a.txt", "x")
+    assert len(synced) == 1
+
+
+def test_a_failed_video_encode_leaves_no_temporary(tmp_path):
+    import numpy as np
+
+    from vmp.synth import _write_mp4
+
+    frames = np.zeros((3, 16, 16, 3), np.uint8)
+    _write_mp4(tmp_path / "ok.mp4", frames, 10, 4, "mpeg4")
+    with pytest.raises(Exception):  # noqa: B017 - whatever PyAV raises for an unknown codec
+        _write_mp4(tmp_path / "bad.mp4", frames, 10, 4, "no_such_codec")
+    assert [p.name for p in tmp_path.iterdir()] == ["ok.mp4"]
+    assert (tmp_path / "ok.mp4").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# --- the lock -------------------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from vmp.runs import run_lock
+with run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """A live process holding the lock of ``tmp_path / 'run'``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "locked"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_second_attempt_on_a_locked_run_is_refused_naming_the_holder(tmp_path, holder):
+    with pytest.raises(runs.RunLocked, match=rf"being trained by .*PID {holder.pid} on "):
+        with runs.run_lock(tmp_path / "run"):
+            pytest.fail("the lock was taken twice")
+    assert json.loads((tmp_path / "run" / "train.lock").read_text())["pid"] == holder.pid
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["train.lock"]
+
+
+def test_training_a_locked_run_stops_before_it_starts(tmp_path, holder, tiny_scene):
+    from helpers import tiny_run_settings
+
+    from vmp.experiment import train_run
+
+    with pytest.raises(runs.RunLocked, match=f"PID {holder.pid}"):
+        train_run(**tiny_run_settings(tiny_scene, out_dir=str(tmp_path / "run")))
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["train.lock"]
+
+
+def test_a_stale_lock_is_taken_over_and_released(tmp_path, caplog):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = tmp_path / "train.lock"
+    stale = {"pid": dead.pid, "host": os.uname().nodename, "started": "yesterday"}
+    lock.write_text(json.dumps(stale))
+    with caplog.at_level(logging.WARNING, logger="vmp.runs"), runs.run_lock(tmp_path) as held:
+        assert json.loads(held.read_text())["pid"] == os.getpid()
+    assert f"taking over the stale lock {lock} of PID {dead.pid}" in caplog.text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lock_is_released_on_exceptions(tmp_path):
+    with pytest.raises(KeyError), runs.run_lock(tmp_path):
+        raise KeyError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with runs.run_lock(tmp_path):  # and can be taken again
+        pass
+
+
+# --- stopping when the parent is gone -------------------------------------------------------
+
+# Prints its PID, starts ``argv[1:]`` as its child and waits (a shell, papermill or snakemake).
+PARENT = """
+import subprocess, sys
+print(subprocess.Popen(sys.argv[1:]).pid, flush=True)
+import time; time.sleep(300)
+"""
+# Checks the watch until it fires, then writes the message and exits.
+CHILD = """
+import sys, time
+from vmp.runs import ParentGone, ParentWatch
+watch = ParentWatch(interval=0.05)
+open(sys.argv[1] + ".watched", "w").write(repr(watch.watched))
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    try:
+        watch.check()
+    except ParentGone as e:
+        open(sys.argv[1], "w").write(str(e))
+        sys.exit(3)
+    time.sleep(0.01)
+"""
+
+
+def _wait_for(path, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_the_watch_fires_when_the_parent_dies(tmp_path):
+    out = tmp_path / "stopped"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, sys.executable, "-c", CHILD, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = int(parent.stdout.readline())
+    try:
+        assert _wait_for(Path(f"{out}.watched"))
+        assert not out.exists()
+        parent.kill()
+        parent.wait()
+        started = time.monotonic()
+        assert _wait_for(out, 30), "the child went on after its parent died"
+        assert time.monotonic() - started < 10
+        assert f"parent process {parent.pid} has exited" in out.read_text()
+    finally:
+        _kill(child)
+
+
+def test_killing_only_snakemake_stops_the_kernel_below_a_live_papermill(tmp_path):
+    # snakemake -> papermill -> kernel; the kernel's parent lives on when snakemake is killed.
+    snakemake = tmp_path / "bin" / "snakemake"
+    snakemake.parent.mkdir()
+    snakemake.write_text(PARENT)
+    out = tmp_path / "stopped"
+    top = subprocess.Popen(
+        [sys.executable, str(snakemake), sys.executable, "-c", PARENT]
+        + [sys.executable, "-c", CHILD, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    middle, kernel = int(top.stdout.readline()), int(top.stdout.readline())
+    try:
+        assert _wait_for(Path(f"{out}.watched"))
+        watched = Path(f"{out}.watched").read_text()
+        assert str(top.pid) in watched and "snakemake" in watched
+        top.kill()  # only snakemake: papermill stays alive, the kernel's parent does not change
+        top.wait()
+        assert _wait_for(out, 30), "the kernel went on training after snakemake was killed"
+        assert f"process {top.pid}" in out.read_text() and "snakemake" in out.read_text()
+        os.kill(middle, 0)  # papermill was alive all along
+    finally:
+        _kill(middle)
+        _kill(kernel)
+    # Without a snakemake ancestor only the parent is watched (nohup runs survive a logout).
+    assert [p for p, _, _ in runs.watched_processes()] == [os.getppid()]

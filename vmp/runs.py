@@ -1,0 +1,345 @@
+"""One owner for a training run's record: its folder, its files, its lock and its model.
+
+::
+
+    <results>/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>/
+        metrics.json   test metrics, final validation top-1, learned a and b, decode failures,
+                       and "settings" (everything the run was built from)
+        history.csv    one row per epoch
+        model.pt       final weights (vmp checkpoint format)
+        train.lock     present while a process trains the run (PID, host, start time)
+
+The workflow's rules, ``vmp.experiment``, ``vmp.train``, ``vmp.tables`` and ``vmp.figures`` read
+and write these files only through this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vmp.io import temporary_path, write_csv, write_json
+from vmp.workflow import cell_path
+
+log = logging.getLogger(__name__)
+
+METRICS, HISTORY, MODEL, LOCK = "metrics.json", "history.csv", "model.pt", "train.lock"
+RUN_FILES = (METRICS, HISTORY, MODEL)
+
+
+# --- paths ----------------------------------------------------------------------------------
+
+
+def run_name(
+    dataset: str, split: str, backbone: str, variant: str, lambda_reg: float, seed: int
+) -> str:
+    """``<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>``: a run's identity."""
+    cell = cell_path(
+        {"dataset": dataset, "split": split, "backbone": backbone, "variant": variant}
+        | {"lambda": float(lambda_reg)}
+    )
+    return f"{cell}/seed~{int(seed)}"
+
+
+def cell_dir(results: str | Path, cell: str) -> str:
+    """``<results>/runs/<cell>``: the folder of one cell (its seeds and its notebook)."""
+    return f"{results}/runs/{cell}"
+
+
+def seed_dir(results: str | Path, cell: str, seed: int) -> str:
+    """``<results>/runs/<cell>/seed~<s>``: the folder of one run."""
+    return f"{cell_dir(results, cell)}/seed~{int(seed)}"
+
+
+def run_dir(results: str | Path, run: dict[str, Any]) -> str:
+    """Folder of a run given as in ``vmp.workflow.run_matrix`` (dataset, split, ..., seed)."""
+    return seed_dir(results, cell_path(run), run["seed"])
+
+
+def run_files(folder: str | Path) -> list[str]:
+    """The files a finished run leaves in ``folder`` (metrics, history, model)."""
+    return [f"{folder}/{name}" for name in RUN_FILES]
+
+
+# --- reading and writing ----------------------------------------------------------------------
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found; {path.parent} is not a finished training run "
+            "(run its training job first, or remove it from the list of runs)"
+        )
+    return path
+
+
+def read_metrics(folder: str | Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json`` (``folder`` may also be the file itself).
+
+    Raises:
+        FileNotFoundError: the file is missing (the run has not finished).
+        ValueError: it has no "settings".
+    """
+    path = Path(folder)
+    path = path if path.name == METRICS else path / METRICS
+    metrics = json.loads(_require(path).read_text())
+    if "settings" not in metrics:
+        raise ValueError(f"{path} has no 'settings'; rerun the training job")
+    return metrics
+
+
+def read_history(folder: str | Path) -> pd.DataFrame:
+    """A finished run's ``history.csv``: one row per epoch."""
+    return pd.read_csv(_require(Path(folder) / HISTORY))
+
+
+def load_run(folder: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``(metrics, history)`` of a finished run."""
+    return read_metrics(folder), read_history(folder)
+
+
+def write_run(
+    folder: str | Path,
+    *,
+    metrics: dict[str, Any],
+    history: pd.DataFrame,
+    model: Any,
+    settings: dict[str, Any],
+) -> list[Path]:
+    """Write a finished run's three files (each atomically); ``metrics.json`` last.
+
+    ``metrics`` gets ``settings`` under "settings" (``load_model`` rebuilds the model from them);
+    ``model`` is a ``VideoClassifier``, saved on CPU with its settings beside the weights.
+    """
+    from vmp.models import save_checkpoint
+
+    folder = Path(folder)
+    model_path = save_checkpoint(
+        model.cpu(), folder / MODEL, settings=json.dumps(settings, default=str)
+    )
+    return [
+        write_csv(folder / HISTORY, history),
+        model_path,
+        write_json(folder / METRICS, metrics | {"settings": settings}),
+    ]
+
+
+def build_model(settings: dict[str, Any]):
+    """A freshly initialised ``VideoClassifier`` as the run with ``settings`` built it.
+
+    The registry model is ``settings["arch"]`` (``backbone`` names the run and may differ, e.g.
+    ``timesformer_k600`` built as ``timesformer``); runs written before ``arch`` was recorded
+    fall back to ``backbone``.
+    """
+    from vmp.models import create_model, variant_options
+
+    arch = settings.get("arch") or settings["backbone"]
+    clip = settings["clip"]
+    return create_model(
+        arch,
+        int(settings["num_classes"]),
+        **variant_options(arch, settings["variant"]),
+        **({"num_frames": clip["num_frames"], "crop_size": clip["crop_size"]})
+        | (settings.get("model") or {}),
+    )
+
+
+def load_model(folder: str | Path):
+    """Rebuild a finished run's model from its settings and load its ``model.pt`` (eval mode).
+
+    The weights must match the rebuilt model exactly (strict loading).
+    """
+    import torch
+
+    folder = Path(folder)
+    model = build_model(read_metrics(folder)["settings"])
+    checkpoint = torch.load(_require(folder / MODEL), map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != "vmp":
+        raise ValueError(f"{folder / MODEL} is not a vmp checkpoint; rerun the training job")
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+# --- one process trains a run at a time -------------------------------------------------------
+
+
+class RunLocked(RuntimeError):
+    """Another live process is training the same run folder."""
+
+
+def _process_start(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (Linux), None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _alive(pid: int, start: int | None = None) -> bool:
+    """Whether ``pid`` is a running (not zombie) process, started at ``start`` if given."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): os.kill is all we know
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return False
+    return start is None or int(fields[19]) == start  # else: the PID was reused
+
+
+def _holder(lock: Path) -> dict[str, Any]:
+    try:
+        return json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    return (
+        f"PID {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+        f"started {holder.get('started', '?')} ({holder.get('command', '?')})"
+    )
+
+
+def _holder_alive(holder: dict[str, Any]) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True  # cannot check another machine: assume it is still training
+    return isinstance(holder.get("pid"), int) and _alive(holder["pid"], holder.get("pid_start"))
+
+
+@contextmanager
+def run_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``<folder>/train.lock`` while the block runs, so a run is never trained twice at once.
+
+    The lock file names this process (PID, host, start time, command line). If it exists and
+    its process is alive, :class:`RunLocked` is raised naming that process; if its process is
+    gone (killed, crashed) the stale lock is taken over with a warning. The lock is removed
+    when the block ends, also on exceptions.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK
+    me = {
+        "pid": os.getpid(),
+        "pid_start": _process_start(os.getpid()),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "command": " ".join(_command_line(os.getpid())[:4]) or "?",
+    }
+    with temporary_path(lock) as tmp:
+        tmp.write_text(json.dumps(me) + "\n")
+        while True:
+            try:
+                os.link(tmp, lock)  # atomic: fails if the lock exists, never half-written
+                break
+            except FileExistsError:
+                holder = _holder(lock)
+                if _holder_alive(holder):
+                    raise RunLocked(
+                        f"{folder} is being trained by another process: {_describe(holder)}. "
+                        f"Wait for it or stop it; if it is gone, remove {lock}."
+                    ) from None
+                log.warning("taking over the stale lock %s of %s", lock, _describe(holder))
+                if _holder(lock) == holder:  # not replaced by a third process meanwhile
+                    lock.unlink(missing_ok=True)
+    try:
+        yield lock
+    finally:
+        if _holder(lock).get("pid") == me["pid"]:
+            lock.unlink(missing_ok=True)
+
+
+# --- stop when the process that started training is gone --------------------------------------
+
+
+class ParentGone(RuntimeError):
+    """A process that started this training run has exited: nobody waits for its results."""
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _is_snakemake(pid: int) -> bool:
+    return any(Path(arg).name == "snakemake" for arg in _command_line(pid)[:2])
+
+
+def watched_processes(pid: int | None = None) -> list[tuple[int, int | None, str]]:
+    """The processes whose exit should stop training in ``pid`` (default: this process).
+
+    The parent, and where an ancestor is Snakemake, every ancestor up to and including it:
+    killing only Snakemake leaves its shell, papermill and the Jupyter kernel running (the
+    kernel's parent, papermill, is alive), so the kernel watches Snakemake itself. Without a
+    Snakemake ancestor only the parent is watched (a run started from a terminal with ``nohup``
+    goes on after logout). Each entry is (pid, start time, command line).
+    """
+    pid = os.getpid() if pid is None else pid
+    chain, current = [], _parent(pid) if Path("/proc").is_dir() else os.getppid()
+    while current and current > 1:
+        chain.append(current)
+        if _is_snakemake(current):
+            break
+        current = _parent(current)
+    else:
+        chain = chain[:1]
+    return [(p, _process_start(p), " ".join(_command_line(p)[:3]) or "?") for p in chain]
+
+
+class ParentWatch:
+    """Raises :class:`ParentGone` from :meth:`check` once a watched process has exited.
+
+    ``check`` is cheap (a few /proc reads, at most every ``interval`` seconds); call it every
+    training step.
+    """
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self.parent = os.getppid()
+        self.watched = watched_processes()
+        self._last = time.monotonic()
+
+    def gone(self) -> str | None:
+        """Description of the first watched process that has exited, or None."""
+        if os.getppid() != self.parent:
+            return f"parent process {self.parent}"
+        for pid, start, command in self.watched:
+            if not _alive(pid, start):
+                return f"process {pid} ({command})"
+        return None
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        if (what := self.gone()) is not None:
+            raise ParentGone(
+                f"{what} has exited, so nobody waits for this run: training stopped "
+                f"(PID {os.getpid()}). Its last epoch checkpoint is kept; rerun to resume."
+            )
