@@ -24,6 +24,10 @@ clip = {"num_frames": 8, "sampling_rate": 2, "crop_size": 48, "test_scale": 48, 
 out_dir = "results/figures"
 
 # %%
+from vmp.logs import quiet_known_warnings
+
+quiet_known_warnings()  # before the libraries that warn at import
+
 from pathlib import Path
 
 import torch

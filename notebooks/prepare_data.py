@@ -26,6 +26,10 @@ workers = 1
 short_side = None
 
 # %%
+from vmp.logs import quiet_known_warnings
+
+quiet_known_warnings()  # before the libraries that warn at import
+
 from pathlib import Path
 
 import pandas as pd

@@ -22,6 +22,10 @@ overrides = {}
 seed = 0
 
 # %%
+from vmp.logs import quiet_known_warnings
+
+quiet_known_warnings()  # before the libraries that warn at import
+
 import json
 from pathlib import Path
 
@@ -58,3 +62,4 @@ for row, (_, item) in zip(axes, examples.iterrows(), strict=True):
         ax.set_axis_off()
     row[0].set_title(item["class_name"], fontsize=8, loc="left")
 fig.tight_layout()
+plt.show()

@@ -26,6 +26,10 @@ out_prefix = "results/tables/table1"
 scratch_pairs = {}  # backbone trained from scratch -> its pre-trained counterpart (same arch)
 
 # %%
+from vmp.logs import quiet_known_warnings
+
+quiet_known_warnings()  # before the libraries that warn at import
+
 import pandas as pd
 from IPython.display import display
 

@@ -46,14 +46,22 @@ accelerator = "cpu"
 precision = "32-true"
 
 # %%
+from vmp.logs import quiet_known_warnings
+
+quiet_known_warnings()  # before the libraries that warn at import
+
 import logging
+import sys
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from vmp.experiment import train_run
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
+# Progress lines on stdout: the notebook keeps stderr (red) for warnings.
+logging.basicConfig(
+    level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout, force=True
+)
 results = {}
 for seed, out_dir in zip(seeds, out_dirs, strict=True):
     results[seed] = train_run(

@@ -7,7 +7,11 @@ rule figures:
         data=[data_ready_file(name, spec["splits"][0]) for name, spec in config["datasets"].items()],
     output:
         figures=[
-            report(f"{RESULTS}/figures/{name}.{ext}", category="Figures") if ext == "png" else f"{RESULTS}/figures/{name}.{ext}"
+            (
+                report(f"{RESULTS}/figures/{name}.{ext}", caption=f"../report/{name}.rst", category="Figures")
+                if ext == "png"
+                else f"{RESULTS}/figures/{name}.{ext}"
+            )
             for name in FIGURES
             for ext in ("png", "pdf")
         ],

@@ -10,12 +10,16 @@ rule table1:
         metrics=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["table"]],
         published="config/published/table1.csv",
     output:
-        csv=report(f"{RESULTS}/tables/table1.csv", category="Table 1"),
+        csv=report(f"{RESULTS}/tables/table1.csv", caption="../report/table1.rst", category="Table 1"),
         md=f"{RESULTS}/tables/table1.md",
         tex=f"{RESULTS}/tables/table1.tex",
-        verdict_csv=f"{RESULTS}/tables/table1_verdict.csv",
+        verdict_csv=report(
+            f"{RESULTS}/tables/table1_verdict.csv", caption="../report/table1_verdict.rst", category="Table 1"
+        ),
         verdict_md=f"{RESULTS}/tables/table1_verdict.md",
-        pretraining_csv=f"{RESULTS}/tables/table1_pretraining.csv",
+        pretraining_csv=report(
+            f"{RESULTS}/tables/table1_pretraining.csv", caption="../report/table1_pretraining.rst", category="Table 1"
+        ),
         pretraining_md=f"{RESULTS}/tables/table1_pretraining.md",
         notebook=f"{RESULTS}/tables/table1.ipynb",
     params:

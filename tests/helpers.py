@@ -1,13 +1,23 @@
-"""Helpers shared by the tests: small PyAV videos, tiny training runs, prompt-layer gradients."""
+"""Helpers shared by the tests: small PyAV videos, tiny training runs, prompt-layer gradients,
+and the report page loaded in headless Chromium."""
 
+import base64
 import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import av
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 
@@ -143,3 +153,167 @@ def comparable_results(run_dir: Path) -> tuple[dict, pd.DataFrame]:
         metrics.pop(key)
     history = pd.read_csv(Path(run_dir) / "history.csv").drop(columns="seconds")
     return metrics, history
+
+
+# --- the report page in a real browser --------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install -y chromium)"
+)
+
+# What the loaded page holds: images with their decoded width, links with where they point.
+_PAGE_STATE = """({
+  url: document.URL,
+  ready: document.readyState,
+  images: [...document.images].map(i => ({src: i.getAttribute('src'), width: i.naturalWidth})),
+  links: [...document.querySelectorAll('a[href]')].map(a => ({
+    href: a.getAttribute('href'), url: a.href.split('#')[0],
+    anchor: a.hash ? document.getElementById(decodeURIComponent(a.hash.slice(1))) !== null : null,
+  })),
+  scrollWidth: document.documentElement.scrollWidth,
+  text: document.body.innerText,
+})"""
+
+
+class _DevTools:
+    """Chrome DevTools protocol over ``--remote-debugging-pipe`` (JSON messages ending in NUL)."""
+
+    def __init__(self, write_fd: int, read_fd: int, timeout: float):
+        self.write_fd, self.read_fd = write_fd, read_fd
+        self.deadline = time.monotonic() + timeout
+        self.buffer, self.events, self.last_id = bytearray(), [], 0
+
+    def _receive(self) -> dict:
+        while (end := self.buffer.find(b"\0")) < 0:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not select.select([self.read_fd], [], [], left)[0]:
+                raise TimeoutError("Chromium did not answer in time")
+            chunk = os.read(self.read_fd, 1 << 20)
+            if not chunk:
+                raise RuntimeError("Chromium closed its DevTools pipe")
+            self.buffer += chunk
+        message = json.loads(self.buffer[:end])
+        del self.buffer[: end + 1]
+        return message
+
+    def call(self, method: str, session: str | None = None, **params) -> dict:
+        self.last_id += 1
+        message = {"id": self.last_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self.write_fd, json.dumps(message).encode() + b"\0")
+        while True:
+            answer = self._receive()
+            if answer.get("id") == self.last_id:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer["result"]
+            self.events.append(answer)
+
+    def wait_for(self, method: str) -> dict:
+        while True:
+            for i, event in enumerate(self.events):
+                if event.get("method") == method:
+                    return self.events.pop(i)
+            self.events.append(self._receive())
+
+
+def load_in_chromium(page: Path, screenshot: Path, width: int = 1280, height: int = 2000) -> dict:
+    """Open ``page`` in headless Chromium at ``width`` x ``height`` px, wait for it to load
+    (images included), save a screenshot of the window as PNG and return the page's state:
+    ``images`` (src, naturalWidth), ``links`` (href as written, resolved url, whether a
+    ``#anchor`` exists), ``scrollWidth`` and ``text``."""
+    to_chrome, from_chrome = os.pipe(), os.pipe()
+    with tempfile.TemporaryDirectory() as profile, tempfile.TemporaryFile() as log:
+        args = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        # Chromium reads commands on fd 3 and answers on fd 4.
+        redirect = f'exec "$@" 3<&{to_chrome[0]} 4>&{from_chrome[1]}'
+        browser = subprocess.Popen(
+            ["bash", "-c", redirect, "chromium", *args],
+            pass_fds=(to_chrome[0], from_chrome[1]),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        os.close(to_chrome[0])
+        os.close(from_chrome[1])
+        try:
+            tools = _DevTools(to_chrome[1], from_chrome[0], timeout=90)
+            target = tools.call("Target.createTarget", url="about:blank")["targetId"]
+            session = tools.call("Target.attachToTarget", targetId=target, flatten=True)
+            session = session["sessionId"]
+            tools.call("Page.enable", session)
+            tools.call(
+                "Emulation.setDeviceMetricsOverride",
+                session,
+                width=width,
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            url = page.resolve().as_uri()
+            tools.call("Page.navigate", session, url=url)
+            state = {}
+            while state.get("url") != url or state.get("ready") != "complete":
+                tools.wait_for("Page.loadEventFired")
+                state = tools.call(
+                    "Runtime.evaluate", session, expression=_PAGE_STATE, returnByValue=True
+                )["result"]["value"]
+            shot = tools.call("Page.captureScreenshot", session, format="png")["data"]
+            screenshot.write_bytes(base64.b64decode(shot))
+            tools.call("Browser.close")
+            browser.wait(timeout=30)
+        except Exception as error:
+            log.seek(0)
+            raise AssertionError(
+                f"Chromium failed on {page}: {error}\n{log.read()[-3000:]}"
+            ) from error
+        finally:
+            if browser.poll() is None:
+                browser.kill()
+                browser.wait()
+            os.close(to_chrome[1])
+            os.close(from_chrome[0])
+    return state
+
+
+def check_report_page(index: Path, screenshot: Path) -> dict:
+    """Load the report's ``index`` in Chromium and check what a reader meets at 1280 px: every
+    image decoded, every link relative and pointing to a file (or an anchor) that exists, no
+    horizontal scrolling, and a 1280-px-wide screenshot that is not blank."""
+    from PIL import Image
+
+    state = load_in_chromium(index, screenshot)
+    assert state["images"], "the page shows no image"
+    broken = [image["src"] for image in state["images"] if image["width"] == 0]
+    assert not broken, f"images that did not load: {broken}"
+    assert state["links"], "the page has no link"
+    for link in state["links"]:
+        href = link["href"]
+        assert "://" not in href and not href.startswith("/"), f"link not relative: {href}"
+        if href.startswith("#"):
+            assert link["anchor"], f"no element for the anchor {href}"
+            continue
+        target = Path(unquote(urlparse(link["url"]).path))
+        assert target.is_file(), f"link {href} points to {target}, which does not exist"
+    assert state["scrollWidth"] <= 1280, f"the page is {state['scrollWidth']} px wide"
+    with Image.open(screenshot) as image:
+        assert image.size == (1280, 2000)
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 50, "the screenshot is (nearly) blank"
+    return state

@@ -1,58 +1,473 @@
-"""HTML report: every executed notebook converted to HTML, and an index page linking them."""
+"""The results page a researcher opens first: ``results/report/index.html``.
+
+One static HTML file (inline CSS, no script, relative links only) with, in order: what was run
+(profile, commit, configuration, machine, time), Table 1 and its verdict tables, every figure
+with its caption, the lambda ablation, the data reports, the executed notebooks (converted to
+HTML beside the index) grouped by stage, and the time spent per rule.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import json
 import os
-from collections.abc import Iterable
+import platform
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from importlib import metadata
 from pathlib import Path
 
+import mistune
 import nbformat
 import pandas as pd
+import yaml
 from nbconvert import HTMLExporter
 
 from vmp.io import write_csv, write_text
+from vmp.tables import load_runs
+from vmp.timing import rule_times
+
+# Section titles of the executed notebooks, by the first folder below the results root.
+STAGES = {
+    "data": "Data",
+    "pretrain": "Pre-training",
+    "runs": "Fine-tuning runs (one notebook per cell, its seeds in turn)",
+    "tables": "Tables",
+    "figures": "Figures",
+}
+TABLE_TITLES = {
+    "table1": "Every cell",
+    "table1_verdict": "Verdict per backbone",
+    "table1_pretraining": "Pre-trained vs from scratch",
+}
+PACKAGES = ("torch", "lightning", "pytorchvideo", "snakemake", "papermill")
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; color: #1d2125; margin: 0; }
+main { max-width: 1220px; margin: 0 auto; padding: 8px 24px 48px; }
+h1 { font-size: 26px; margin: 16px 0 4px; }
+h2 { font-size: 21px; margin-top: 36px; border-bottom: 1px solid #d0d7de; padding-bottom: 4px; }
+h3 { font-size: 17px; margin: 22px 0 6px; }
+nav { position: sticky; top: 0; background: #f6f8fa; border-bottom: 1px solid #d0d7de;
+      padding: 6px 24px; font-size: 14px; }
+nav a { margin-right: 16px; }
+a { color: #0757b5; }
+dl.facts { display: grid; grid-template-columns: 170px 1fr; gap: 4px 16px; margin: 0; }
+dl.facts dt { font-weight: 600; }
+dl.facts dd { margin: 0; }
+code, pre { font: 13px/1.4 ui-monospace, monospace; }
+pre { background: #f6f8fa; padding: 10px; overflow-x: auto; max-height: 480px; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums;
+        margin: 6px 0 10px; }
+th, td { border-bottom: 1px solid #e1e4e8; padding: 3px 8px; white-space: nowrap; }
+th { background: #f6f8fa; text-align: left; }
+td.gain { background: #dafbe1; font-weight: 600; }
+td.loss { background: #ffebe9; font-weight: 600; }
+figure { margin: 18px 0 28px; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid #e1e4e8; }
+figcaption { font-size: 14px; margin-top: 6px; color: #424a53; }
+.note { color: #57606a; font-size: 14px; }
+.missing { color: #b35900; }
+ul.notebooks { columns: 2; font-size: 14px; }
+"""
 
 
 def build_report(
-    notebooks: Iterable[str | Path],
     out_dir: str | Path,
-    root: str | Path = ".",
-    rule_times: pd.DataFrame | None = None,
+    *,
+    root: str | Path,
+    notebooks: Iterable[str | Path] = (),
+    tables: Iterable[str | Path] = (),
+    figures: Iterable[str | Path] = (),
+    captions: Mapping[str, str] | None = None,
+    ablation: Iterable[str | Path] = (),
+    data: Iterable[str | Path] = (),
+    config: Mapping | None = None,
+    config_files: Iterable[str | Path] = (),
+    benchmarks: str | Path | None = None,
+    repo: str | Path = ".",
 ) -> Path:
-    """Convert ``notebooks`` to HTML under ``out_dir`` (mirroring their paths below ``root``).
+    """Write ``out_dir/index.html`` and the notebooks as HTML below ``out_dir``.
 
-    Returns the index page, which lists the notebooks grouped by folder, after the time spent per
-    rule (``vmp.timing.rule_times``) when given; that table is also written as
-    ``rule_times.{csv,md}`` beside the index.
+    Args:
+        out_dir: the report folder (``results/report``); every link is relative to it.
+        root: the results root; notebooks' HTML copies mirror their paths below it.
+        notebooks: executed ``.ipynb`` files.
+        tables: the tables' markdown files (``table1.md``, ``table1_verdict.md``, ...); the
+            ``.csv`` / ``.tex`` beside each are linked.
+        figures: the figures' PNG files (the PDF beside each is linked).
+        captions: one-line caption per table or figure, by file stem.
+        ablation: ``metrics.json`` of the lambda ablation's runs.
+        data: each dataset's ``manifest.csv``; a ``prepare_report.json`` beside it (real
+            datasets) gives found / missing / unreadable, otherwise it is a generated scene.
+        config: the configuration the workflow ran with; config_files: where it was read from.
+        benchmarks: Snakemake's benchmark folder; the time per rule is also written as
+            ``rule_times.{csv,md}`` beside the index.
+        repo: the git checkout whose commit is recorded.
     """
     out_dir, root = Path(out_dir), Path(root)
+    captions = dict(captions or {})
+    converted = _convert_notebooks(notebooks, out_dir, root)
+    times = rule_times(benchmarks) if benchmarks and Path(benchmarks).is_dir() else None
+    if times is not None:
+        write_csv(out_dir / "rule_times.csv", times)
+        write_text(out_dir / "rule_times.md", times.to_markdown(index=False) + "\n")
+    sections = [
+        ("run", "The run", _run_section(config or {}, config_files, benchmarks, repo)),
+        ("table1", "Table 1", _tables_section(tables, captions, out_dir)),
+        ("figures", "Figures", _figures_section(figures, captions, out_dir)),
+        ("ablation", "Lambda ablation", _ablation_section(ablation)),
+        ("data", "Data", _data_section(data, converted)),
+        ("notebooks", "Executed notebooks", _notebooks_section(converted)),
+        ("time", "Time per rule", _times_section(times)),
+    ]
+    profile = (config or {}).get("profile", "?")
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title, _ in sections)
+    body = "".join(
+        f'<section id="{key}"><h2>{title}</h2>{content}</section>'
+        for key, title, content in sections
+    )
+    page = (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>vmp results: {html.escape(str(profile))} profile</title>"
+        f"<style>{CSS}</style></head><body><nav>{nav}</nav><main>"
+        "<h1>Motion meets Attention: Video Motion Prompts, reproduced</h1>"
+        f"<p class='note'>Profile <b>{html.escape(str(profile))}</b>; results in "
+        f"<code>{html.escape(str(root))}</code>. Every number on this page is read from the "
+        "files it links to.</p>"
+        f"{body}</main></body></html>\n"
+    )
+    return write_text(out_dir / "index.html", page)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def _run_section(config: Mapping, config_files, benchmarks, repo) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    files = ", ".join(f"<code>{html.escape(str(f))}</code>" for f in config_files) or "(none named)"
+    versions = ", ".join(f"{name} {_version(name)}" for name in PACKAGES)
+    facts = {
+        "Report built": now,
+        "Commit": _git_state(repo),
+        "Configuration": f"{files}; {html.escape(_config_summary(config))}",
+        "Machine": html.escape(
+            f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}"
+        ),
+        "Packages": html.escape(versions),
+        "Wall time": _wall_time(benchmarks),
+    }
+    rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts.items())
+    dumped = yaml.safe_dump(_plain(config), sort_keys=False, allow_unicode=True)
+    return (
+        f"<dl class='facts'>{rows}</dl>"
+        "<details><summary>The configuration the workflow ran with (after defaults)</summary>"
+        f"<pre>{html.escape(dumped)}</pre></details>"
+    )
+
+
+def _plain(value):
+    """Snakemake's config holds its own mapping types; YAML wants plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _config_summary(config: Mapping) -> str:
+    datasets = config.get("datasets", {})
+    backbones = config.get("backbones", {})
+    parts = [
+        "datasets "
+        + ", ".join(
+            f"{n} (splits {', '.join(map(str, d.get('splits', [])))})" for n, d in datasets.items()
+        ),
+        "backbones "
+        + ", ".join(f"{n} ({', '.join(b.get('variants', []))})" for n, b in backbones.items()),
+        f"seeds {config.get('seeds', '?')}",
+        f"lambda {config.get('lambda', '?')}",
+        f"{config.get('optim', {}).get('epochs', '?')} fine-tuning epochs",
+    ]
+    if ablation := config.get("ablation"):
+        parts.append(f"ablation lambdas {ablation.get('lambdas')} on {ablation.get('dataset')}")
+    return "; ".join(parts)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_state(repo) -> str:
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        commit = git("log", "-1", "--format=%h %cs %s")
+        changed = [
+            line
+            for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+            if line
+        ]
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    dirty = (
+        f" <span class='missing'>plus uncommitted changes in {len(changed)} files</span>"
+        if changed
+        else ""
+    )
+    return f"<code>{html.escape(commit)}</code>{dirty}"
+
+
+def _wall_time(benchmarks) -> str:
+    """From the first benchmarked job's start to the last one's end (benchmark files' times)."""
+    files = (
+        sorted(Path(benchmarks).rglob("*.tsv")) if benchmarks and Path(benchmarks).is_dir() else []
+    )
+    if not files:
+        return "unknown (no Snakemake benchmark files)"
+    spans = []
+    for tsv in files:
+        end = tsv.stat().st_mtime
+        spans.append((end - float(pd.read_csv(tsv, sep="\t")["s"].iloc[-1]), end))
+    start, end = min(s for s, _ in spans), max(e for _, e in spans)
+    when = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{_duration(end - start)} from the first benchmarked job's start ({when}) to the last "
+        f"one's end, over {len(files)} jobs (data, pre-training and fine-tuning; a rerun of some "
+        "jobs stretches this span)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h} h {m:02d} min {s:02d} s" if h else f"{m} min {s:02d} s"
+
+
+# --- tables and figures ----------------------------------------------------------------------
+
+
+def _markdown(text: str) -> str:
+    rendered = mistune.create_markdown(escape=True, plugins=["table"])(text)
+    rendered = re.sub(r"<td([^>]*)>(gain|loss)</td>", r'<td\1 class="\2">\2</td>', rendered)
+    return f"<div class='scroll'>{rendered}</div>"
+
+
+def _link(path: Path, out_dir: Path, text: str | None = None) -> str:
+    href = Path(os.path.relpath(path, out_dir)).as_posix()
+    return f'<a href="{html.escape(href)}">{html.escape(text or path.name)}</a>'
+
+
+def _siblings(path: Path, out_dir: Path, suffixes: Iterable[str]) -> str:
+    found = [path.with_suffix(s) for s in suffixes if path.with_suffix(s).exists()]
+    return " · ".join(_link(p, out_dir) for p in found)
+
+
+def _tables_section(tables, captions, out_dir: Path) -> str:
+    parts = []
+    for path in map(Path, tables):
+        title = TABLE_TITLES.get(path.stem, path.stem)
+        caption = captions.get(path.stem, "")
+        files = _siblings(path, out_dir, (".csv", ".md", ".tex"))
+        parts.append(
+            f"<h3>{html.escape(title)}</h3><p class='note'>{html.escape(caption)} ({files})</p>"
+            + (
+                _markdown(path.read_text())
+                if path.exists()
+                else "<p class='missing'>not written</p>"
+            )
+        )
+    return "".join(parts) or "<p class='missing'>No table was given.</p>"
+
+
+def _figures_section(figures, captions, out_dir: Path) -> str:
+    parts = []
+    for path in map(Path, figures):
+        caption = captions.get(path.stem, path.stem)
+        src = html.escape(Path(os.path.relpath(path, out_dir)).as_posix())
+        files = _siblings(path, out_dir, (".png", ".pdf"))
+        parts.append(
+            f"<figure id='{html.escape(path.stem)}'><img src='{src}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)} ({files})</figcaption></figure>"
+        )
+    return "".join(parts) or "<p class='missing'>No figure was given.</p>"
+
+
+def _ablation_section(metrics) -> str:
+    metrics = list(metrics)
+    if not metrics:
+        return "<p class='note'>This profile runs no lambda ablation.</p>"
+    runs = load_runs(metrics)
+    first = runs.iloc[0]
+    summary = runs.groupby("lambda").agg(
+        seeds=("seed", "size"),
+        top1_mean=("top1", "mean"),
+        top1_sd=("top1", "std"),
+        top1_min=("top1", "min"),
+        top1_max=("top1", "max"),
+    )
+    for column, title in (("prompt_slope", "slope a"), ("prompt_shift", "shift b")):
+        if column in runs:
+            summary[title] = runs.groupby("lambda")[column].mean()
+    summary = summary.rename(
+        columns={
+            "top1_mean": "top-1 mean",
+            "top1_sd": "top-1 sd",
+            "top1_min": "top-1 min",
+            "top1_max": "top-1 max",
+        }
+    )
+    table = summary.reset_index().to_html(
+        index=False, float_format=lambda x: f"{x:.3g}" if abs(x) < 1 else f"{x:.1f}", na_rep=""
+    )
+    return (
+        f"<p class='note'>{html.escape(first['dataset'])} split {html.escape(first['split'])}, "
+        f"{html.escape(first['backbone'])} {html.escape(first['variant'])}: test top-1 (%) per "
+        "lambda over its seeds, and the learned slope a and shift b (means). Fig. 4 draws their "
+        f"course over the epochs.</p><div class='scroll'>{table}</div>"
+    )
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _data_section(manifests, converted) -> str:
+    rows, details = [], []
+    for manifest in map(Path, manifests):
+        report = manifest.parent / "prepare_report.json"
+        if report.exists():
+            r = json.loads(report.read_text())
+            name, split = r["dataset"], str(r["split"])
+            counts = [
+                r["listed"],
+                r["found"],
+                len(r["missing"]),
+                len(r["unreadable"]),
+                r["readable"],
+                r["num_classes"],
+            ]
+            source = "prepared from " + html.escape(str(r["root"]))
+            problems = [f"missing: {p}" for p in r["missing"]]
+            problems += [f"unreadable: {u['path']}: {u['reason']}" for u in r["unreadable"]]
+            if problems:
+                items = "".join(f"<li><code>{html.escape(p)}</code></li>" for p in problems)
+                details.append(
+                    f"<details><summary>{html.escape(name)} split {split}: {len(problems)} videos left out</summary><ul>{items}</ul></details>"
+                )
+        elif manifest.exists():
+            table = pd.read_csv(manifest)
+            name, split = (
+                manifest.parent.name,
+                ", ".join(sorted(table["split"].astype(str).unique())) if "split" in table else "",
+            )
+            videos = table["path"].nunique()
+            counts = [videos, videos, 0, 0, videos, table["class_name"].nunique()]
+            source = "generated (SynthMotion)"
+        else:
+            rows.append(
+                f"<tr><td colspan='9' class='missing'>{html.escape(str(manifest))} does not exist</td></tr>"
+            )
+            continue
+        notebook = next(
+            (link for parts, link in converted if parts[:3] == ("data", name, split)),
+            next((link for parts, link in converted if parts[:2] == ("data", name)), None),
+        )
+        cells = "".join(f"<td>{c}</td>" for c in (html.escape(name), split, *counts))
+        link = f'<a href="{html.escape(notebook)}">notebook</a>' if notebook else ""
+        rows.append(f"<tr>{cells}<td>{source}</td><td>{link}</td></tr>")
+    if not rows:
+        return "<p class='missing'>No dataset was given.</p>"
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "dataset",
+            "split",
+            "listed",
+            "found",
+            "missing",
+            "unreadable",
+            "readable",
+            "classes",
+            "source",
+            "",
+        )
+    )
+    return (
+        "<p class='note'>Videos each dataset lists, finds and can decode; missing and unreadable "
+        "videos are left out of training and named below.</p>"
+        f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        + ("".join(details) or "<p class='note'>No video was missing or unreadable.</p>")
+    )
+
+
+# --- notebooks and time ----------------------------------------------------------------------
+
+
+def _convert_notebooks(notebooks, out_dir: Path, root: Path) -> list[tuple[tuple[str, ...], str]]:
+    """HTML copy of each notebook under ``out_dir``: [(path parts below root, relative link)]."""
     exporter = HTMLExporter(template_name="lab")
-    entries = []
+    converted = []
     for notebook in sorted(map(Path, notebooks)):
         relative = notebook.resolve().relative_to(root.resolve())
         target = (out_dir / relative).with_suffix(".html")
         body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
         write_text(target, body)
-        entries.append(
-            (relative.parent.as_posix(), os.path.relpath(target, out_dir), relative.name)
+        converted.append((relative.parts, Path(os.path.relpath(target, out_dir)).as_posix()))
+    return converted
+
+
+def _notebooks_section(converted) -> str:
+    parts = [f"<p class='note'>{len(converted)} executed notebooks, as HTML.</p>"]
+    for stage, title in STAGES.items():
+        entries = [(p, link) for p, link in converted if p[0] == stage]
+        if not entries:
+            continue
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        if stage == "runs":
+            head = "".join(
+                f"<th>{h}</th>" for h in ("dataset", "split", "backbone", "variant", "lambda", "")
+            )
+            rows = "".join(
+                "<tr>"
+                + "".join(f"<td>{html.escape(x.removeprefix('lambda~'))}</td>" for x in p[1:6])
+                + f'<td><a href="{html.escape(link)}">notebook</a></td></tr>'
+                for p, link in entries
+            )
+            parts.append(
+                f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+            )
+        else:
+            items = "".join(
+                f'<li><a href="{html.escape(link)}">{html.escape("/".join(p))}</a></li>'
+                for p, link in entries
+            )
+            parts.append(f"<ul class='notebooks'>{items}</ul>")
+    others = [(p, link) for p, link in converted if p[0] not in STAGES]
+    if others:
+        items = "".join(
+            f'<li><a href="{html.escape(link)}">{html.escape("/".join(p))}</a></li>'
+            for p, link in others
         )
-    items = "\n".join(
-        f'<li><a href="{html.escape(link)}">{html.escape(folder)}/{html.escape(name)}</a></li>'
-        for folder, link, name in entries
+        parts.append(f"<h3>Other</h3><ul class='notebooks'>{items}</ul>")
+    return "".join(parts)
+
+
+def _times_section(times: pd.DataFrame | None) -> str:
+    if times is None:
+        return "<p class='missing'>No Snakemake benchmark files.</p>"
+    return (
+        "<p class='note'>From Snakemake's benchmark files: wall seconds summed over each rule's "
+        "jobs (jobs run side by side, so the sum exceeds the run's wall time). Also in "
+        '<a href="rule_times.csv">rule_times.csv</a> and <a href="rule_times.md">rule_times.md</a>.</p>'
+        f"<div class='scroll'>{times.to_html(index=False)}</div>"
     )
-    times = ""
-    if rule_times is not None:
-        write_csv(out_dir / "rule_times.csv", rule_times)
-        write_text(out_dir / "rule_times.md", rule_times.to_markdown(index=False) + "\n")
-        times = (
-            "<h2>Time per rule</h2><p>From Snakemake's benchmark files: wall seconds summed over "
-            "each rule's jobs (jobs run side by side).</p>" + rule_times.to_html(index=False)
-        )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>vmp report</title></head><body>"
-        "<h1>Video Motion Prompts: executed notebooks</h1>"
-        f"{times}<h2>Notebooks</h2>"
-        f"<p>{len(entries)} notebooks.</p><ul>\n{items}\n</ul></body></html>\n"
-    )
-    return write_text(out_dir / "index.html", page)
