@@ -7,6 +7,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from vmp.names import MODELS, SCENES, variants
+
 
 class ConfigError(ValueError):
     """A configuration value the workflow cannot run with; raised before any job starts."""
@@ -31,23 +33,27 @@ def _require(value: Any, allowed: list[str], where: str) -> None:
 
 
 def check_config(config: dict[str, Any]) -> None:
-    """Cross-checks the JSON schema cannot express: names known to vmp and references between keys."""
-    from vmp.datasets import SOURCES
-    from vmp.models import list_models, list_variants
-    from vmp.synth import SCENES
+    """Cross-checks the JSON schema cannot express: names known to vmp and references between keys.
 
-    models = list_models()
+    Names come from ``vmp.names`` (no torch import: this runs on every parse of the workflow).
+    """
     for backbone, settings in config["backbones"].items():
         arch = settings.get("arch", backbone)
-        _require(arch, models, f"backbones.{backbone}.arch" if "arch" in settings else "backbones")
+        _require(
+            arch,
+            sorted(MODELS),
+            f"backbones.{backbone}.arch" if "arch" in settings else "backbones",
+        )
         for variant in settings["variants"]:
-            _require(variant, list_variants(arch), f"backbones.{backbone}.variants")
+            _require(variant, variants(arch), f"backbones.{backbone}.variants")
     for name, dataset in config["datasets"].items():
         if dataset["format"] == "synthmotion":
             _require(dataset.get("scene"), sorted(SCENES), f"datasets.{name}.scene")
             continue
         root = Path(dataset_root(config, name))
         if not root.is_dir():
+            from vmp.datasets import SOURCES  # imports av and pandas: only on this error
+
             raise ConfigError(
                 f"datasets.{name}: dataset root {root} does not exist; set datasets.{name}.root or "
                 f"data_root. {SOURCES[dataset['format']]}."
@@ -73,7 +79,7 @@ def check_config(config: dict[str, Any]) -> None:
         )
         _require(ablation["backbone"], sorted(config["backbones"]), "ablation.backbone")
         arch = config["backbones"][ablation["backbone"]].get("arch", ablation["backbone"])
-        _require(ablation["variant"], list_variants(arch), "ablation.variant")
+        _require(ablation["variant"], variants(arch), "ablation.variant")
 
 
 def dataset_root(config: dict[str, Any], name: str) -> str:

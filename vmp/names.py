@@ -1,0 +1,45 @@
+"""Names the configuration may use, known without importing torch, numpy or av.
+
+Snakemake validates the configuration each time it parses the workflow, including a no-op rerun;
+building the model registry for that would import torch (seconds). These lists mirror the real
+ones, and tests/test_config.py asserts they are equal, so they cannot drift:
+
+    MODELS           vmp.models.list_models(), with the pathways each backbone has
+    SCENES           vmp.synth.SCENES
+    DATASET_FORMATS  what vmp.datasets.index reads from a dataset root (without "prepared")
+"""
+
+from __future__ import annotations
+
+SINGLE_VARIANTS = ("baseline", "vmp")
+TWO_PATHWAY_VARIANTS = ("baseline", "vmp_slow", "vmp_fast", "vmp_both")
+VARIANTS = ("baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both")
+
+_SLOW_FAST = ("slow", "fast")
+_VIDEO = ("video",)
+
+# Registered backbone -> its pathways (a prompt layer can sit in front of each).
+MODELS: dict[str, tuple[str, ...]] = {
+    "c2d_r50": _VIDEO,
+    "c2d_tiny": _VIDEO,
+    "i3d_r50": _VIDEO,
+    "i3d_tiny": _VIDEO,
+    "slowfast_r50": _SLOW_FAST,
+    "slowfast_tiny": _SLOW_FAST,
+    "timesformer": _VIDEO,
+    "timesformer_tiny": _VIDEO,
+    "x3d_l": _VIDEO,
+    "x3d_m": _VIDEO,
+    "x3d_s": _VIDEO,
+    "x3d_tiny": _VIDEO,
+    "x3d_xs": _VIDEO,
+}
+
+SCENES = ("synth_cooking", "synth_gym", "synth_hmdb", "synth_kinetics")
+
+DATASET_FORMATS = ("synthmotion", "hmdb51", "finegym", "mpii_cooking2")
+
+
+def variants(model: str) -> list[str]:
+    """Variants of a registered model (as ``vmp.models.list_variants``)."""
+    return list(TWO_PATHWAY_VARIANTS if len(MODELS[model]) > 1 else SINGLE_VARIANTS)
