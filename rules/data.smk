@@ -74,4 +74,8 @@ rule prepare_data:
         mem_mb=4000,
         runtime=240,
     shell:
-        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        # The job's output goes to its log; one summary line (found / missing / unreadable, the
+        # report's path) also goes to the terminal, also when preparation stopped on a bad class.
+        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1 && status=0 || status=$?; "
+        "python -m vmp.datasets $(dirname {output.manifest:q}) 2>> {log:q} | tee -a {log:q} >&2 || true; "
+        "exit $status"

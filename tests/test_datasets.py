@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import av
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from helpers import write_frames
 
-from vmp.datasets import COLUMNS, PROBE_COLUMNS, index, prepare, probe
+from vmp.datasets import (
+    COLUMNS,
+    PROBE_COLUMNS,
+    EmptyClassError,
+    index,
+    prepare,
+    probe,
+    summary_line,
+)
 
 
 def write_video(path: Path, n: int, fps: float = 10, size=(32, 32)) -> Path:
@@ -90,9 +100,26 @@ def test_hmdb51_layout_options_and_errors(hmdb, tmp_path):
 
 def test_hmdb51_prepare_reports_missing_and_unreadable(hmdb, tmp_path):
     out = tmp_path / "prepared"
-    report = prepare("hmdb51", hmdb, 1, out)
     missing = str((hmdb / "videos" / "catch" / "catch_a.avi").resolve())
     truncated = str((hmdb / "videos" / "cartwheel" / "cartwheel_b.avi").resolve())
+    # catch's only train video is missing, cartwheel's only test video truncated: training
+    # without them would silently drop two classes, so preparation stops naming both.
+    with pytest.raises(EmptyClassError) as error:
+        prepare("hmdb51", hmdb, 1, out)
+    assert (
+        f"class 'catch' has no readable train video left, dropped: {missing} (listed but missing)"
+        in str(error.value)
+    )
+    assert (
+        f"class 'cartwheel' has no readable test video left, dropped: {truncated} (truncated"
+        in str(error.value)
+    )
+    assert str(out / "prepare_report.md") in str(error.value)
+    report = json.loads((out / "prepare_report.json").read_text())
+    assert [(e["class"], e["subset"]) for e in report["emptied_classes"]] == [
+        ("catch", "train"),
+        ("cartwheel", "test"),
+    ]
     assert (report["listed"], report["found"], report["readable"]) == (6, 5, 4)
     assert report["missing"] == [missing]
     assert [u["path"] for u in report["unreadable"]] == [truncated]
@@ -101,15 +128,32 @@ def test_hmdb51_prepare_reports_missing_and_unreadable(hmdb, tmp_path):
         "test": {"brush_hair": 1, "catch": 1},
         "train": {"brush_hair": 1, "cartwheel": 1},
     }
-    assert json.loads((out / "prepare_report.json").read_text()) == report
     md = (out / "prepare_report.md").read_text()
     assert missing in md and "truncated" in md and "| brush_hair | 1 | 1 |" in md
+    assert f"- catch (train): {missing} (listed but missing)" in md
+    assert summary_line(report, out / "prepare_report.md") == (
+        "prepare_data hmdb51 split 1: 5 of 6 listed videos found, 1 missing, 1 unreadable, "
+        "4 readable, no readable video left for catch (train), cartwheel (test) "
+        f"(report: {out / 'prepare_report.md'})"
+    )
 
     manifest = pd.read_csv(out / "manifest.csv")
     assert list(manifest.columns) == COLUMNS + PROBE_COLUMNS
     assert len(manifest) == 4 and truncated not in set(manifest["path"])
     assert (manifest["num_frames"] == 40).all() and (manifest["fps"] == 10).all()
     assert (manifest["width"] == 32).all() and (manifest["duration"] == 4.0).all()
+
+
+def test_a_class_keeping_one_readable_video_per_subset_is_prepared(hmdb, tmp_path):
+    for cls, name in (("catch", "a"), ("cartwheel", "b")):
+        write_video(hmdb / "videos" / cls / f"{cls}_{name}.avi", 40)
+    report = prepare("hmdb51", hmdb, 1, tmp_path / "prepared")
+    assert report["emptied_classes"] == [] and report["readable"] == 6
+    line = summary_line(report, "r.md")
+    assert line == (
+        "prepare_data hmdb51 split 1: 6 of 6 listed videos found, 0 missing, 0 unreadable, "
+        "6 readable (report: r.md)"
+    )
 
 
 def test_probe_reasons(tmp_path):
@@ -119,6 +163,8 @@ def test_probe_reasons(tmp_path):
     junk.write_bytes(b"junk" * 100)
     assert probe(junk)["error"].startswith("cannot open")
     assert probe(tmp_path / "absent.mp4")["error"].startswith("cannot open")
+    (tmp_path / "empty.mp4").touch()
+    assert probe(tmp_path / "empty.mp4") == {"error": "empty file (0 bytes)"}
 
 
 # FineGym -------------------------------------------------------------------------------------
@@ -189,7 +235,11 @@ def test_finegym_errors(gym):
 
 def test_finegym_prepare_cuts_elements_from_events(gym, tmp_path):
     out = tmp_path / "prepared"
-    report = prepare("finegym", gym, "gym99", out, workers=2)
+    # The only test (val) element of class 3 is missing: preparation stops, naming it.
+    emptied = r"class '03 \(VT\) round-off' has no readable test video left, dropped: .*missing_E"
+    with pytest.raises(EmptyClassError, match=emptied):
+        prepare("finegym", gym, "gym99", out, workers=2)
+    report = json.loads((out / "prepare_report.json").read_text())
     assert counts(report) == (5, 4, 4, 3)
     assert report["missing"] == [str((gym / "events" / "missing_E_000001_000002.mp4").resolve())]
     m = pd.read_csv(out / "manifest.csv").set_index("clip_id")
@@ -206,7 +256,8 @@ def test_finegym_prepare_cuts_elements_from_events(gym, tmp_path):
         assert first_frame_id(row["path"]) == first
     # A second run reuses the cut clips.
     stamp = (out / "clips" / f"{EVENT}_A_0001_0002.mp4").stat().st_mtime_ns
-    prepare("finegym", gym, "gym99", out)
+    with pytest.raises(EmptyClassError):
+        prepare("finegym", gym, "gym99", out)
     assert (out / "clips" / f"{EVENT}_A_0001_0002.mp4").stat().st_mtime_ns == stamp
 
 
@@ -248,9 +299,12 @@ def test_mpii_index(mpii):
 
 def test_mpii_prepare_cuts_segments(mpii, tmp_path):
     out = tmp_path / "prepared"
-    report = prepare("mpii_cooking2", mpii, "test", out, short_side=16)
+    with pytest.raises(EmptyClassError, match="class 'peel' has no readable test video left"):
+        prepare("mpii_cooking2", mpii, "test", out, short_side=16)
+    report = json.loads((out / "prepare_report.json").read_text())
     assert counts(report) == (5, 4, 3, 3)
-    # A segment past the end of its 30-frame video cannot be cut; it is reported, not fatal.
+    # A segment past the end of its 30-frame video cannot be cut; it is reported (and fatal
+    # here only because it was peel's one test segment).
     [beyond] = report["unreadable"]
     assert beyond["path"].endswith("s10-d04-cam-002.avi [s10-d04-cam-002_100]")
     assert beyond["reason"].startswith("cannot cut [5.000, 5.550) s: no frames")
@@ -299,3 +353,59 @@ def test_synthmotion_index_and_prepare(tmp_path):
     (root / "manifest.csv").unlink()
     with pytest.raises(FileNotFoundError, match=r"manifest\.csv.*vmp\.synth\.generate.*synth_data"):
         index("synthmotion", root, 1)
+
+
+# The prepare_data rule: one line per dataset on the terminal -------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _prepare_config(tmp_path: Path, hmdb: Path) -> Path:
+    """The paper profile reduced to HMDB-51 split 1 at ``hmdb`` (checkpoints: empty files)."""
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    config["results"], config["data_root"] = str(tmp_path / "results"), str(tmp_path / "data")
+    config["datasets"] = {"hmdb51": config["datasets"]["hmdb51"] | {"root": str(hmdb)}}
+    config["datasets"]["hmdb51"]["splits"] = ["1"]
+    config["ablation"] |= {"dataset": "hmdb51", "split": "1"}
+    for backbone in config["pretrain"]["checkpoints"]:
+        config["pretrain"]["checkpoints"][backbone] = str(tmp_path / f"{backbone}.pyth")
+        (tmp_path / f"{backbone}.pyth").touch()
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_prepare_data_rule_prints_one_summary_line(hmdb, tmp_path):
+    config = _prepare_config(tmp_path, hmdb)
+    out = tmp_path / "results" / "data" / "hmdb51" / "1"
+
+    def run():
+        return subprocess.run(
+            ["snakemake", "--cores", "1", str(out / "manifest.csv"), "--configfile", str(config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+
+    failed = run()  # two classes lose their only train / test video
+    assert failed.returncode != 0
+    line = (
+        "prepare_data hmdb51 split 1: 5 of 6 listed videos found, 1 missing, 1 unreadable, "
+        "4 readable, no readable video left for catch (train), cartwheel (test) "
+        f"(report: {out / 'prepare_report.md'})"
+    )
+    assert line in failed.stderr
+    log = (tmp_path / "results" / "logs" / "prepare_data" / "hmdb51" / "1.log").read_text()
+    assert "EmptyClassError" in log and "class 'catch' has no readable train video" in log
+
+    for cls, name in (("catch", "a"), ("cartwheel", "b")):
+        write_video(hmdb / "videos" / cls / f"{cls}_{name}.avi", 40)
+    done = run()
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = (
+        "prepare_data hmdb51 split 1: 6 of 6 listed videos found, 0 missing, 0 unreadable, "
+        f"6 readable (report: {out / 'prepare_report.md'})"
+    )
+    assert [x for x in done.stderr.splitlines() if x.startswith("prepare_data hmdb51")] == [line]

@@ -380,8 +380,8 @@ def probe(path: str | Path) -> dict:
 
     Returns:
         dict with num_frames, fps, width, height, duration; or {"error": reason} when the file
-        is empty (0 bytes), cannot be opened, has no video stream, fails to decode, decodes to zero frames or
-        is shorter than its header says (truncated).
+        is empty (0 bytes), cannot be opened, has no video stream, fails to decode, decodes to
+        zero frames or is shorter than its header says (truncated).
     """
     try:
         if os.path.getsize(path) == 0:
@@ -511,7 +511,9 @@ def prepare(
     Writes ``out_dir/manifest.csv`` (index columns plus num_frames, fps, width, height,
     duration; readable videos only), ``out_dir/clips/`` (segments cut from longer videos),
     and ``out_dir/prepare_report.{json,md}``. Problems are reported by file; the readable
-    videos are kept.
+    videos are kept. A class whose every train (or every test) video is missing or unreadable
+    stops preparation with :class:`EmptyClassError` naming the class and the files (after the
+    report is written): training without it would silently change the task.
 
     Args:
         dataset, root, split, **paths: as for ``index``.
@@ -543,11 +545,13 @@ def prepare(
         results = [_prepare_one(j) for j in jobs]
 
     keep, unreadable = [], []
+    dropped = {i: f"{table.loc[i, 'path']} (listed but missing)" for i in table.index[~exists]}
     for i, res in zip(table.index[exists], results, strict=True):
         row = table.loc[i]
         if "error" in res:
             where = row["path"] if not segment[i] else f"{row['path']} [{row.get('clip_id', i)}]"
             unreadable.append({"path": where, "reason": res["error"]})
+            dropped[i] = f"{where} ({res['error']})"
             log.warning("%s: unreadable %s: %s", dataset, where, res["error"])
             continue
         rec = row.to_dict()
@@ -574,10 +578,55 @@ def prepare(
         "clips_cut": sum(1 for r in results if r.get("cut")),
         "num_classes": int(table["class_name"].nunique()),
         "per_class": per_class,
+        "emptied_classes": _emptied_classes(table, per_class, dropped),
     }
     write_json(out_dir / "prepare_report.json", report)
     write_text(out_dir / "prepare_report.md", _report_markdown(report))
+    if report["emptied_classes"]:
+        raise EmptyClassError(
+            f"{dataset} split {split}: "
+            + "; ".join(
+                f"class {e['class']!r} has no readable {e['subset']} video left, dropped: "
+                + ", ".join(e["files"])
+                for e in report["emptied_classes"]
+            )
+            + f". Fix or replace those files; see {out_dir / 'prepare_report.md'}"
+        )
     return report
+
+
+class EmptyClassError(ValueError):
+    """A class had train (or test) videos listed, and none of them is readable."""
+
+
+def _emptied_classes(
+    table: pd.DataFrame, per_class: dict[str, dict[str, int]], dropped: dict[int, str]
+) -> list[dict]:
+    """Classes listed in train or test whose every video there was dropped, with those files."""
+    emptied = []
+    for subset in ("train", "test"):
+        listed = table[table["subset"] == subset]
+        for name, rows in listed.groupby("class_name", sort=True):
+            if per_class.get(subset, {}).get(str(name), 0) == 0:
+                files = [dropped[i] for i in rows.index if i in dropped]
+                emptied.append({"class": str(name), "subset": subset, "files": files})
+    return emptied
+
+
+def summary_line(report: dict, report_path: str | Path) -> str:
+    """One line for the terminal: what ``prepare`` found, missed and could not read."""
+    line = (
+        f"prepare_data {report['dataset']} split {report['split']}: "
+        f"{report['found']} of {report['listed']} listed videos found, "
+        f"{len(report['missing'])} missing, {len(report['unreadable'])} unreadable, "
+        f"{report['readable']} readable"
+    )
+    emptied = report.get("emptied_classes") or []
+    if emptied:
+        line += ", no readable video left for " + ", ".join(
+            f"{e['class']} ({e['subset']})" for e in emptied
+        )
+    return f"{line} (report: {report_path})"
 
 
 def _report_markdown(r: dict) -> str:
@@ -599,6 +648,16 @@ def _report_markdown(r: dict) -> str:
         "",
         *([f"- `{u['path']}`: {u['reason']}" for u in r["unreadable"]] or ["none"]),
         "",
+        "## Classes left without a readable train or test video",
+        "",
+        *(
+            [
+                f"- {e['class']} ({e['subset']}): {', '.join(e['files'])}"
+                for e in r["emptied_classes"]
+            ]
+            or ["none"]
+        ),
+        "",
         "## Readable videos per class",
         "",
     ]
@@ -610,3 +669,11 @@ def _report_markdown(r: dict) -> str:
             f"| {c} | " + " | ".join(str(r["per_class"][s].get(c, 0)) for s in subsets) + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # python -m vmp.datasets <out_dir>: the summary line of a prepared split (for the terminal)
+    import sys
+
+    report_md = Path(sys.argv[1]) / "prepare_report.md"
+    print(summary_line(json.loads(report_md.with_suffix(".json").read_text()), report_md))
