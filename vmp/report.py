@@ -42,6 +42,10 @@ TABLE_TITLES = {
     "table1_verdict": "Verdict per backbone",
     "table1_pretraining": "Pre-trained vs from scratch",
 }
+# Added to each notebook's HTML: long input lines (injected parameters) wrap instead of being cut.
+NOTEBOOK_CSS = (
+    "<style>.jp-InputArea pre { white-space: pre-wrap; overflow-wrap: anywhere; }</style>"
+)
 PACKAGES = ("torch", "lightning", "pytorchvideo", "snakemake", "papermill")
 
 CSS = """
@@ -327,8 +331,9 @@ def _ablation_section(metrics) -> str:
             "top1_max": "top-1 max",
         }
     )
+    formats = {"lambda": "{:g}".format, "shift b": "{:.3f}".format}
     table = summary.reset_index().to_html(
-        index=False, float_format=lambda x: f"{x:.3g}" if abs(x) < 1 else f"{x:.1f}", na_rep=""
+        index=False, formatters=formats, float_format="{:.1f}".format, na_rep=""
     )
     return (
         f"<p class='note'>{html.escape(first['dataset'])} split {html.escape(first['split'])}, "
@@ -421,7 +426,7 @@ def _convert_notebooks(notebooks, out_dir: Path, root: Path) -> list[tuple[tuple
         relative = notebook.resolve().relative_to(root.resolve())
         target = (out_dir / relative).with_suffix(".html")
         body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
-        write_text(target, body)
+        write_text(target, body.replace("</head>", f"{NOTEBOOK_CSS}</head>", 1))
         converted.append((relative.parts, Path(os.path.relpath(target, out_dir)).as_posix()))
     return converted
 
