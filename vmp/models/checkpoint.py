@@ -5,7 +5,8 @@ Accepted by `load_pretrained(model, path)`:
 * our format, written by `save_checkpoint`: `{"format": "vmp", "model", "num_classes",
   "state_dict", **meta}`;
 * pytorchvideo model-zoo `.pyth` files (`{"model_state": ...}` with the builders' key names)
-  for the CNNs;
+  for the CNNs, and PySlowFast checkpoints (`s1.pathway0_stem...` names, `vmp.models.pyslowfast`)
+  for C2D, I3D and SlowFast;
 * for TimeSformer, a transformers directory (`config.json` + `model.safetensors` or
   `pytorch_model.bin`) or a PySlowFast/TimeSformer-repo checkpoint (`model.blocks.0.attn.qkv`
   style keys in `model_state`), whose keys are renamed to the transformers ones.
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from vmp.io import write_torch
 from vmp.models.backbones import TimeSformer
+from vmp.models.pyslowfast import from_pyslowfast, is_pyslowfast
 
 _PYSLOWFAST_TIMESFORMER = [
     (r"^model\.cls_token$", "timesformer.embeddings.cls_token"),
@@ -138,6 +140,8 @@ def read_state_dict(model: nn.Module, path: str | Path) -> dict[str, Tensor]:
         state = {k.removeprefix("module."): v for k, v in ckpt["model_state"].items()}
         if is_timesformer and any(k.startswith("model.") for k in state):
             state = _rename_pyslowfast_timesformer(state)
+        elif not is_timesformer and is_pyslowfast(state):
+            state = from_pyslowfast(state, model.backbone, path)
         return {f"backbone.{k}": v for k, v in state.items()}
     raise ValueError(
         f"pretrained={path}: unknown checkpoint layout (top-level keys {sorted(ckpt)[:10]}); "
