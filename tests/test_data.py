@@ -14,6 +14,7 @@ from helpers import write_frames
 from vmp.data import (
     ClipDataset,
     ClipSpec,
+    decode_video,
     frame_indices,
     load_decoded,
     make_loader,
@@ -264,3 +265,17 @@ def test_decoded_array_file_rejects_unequal_videos(tmp_path):
     with pytest.raises(ValueError, match="videos differ in shape or frame rate"):
         write_decoded(tmp_path)
     assert load_decoded(tmp_path) == {}
+
+
+def test_an_empty_file_says_so_and_failures_reach_the_log_file(videos, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    ds = ClipDataset(table(empty, videos["v24"]), spec(), train=True)
+    ds.failure_log = tmp_path / "checkpoints" / "failures.jsonl"
+    assert ds[0]["video_index"] == 1
+    assert ds.failures == {str(empty): f"ValueError: {empty}: empty file (0 bytes)"}
+    other = ClipDataset(table(empty, videos["v24"]), spec(), train=True)  # another process
+    other.failure_log = ds.failure_log
+    assert other.all_failures() == ds.failures
+    with pytest.raises(ValueError, match=r"empty file \(0 bytes\)"):
+        decode_video(empty)

@@ -221,3 +221,92 @@ def test_recomputed_batchnorm_closes_the_train_eval_gap_of_x3d():
     after = gap()
     # What is left is the unbiased (running) vs biased (batch) variance over few elements.
     assert before > 0.1 and after < 0.02, (before, after)
+
+
+def test_decode_failures_are_recorded_in_the_metrics(tiny_scene, tmp_path):
+    import shutil
+
+    scene = tmp_path / "scene"
+    shutil.copytree(tiny_scene, scene)
+    (scene / "decoded.npy").unlink(missing_ok=True)
+    manifest = pd.read_csv(scene / "manifest.csv")
+    broken = (scene / manifest[manifest["subset"] == "train"]["path"].iloc[0]).resolve()
+    broken.write_bytes(b"")
+    metrics = train_run(
+        **tiny_run_settings(
+            scene, out_dir=str(tmp_path / "run"), optim={"epochs": 1, "batch_size": 4}
+        )
+    )
+    expected = {"count": 1, "files": {str(broken): f"ValueError: {broken}: empty file (0 bytes)"}}
+    assert metrics["decode_failures"] == expected
+    assert (
+        json.loads((tmp_path / "run" / "metrics.json").read_text())["decode_failures"] == expected
+    )
+
+
+def test_a_class_without_test_videos_stops_the_run_naming_it(tiny_scene, tmp_path):
+    import shutil
+
+    scene = tmp_path / "scene"
+    shutil.copytree(tiny_scene, scene)
+    manifest = pd.read_csv(scene / "manifest.csv")
+    gone = (manifest["subset"] == "test") & (manifest["label"] == 2)
+    manifest[~gone].to_csv(scene / "manifest.csv", index=False)
+    name = manifest.loc[gone, "class_name"].iloc[0]
+    with pytest.raises(ValueError, match=f"no test video of class {name}"):
+        train_run(**tiny_run_settings(scene, out_dir=str(tmp_path / "run")))
+
+
+# Starts the training below as its child, prints the child's PID and waits.
+ORPHAN_PARENT = """
+import subprocess, sys, time
+print(subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]]).pid, flush=True)
+time.sleep(600)
+"""
+ORPHAN_CHILD = """
+import json, sys
+from pathlib import Path
+from vmp.experiment import train_run
+from vmp.runs import ParentGone
+settings = json.loads(sys.argv[1])
+try:
+    train_run(**settings)
+except ParentGone as e:
+    Path(settings["out_dir"], "stopped.txt").write_text(str(e))
+    sys.exit(3)
+"""
+
+
+@pytest.mark.slow
+def test_training_stops_when_its_parent_is_killed(tiny_scene, tmp_path):
+    out = tmp_path / "run"
+    settings = tiny_run_settings(
+        tiny_scene, out_dir=str(out), optim={"epochs": 500, "batch_size": 4}
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_PARENT, ORPHAN_CHILD, json.dumps(settings)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "last.ckpt").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert json.loads((out / "train.lock").read_text())["pid"] == child
+        parent.kill()
+        parent.wait()
+        killed = time.monotonic()
+        while not (out / "stopped.txt").exists() and time.monotonic() - killed < 60:
+            time.sleep(0.1)
+        stopped_after = time.monotonic() - killed
+        assert (out / "stopped.txt").exists(), "training went on after its parent was killed"
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert stopped_after < 30  # checked every 5 s
+    assert f"parent process {parent.pid} has exited" in (out / "stopped.txt").read_text()
+    assert not (out / "train.lock").exists() and not (out / "metrics.json").exists()
+    assert (out / "checkpoints" / "last.ckpt").exists()  # kept: a rerun resumes
