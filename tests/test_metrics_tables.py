@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import torch
 
 from vmp.metrics import aggregate_views, classification_metrics
 from vmp.tables import (
+    _latex,
     attach_published,
     display_table,
     load_runs,
     paired_differences,
     pretraining_comparison,
+    significant,
     summarise,
     verdict_summary,
     write_pretraining,
@@ -291,7 +294,7 @@ def test_written_tables_round_and_leave_baseline_rows_empty(paired, tmp_path):
     loss = written.set_index(["dataset", "backbone", "split", "variant"]).loc[
         ("synth_gym", "c2d_tiny", "1", "vmp")
     ]
-    assert loss["delta_ci_high"] == round(-4 + T975[2] / math.sqrt(3), 6)
+    assert loss["delta_ci_high"] == float(f"{-4 + T975[2] / math.sqrt(3):.6g}")
     assert loss["verdict"] == "loss" and loss["pairs"] == 3
     text = tex.read_text()
     assert text.startswith("\\begin{tabular}") and "\\toprule" in text
@@ -306,7 +309,57 @@ def test_csv_drops_float32_noise(tmp_path):
     ]
     csv = write_table1(summarise(load_runs(paths)), tmp_path / "table1")[0]
     text = csv.read_text()
-    assert "25.000001" in text and "25.0000007" not in text and "4.999999" in text
+    assert "25.0," in text and "25.000001" not in text  # the mean
+    assert ",5.0," in text and "4.999999" not in text  # the paired difference
+    assert (
+        significant(33.06666564941406) == 33.0667 and significant(-0.000123456789) == -0.000123457
+    )
+    assert str(significant(-1e-12 * 0)) == "0.0" and math.isnan(significant(float("nan")))
+
+
+def test_latex_escapes_and_uses_math_for_signs():
+    shown = pd.DataFrame(
+        {
+            "dataset": ["a_b & c"],
+            "95% CI": ["[-1.5, +2.0]"],
+            "Δ top-1": ["-0.3"],
+            "top-1": ["1.0 ± 0.5"],
+            "note": ["#1 x-2"],
+        }
+    )
+    tex = _latex(shown)
+    assert r"a\_b \& c" in tex and r"95\% CI" in tex and r"\#1 x-2" in tex
+    assert r"[$-$1.5, +2.0]" in tex and r"$\Delta$ top-1" in tex and r"1.0 $\pm$ 0.5" in tex
+    assert r"$-$0.3" in tex and tex.isascii()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+
+
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None,
+    reason="pdflatex not found: install texlive-latex-base and texlive-latex-recommended "
+    "(booktabs) to compile table1.tex",
+)
+def test_table1_tex_compiles_with_pdflatex(paired, tmp_path):
+    published = pd.read_csv("config/published/table1.csv", dtype={"split": str})
+    table = attach_published(
+        summarise(paired), published, {"synth_hmdb": "hmdb51"}, {"x3d_tiny": "x3d"}
+    )
+    tex = write_table1(table, tmp_path / "table1")[2]
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{pdflscape}\n"
+        "\\begin{document}\n\\begin{landscape}\n\\tiny\n\\input{table1.tex}\n"
+        "\\end{landscape}\n\\end{document}\n"
+    )
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "x3d_tiny" not in tex.read_text() and "x3d\\_tiny" in tex.read_text()
 
 
 @pytest.fixture

@@ -83,14 +83,14 @@ def _require(path: Path) -> Path:
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any]:
-    """A finished run's ``metrics.json`` (``folder`` may also be the file itself).
+    """A finished run's ``metrics.json`` (``folder`` may also be the JSON file itself).
 
     Raises:
         FileNotFoundError: the file is missing (the run has not finished).
         ValueError: it has no "settings".
     """
     path = Path(folder)
-    path = path if path.name == METRICS else path / METRICS
+    path = path if path.is_file() else path / METRICS
     metrics = json.loads(_require(path).read_text())
     if "settings" not in metrics:
         raise ValueError(f"{path} has no 'settings'; rerun the training job")

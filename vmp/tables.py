@@ -11,6 +11,7 @@ the same architecture fine-tuned from its pre-trained checkpoint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -31,7 +32,9 @@ METRICS = {
 VARIANT_ORDER = ["baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both"]
 PAIRED = ["delta_top1", "delta_sd", "delta_ci_low", "delta_ci_high", "pairs", "unpaired", "verdict"]
 VERDICTS = ["gain", "loss", "n.s."]
-CSV_DECIMALS = 6  # drops float32 noise (25.00000074505806 -> 25.000001)
+# CSV numbers keep 6 significant digits: metrics are computed in float32 (7.2 significant digits,
+# fewer after a subtraction), so 25.00000074505806 is 25 and 30 - 25.00000074505806 is 5.
+CSV_DIGITS = 6
 PAIRED_NOTE = (
     "Δ = mean over replicate pairs of +VMP minus baseline top-1 (same dataset, split, backbone and "
     "seed; for the 'mean' split the replicates are the splits, each the mean over its paired "
@@ -283,16 +286,26 @@ def _text(value) -> str:
     return "" if pd.isna(value) else str(value)
 
 
+def significant(value: float, digits: int = CSV_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (NaN stays NaN, -0.0 becomes 0.0)."""
+    return value if pd.isna(value) else float(f"{value:.{digits}g}") + 0.0
+
+
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
-    """Floats rounded to ``CSV_DECIMALS`` decimals, for CSV files."""
+    """Floats rounded to ``CSV_DIGITS`` significant digits, for CSV files."""
     floats = frame.select_dtypes(include="floating").columns
-    return frame.assign(**{c: frame[c].round(CSV_DECIMALS) for c in floats})
+    return frame.assign(**{c: frame[c].map(significant) for c in floats})
 
 
 def _latex(shown: pd.DataFrame) -> str:
-    """Booktabs tabular of a display table; ± and Δ as math so that it compiles with pdflatex."""
+    """Booktabs tabular of a display table that compiles with pdflatex (ASCII only).
+
+    ``escape=True`` escapes ``_ % & # $ { } ~ ^ \\``; ± and Δ become ``$\\pm$`` and ``$\\Delta$``,
+    and the minus sign of a number ``$-$`` (a hyphen otherwise).
+    """
     tex = shown.to_latex(index=False, escape=True)
-    return tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+    tex = tex.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+    return re.sub(r"(?<![\w.])-(?=\d)", r"$-$", tex)
 
 
 def _markdown(shown: pd.DataFrame) -> str:
