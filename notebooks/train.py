@@ -18,16 +18,22 @@
 # cell's record. Rerun it alone with `papermill notebooks/train.ipynb out.ipynb -f params.yaml`.
 
 # %% tags=["parameters"]
+# The default profile's recipe for one of its cells (config/config.yaml; tests/test_config.py
+# checks these values against what the workflow passes for this cell).
 dataset = "synth_gym"
 dataset_format = "synthmotion"
 data_root = "data/synthmotion/synth_gym"
 split = "1"
 backbone = "x3d_tiny"
-arch = None
+arch = "x3d_tiny"
 variant = "vmp"
 lambda_reg = 2.5
-seeds = [0]
-out_dirs = ["results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0"]
+seeds = [0, 1, 2]
+out_dirs = [
+    "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0",
+    "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~1",
+    "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~2",
+]
 clip = {
     "num_frames": 8,
     "sampling_rate": 1,
@@ -35,13 +41,26 @@ clip = {
     "train_scale": [32, 32],
     "test_scale": 32,
     "hflip": False,
+    "num_temporal_clips": 1,
+    "num_spatial_crops": 1,
 }
-optim = {"optimizer": "adamw", "epochs": 8, "batch_size": 32, "lr": 0.003, "weight_decay": 0.05}
+optim = {
+    "optimizer": "adamw",
+    "epochs": 5,
+    "batch_size": 32,
+    "lr": 0.003,
+    "momentum": 0.9,
+    "weight_decay": 0.05,
+    "warmup_epochs": 1,
+    "prompt_lr_mult": 1.0,
+    "prompt_weight_decay": 0.0,
+    "variation_reduction": "mean",
+}
 model = {}
-pretrained = None
+pretrained = "results/pretrain/x3d_tiny/model.pt"
 threads = 1
 num_workers = 0
-cache_frames = False
+cache_frames = True
 accelerator = "cpu"
 precision = "32-true"
 

@@ -4,8 +4,10 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from vmp.workflow import cell_path, cell_seeds, check_config, nested_update, run_matrix, seed_groups
-from vmp.workflow import dataset_root as vmp_dataset_root
+from vmp.names import VARIANTS
+
+from vmp import workflow as vmp_workflow
+from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups
 
 validate(config, schema="../config/schema.yaml")
 check_config(config)
@@ -13,10 +15,12 @@ check_config(config)
 RESULTS = config["results"]
 DATA_ROOT = config["data_root"]
 RES = config["resources"]
-SYNTH_DATASETS = [
-    name for name, d in config["datasets"].items() if d["format"] == "synthmotion"
-] + ([config["pretrain"]["dataset"]] if config.get("pretrain") and "scene" in config["pretrain"] else [])
+SYNTH_DATASETS = vmp_workflow.synth_datasets(config)
 RUNS = run_matrix(config)
+
+# Every notebook job runs its notebook the same way: papermill, the parameters as one YAML/JSON
+# string (`{params.parameters}`), the log beside it. Rerun one alone with `papermill ... -f`.
+PAPERMILL = "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
 
 
 def alternation(values):
@@ -26,16 +30,36 @@ def alternation(values):
 wildcard_constraints:
     dataset=alternation(list(config["datasets"]) + SYNTH_DATASETS),
     backbone=alternation(config["backbones"]),
-    variant="baseline|vmp|vmp_slow|vmp_fast|vmp_both",
+    variant=alternation(VARIANTS),
     split="[A-Za-z0-9_]+",
     lam=r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
     seed="[0-9]+",
     notebook="[a-z_0-9]+",
 
 
+def notebook_template(name):
+    """The notebook papermill executes, converted from notebooks/<name>.py."""
+    return f"{RESULTS}/notebooks/{name}.ipynb"
+
+
+def cell_dir(cell):
+    """results/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>: one cell of Table 1."""
+    return vmp_workflow.cell_dir(RESULTS, cell)
+
+
+def seed_dir(cell, seed):
+    """<cell_dir>/seed~<s>: one run of a cell."""
+    return vmp_workflow.seed_dir(RESULTS, cell, seed)
+
+
+def pretrain_dir(backbone):
+    """results/pretrain/<backbone>: a backbone's pre-training run."""
+    return vmp_workflow.pretrain_dir(config, backbone)
+
+
 def run_dir(run):
-    """results/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>"""
-    return f"{RESULTS}/runs/{cell_path(run)}/seed~{run['seed']}"
+    """The folder of a run of vmp.workflow.run_matrix."""
+    return seed_dir(cell_path(run), run["seed"])
 
 
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
@@ -45,7 +69,7 @@ SEED_GROUPS = seed_groups(CELL_SEEDS)
 
 
 def dataset_root(name):
-    return vmp_dataset_root(config, name)
+    return vmp_workflow.dataset_root(config, name)
 
 
 def data_ready_file(name, split="1"):
@@ -55,65 +79,35 @@ def data_ready_file(name, split="1"):
 
 def training_data(name, split):
     """(format, root) that vmp.datasets.index reads a dataset's split from for training."""
-    if name in SYNTH_DATASETS:
-        return "synthmotion", dataset_root(name)
-    return "prepared", f"{RESULTS}/data/{name}/{split}"
-
-
-def backbone_settings(backbone, key, dataset=None):
-    """Global `key` settings, updated by the dataset's, then by the backbone's."""
-    settings = dict(config[key])
-    if dataset is not None:
-        settings = nested_update(settings, config["datasets"].get(dataset, {}).get(key, {}))
-    return nested_update(settings, config["backbones"][backbone].get(key, {}))
+    return vmp_workflow.training_data(config, name, split)
 
 
 def pretrained_checkpoint(backbone):
-    pretrain = config.get("pretrain")
-    if not pretrain or not config["backbones"][backbone].get("pretrained", True):
-        return []
-    if backbone in pretrain.get("checkpoints", {}):
-        return pretrain["checkpoints"][backbone]
-    return f"{RESULTS}/pretrain/{backbone}/model.pt"
+    """The checkpoint a backbone is fine-tuned from, or no input ([]) when it starts from scratch."""
+    return vmp_workflow.pretrained_checkpoint(config, backbone) or []
 
 
-def train_parameters(backbone, cell=None):
-    """Papermill parameters of one pre-training job (``cell`` None) or one cell (see notebooks/train.py)."""
-    if cell is None:
-        dataset, split, variant, lam, seeds = config["pretrain"]["dataset"], "1", "baseline", 0.0, [0]
-        optim = nested_update(backbone_settings(backbone, "optim"), config["pretrain"].get("optim", {}))
-        fmt, root, pretrained = "synthmotion", dataset_root(dataset), None
-        out_dirs = [f"{RESULTS}/pretrain/{backbone}"]
-    else:
-        dataset, split, _, variant, lam = cell.split("/")
-        lam, seeds = float(lam.removeprefix("lambda~")), CELL_SEEDS[cell]
-        optim = backbone_settings(backbone, "optim", dataset)
-        fmt, root = training_data(dataset, split)
-        out_dirs = [f"{RESULTS}/runs/{cell}/seed~{seed}" for seed in seeds]
-        pretrained = pretrained_checkpoint(backbone) or None
-    return json.dumps(
-        {
-            "dataset": dataset,
-            "dataset_format": fmt,
-            "data_root": root,
-            "split": split,
-            "backbone": backbone,
-            "arch": config["backbones"][backbone].get("arch", backbone),
-            "variant": variant,
-            "lambda_reg": lam,
-            "seeds": seeds,
-            "out_dirs": out_dirs,
-            "clip": backbone_settings(backbone, "clip", dataset),
-            "optim": optim,
-            "model": config["backbones"][backbone].get("model", {}),
-            "pretrained": pretrained,
-            "threads": RES.get("threads", 1),
-            "num_workers": RES.get("num_workers", 0),
-            "cache_frames": fmt == "synthmotion",
-            "accelerator": RES.get("accelerator", "auto"),
-            "precision": RES.get("precision", "32-true"),
-        }
-    )
+# Input and parameter functions of rules/train.smk (a cell wildcard is <dataset>/<split>/<backbone>/...).
+def get_pretrain_data(wildcards):
+    return data_ready_file(config["pretrain"]["dataset"])
+
+
+def get_pretrain_parameters(wildcards):
+    return json.dumps(vmp_workflow.train_parameters(config, wildcards.backbone))
+
+
+def get_cell_data(wildcards):
+    dataset, split = wildcards.cell.split("/")[:2]
+    return data_ready_file(dataset, split)
+
+
+def get_cell_pretrained(wildcards):
+    return pretrained_checkpoint(wildcards.cell.split("/")[2])
+
+
+def get_cell_parameters(wildcards):
+    backbone = wildcards.cell.split("/")[2]
+    return json.dumps(vmp_workflow.train_parameters(config, backbone, wildcards.cell))
 
 
 def all_outputs():

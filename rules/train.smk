@@ -1,15 +1,15 @@
 rule pretrain:
     """Pre-train one backbone (no prompts) on the source set, the stand-in for Kinetics."""
     input:
-        notebook=f"{RESULTS}/notebooks/train.ipynb",
-        data=lambda wc: data_ready_file(config["pretrain"]["dataset"]),
+        notebook=notebook_template("train"),
+        data=get_pretrain_data,
     output:
-        model=f"{RESULTS}/pretrain/{{backbone}}/model.pt",
-        metrics=f"{RESULTS}/pretrain/{{backbone}}/metrics.json",
-        history=f"{RESULTS}/pretrain/{{backbone}}/history.csv",
-        notebook=f"{RESULTS}/pretrain/{{backbone}}/train.ipynb",
+        model=f"{pretrain_dir('{backbone}')}/model.pt",
+        metrics=f"{pretrain_dir('{backbone}')}/metrics.json",
+        history=f"{pretrain_dir('{backbone}')}/history.csv",
+        notebook=f"{pretrain_dir('{backbone}')}/train.ipynb",
     params:
-        parameters=lambda wc: train_parameters(wc.backbone),
+        parameters=get_pretrain_parameters,
     conda:
         "../envs/environment.yaml"
     log:
@@ -22,7 +22,7 @@ rule pretrain:
         runtime=RES.get("runtime", 60),
         gpu=RES.get("gpu", 0),
     shell:
-        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        PAPERMILL
 
 
 for seeds, cells in SEED_GROUPS.items():
@@ -32,18 +32,18 @@ for seeds, cells in SEED_GROUPS.items():
         name:
             "finetune_seeds_" + "_".join(map(str, seeds))
         input:
-            notebook=f"{RESULTS}/notebooks/train.ipynb",
-            data=lambda wc: data_ready_file(*wc.cell.split("/")[:2]),
-            pretrained=lambda wc: pretrained_checkpoint(wc.cell.split("/")[2]),
+            notebook=notebook_template("train"),
+            data=get_cell_data,
+            pretrained=get_cell_pretrained,
         output:
-            metrics=[f"{RESULTS}/runs/{{cell}}/seed~{seed}/metrics.json" for seed in seeds],
-            history=[f"{RESULTS}/runs/{{cell}}/seed~{seed}/history.csv" for seed in seeds],
-            model=[f"{RESULTS}/runs/{{cell}}/seed~{seed}/model.pt" for seed in seeds],
-            notebook=f"{RESULTS}/runs/{{cell}}/train.ipynb",
+            metrics=[f"{seed_dir('{cell}', seed)}/metrics.json" for seed in seeds],
+            history=[f"{seed_dir('{cell}', seed)}/history.csv" for seed in seeds],
+            model=[f"{seed_dir('{cell}', seed)}/model.pt" for seed in seeds],
+            notebook=f"{cell_dir('{cell}')}/train.ipynb",
         wildcard_constraints:
             cell="|".join(re.escape(cell) for cell in cells),
         params:
-            parameters=lambda wc: train_parameters(wc.cell.split("/")[2], wc.cell),
+            parameters=get_cell_parameters,
         conda:
             "../envs/environment.yaml"
         log:
@@ -56,4 +56,4 @@ for seeds, cells in SEED_GROUPS.items():
             runtime=RES.get("runtime", 60) * len(seeds),
             gpu=RES.get("gpu", 0),
         shell:
-            "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+            PAPERMILL

@@ -1,9 +1,20 @@
-"""Helpers of the Snakemake workflow: configuration checks and the matrix of runs."""
+"""Helpers of the Snakemake workflow: configuration checks, the matrix of runs, their folders.
+
+Also a small command line (``python -m vmp.workflow -h``):
+
+    python -m vmp.workflow cell --configfile config/smoke.yaml synth_gym 1 x3d_tiny vmp
+        the cell's folder and the snakemake command that reruns it
+    python -m vmp.workflow params results/runs/<cell>/train.ipynb rerun/
+        writes rerun/params.yaml (the executed notebook's parameters, runs under rerun/) and
+        prints the papermill command that runs it outside the workflow
+"""
 
 from __future__ import annotations
 
+import ast
 import copy
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +98,109 @@ def dataset_root(config: dict[str, Any], name: str) -> str:
     return config["datasets"].get(name, {}).get("root", f"{config['data_root']}/{name}")
 
 
+def synth_datasets(config: dict[str, Any]) -> list[str]:
+    """Datasets the workflow generates: SynthMotion targets, and the pre-training scene if any."""
+    names = [name for name, d in config["datasets"].items() if d["format"] == "synthmotion"]
+    pretrain = config.get("pretrain")
+    return names + ([pretrain["dataset"]] if pretrain and "scene" in pretrain else [])
+
+
+def training_data(config: dict[str, Any], name: str, split: str) -> tuple[str, str]:
+    """(format, root) that vmp.datasets.index reads a dataset's split from for training."""
+    if name in synth_datasets(config):
+        return "synthmotion", dataset_root(config, name)
+    return "prepared", f"{config['results']}/data/{name}/{split}"
+
+
+def backbone_settings(
+    config: dict[str, Any], backbone: str, key: str, dataset: str | None = None
+) -> dict[str, Any]:
+    """Global ``key`` settings (clip, optim), updated by the dataset's, then by the backbone's."""
+    settings = dict(config[key])
+    if dataset is not None:
+        settings = nested_update(settings, config["datasets"].get(dataset, {}).get(key, {}))
+    return nested_update(settings, config["backbones"][backbone].get(key, {}))
+
+
+def pretrained_checkpoint(config: dict[str, Any], backbone: str) -> str | None:
+    """The checkpoint a backbone is fine-tuned from: a local file, or the pre-training job's."""
+    pretrain = config.get("pretrain")
+    if not pretrain or not config["backbones"][backbone].get("pretrained", True):
+        return None
+    if backbone in pretrain.get("checkpoints", {}):
+        return pretrain["checkpoints"][backbone]
+    return f"{pretrain_dir(config, backbone)}/model.pt"
+
+
+# The folders of a training job (read by vmp.runs, the tables and the figures as well).
+def cell_dir(results: str | Path, cell: str) -> str:
+    """``<results>/runs/<cell>``: one cell of Table 1 (its notebook and one folder per seed)."""
+    return f"{results}/runs/{cell}"
+
+
+def seed_dir(results: str | Path, cell: str, seed: int) -> str:
+    """``<results>/runs/<cell>/seed~<s>``: the folder of one run."""
+    return f"{cell_dir(results, cell)}/seed~{int(seed)}"
+
+
+def pretrain_dir(config: dict[str, Any], backbone: str) -> str:
+    """``<results>/pretrain/<backbone>``: a backbone's pre-training run."""
+    return f"{config['results']}/pretrain/{backbone}"
+
+
+def train_parameters(
+    config: dict[str, Any], backbone: str, cell: str | None = None
+) -> dict[str, Any]:
+    """Parameters of notebooks/train.py for a pre-training job (``cell`` None) or one cell.
+
+    The workflow passes exactly these (rules/train.smk); the notebook's parameters cell holds
+    them for one cell of the default profile (tests/test_config.py).
+    """
+    resources = config["resources"]
+    if cell is None:
+        dataset, split, variant, lam, seeds = (
+            config["pretrain"]["dataset"],
+            "1",
+            "baseline",
+            0.0,
+            [0],
+        )
+        optim = nested_update(
+            backbone_settings(config, backbone, "optim"), config["pretrain"].get("optim", {})
+        )
+        fmt, root, pretrained = "synthmotion", dataset_root(config, dataset), None
+        out_dirs = [pretrain_dir(config, backbone)]
+    else:
+        dataset, split, _, variant, lam = cell.split("/")
+        lam = float(lam.removeprefix("lambda~"))
+        seeds = cell_seeds(run_matrix(config))[cell]
+        optim = backbone_settings(config, backbone, "optim", dataset)
+        fmt, root = training_data(config, dataset, split)
+        out_dirs = [seed_dir(config["results"], cell, seed) for seed in seeds]
+        pretrained = pretrained_checkpoint(config, backbone)
+    return {
+        "dataset": dataset,
+        "dataset_format": fmt,
+        "data_root": root,
+        "split": split,
+        "backbone": backbone,
+        "arch": config["backbones"][backbone].get("arch", backbone),
+        "variant": variant,
+        "lambda_reg": lam,
+        "seeds": seeds,
+        "out_dirs": out_dirs,
+        "clip": backbone_settings(config, backbone, "clip", dataset),
+        "optim": optim,
+        "model": config["backbones"][backbone].get("model", {}),
+        "pretrained": pretrained,
+        "threads": resources.get("threads", 1),
+        "num_workers": resources.get("num_workers", 0),
+        "cache_frames": fmt == "synthmotion",
+        "accelerator": resources.get("accelerator", "auto"),
+        "precision": resources.get("precision", "32-true"),
+    }
+
+
 def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every training run: Table 1's cells (``table``) and the lambda ablation's (``ablation``).
 
@@ -151,3 +265,119 @@ def seed_groups(cells: dict[str, list[int]]) -> dict[tuple[int, ...], list[str]]
     for cell, seeds in cells.items():
         groups.setdefault(tuple(seeds), []).append(cell)
     return groups
+
+
+# --- command line: find a cell's files, rerun a training notebook outside the workflow ----------
+
+
+def find_cell(
+    config: dict[str, Any], dataset: str, split: str, backbone: str, variant: str, lam=None
+) -> str:
+    """The cell path of one training job of ``config``; a ConfigError lists the near ones."""
+    lam = 0.0 if variant == "baseline" else float(config["lambda"] if lam is None else lam)
+    cell = cell_path(
+        {"dataset": dataset, "split": str(split), "backbone": backbone, "variant": variant}
+        | {"lambda": lam}
+    )
+    cells = cell_seeds(run_matrix(config))
+    if cell not in cells:
+        near = [c for c in cells if c.startswith(f"{dataset}/{split}/{backbone}/")] or list(cells)
+        raise ConfigError(f"{cell} is not a cell of this profile; cells: {', '.join(near)}")
+    return cell
+
+
+def injected_parameters(notebook: str | Path) -> dict[str, Any]:
+    """The parameters an executed notebook ran with (papermill's injected-parameters cell)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    for tag in ("injected-parameters", "parameters"):  # without injected ones: the defaults
+        source = next(
+            (c["source"] for c in cells if tag in c.get("metadata", {}).get("tags", [])), None
+        )
+        if source is not None:
+            break
+    else:
+        raise ValueError(f"{notebook} has no parameters cell")
+    tree = ast.parse(source if isinstance(source, str) else "".join(source))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+
+
+def rerun_parameters(notebook: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """A training notebook's parameters with its runs written under ``out_dir``/seed~<s>.
+
+    Raises a ValueError if ``out_dir`` would overlap a folder the workflow's run wrote.
+    """
+    params = injected_parameters(notebook)
+    if "out_dirs" not in params:
+        raise ValueError(f"{notebook} has no out_dirs parameter (not a training notebook)")
+    out = Path(out_dir).resolve()
+    for old in (Path(d).resolve() for d in params["out_dirs"]):
+        if out == old or out in old.parents or old in out.parents:
+            raise ValueError(f"{out_dir} overlaps the workflow's run folder {old}; choose another")
+    params["out_dirs"] = [f"{out_dir}/seed~{seed}" for seed in params["seeds"]]
+    return params
+
+
+def _template(notebook: Path) -> Path:
+    """The notebook the workflow executed: <results>/notebooks/<name>.ipynb above ``notebook``."""
+    for folder in notebook.resolve().parents:
+        if (candidate := folder / "notebooks" / notebook.name).is_file():
+            return candidate
+    return notebook
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import shlex
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m vmp.workflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cell = commands.add_parser("cell", help="a cell's folder and the command that reruns it")
+    cell.add_argument("--configfile", default="config/config.yaml")
+    cell.add_argument("--lambda", dest="lam", type=float, help="default: the profile's lambda")
+    for name in ("dataset", "split", "backbone", "variant"):
+        cell.add_argument(name)
+    params = commands.add_parser(
+        "params", help="write an executed training notebook's parameters for a rerun elsewhere"
+    )
+    params.add_argument("notebook", type=Path, help="e.g. results/runs/<cell>/train.ipynb")
+    params.add_argument("out_dir", type=Path, help="new run folders: <out_dir>/seed~<s>")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "cell":
+            config = yaml.safe_load(Path(args.configfile).read_text())
+            check_config(config)
+            found = find_cell(
+                config, args.dataset, args.split, args.backbone, args.variant, args.lam
+            )
+            seeds = ", ".join(map(str, cell_seeds(run_matrix(config))[found]))
+            folder = cell_dir(config["results"], found)
+            option = (
+                ""
+                if args.configfile == "config/config.yaml"
+                else f" --configfile {args.configfile}"
+            )
+            print(f"cell      {found} (seeds {seeds})")
+            print(f"folder    {folder}")
+            print(
+                f"rerun     snakemake --cores 2 --forcerun {shlex.quote(folder + '/train.ipynb')}{option}"
+            )
+        else:
+            values = rerun_parameters(args.notebook, args.out_dir)
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            (args.out_dir / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+            out = args.out_dir / args.notebook.name
+            command = ["papermill", str(_template(args.notebook)), str(out), "-k", "python3"]
+            print(shlex.join([*command, "-f", str(args.out_dir / "params.yaml")]))
+    except (ConfigError, ValueError, OSError) as e:
+        parser.exit(2, f"error: {e}\n")
+
+
+if __name__ == "__main__":
+    main()

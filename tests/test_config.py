@@ -1,0 +1,284 @@
+"""The configuration: torch-free validation, profile names, one recipe, and the rerun commands."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from vmp import names
+from vmp.workflow import (
+    ConfigError,
+    check_config,
+    injected_parameters,
+    nested_update,
+    train_parameters,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "config" / "schema.yaml"
+DEFAULT_CELL = "synth_gym/1/x3d_tiny/vmp/lambda~2.5"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+# --- names known without torch ---------------------------------------------------------------
+
+
+def test_names_equal_the_real_registry_scenes_and_formats():
+    from vmp.datasets import SOURCES
+    from vmp.models import list_models, list_variants
+    from vmp.models.registry import get_entry
+    from vmp.synth import SCENES
+
+    assert sorted(names.MODELS) == list_models()
+    for model, pathways in names.MODELS.items():
+        assert pathways == get_entry(model).pathways, model
+        assert names.variants(model) == list_variants(model), model
+    assert set(names.VARIANTS) == {v for m in names.MODELS for v in list_variants(m)}
+    assert set(names.SCENES) == set(SCENES)
+    assert set(names.DATASET_FORMATS) == set(SOURCES) - {"prepared"}
+
+
+def test_schema_enums_equal_the_names():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    dataset = schema["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert dataset["format"]["enum"] == list(names.DATASET_FORMATS)
+    backbone = schema["properties"]["backbones"]["additionalProperties"]["properties"]
+    assert backbone["variants"]["items"]["enum"] == list(names.VARIANTS)
+
+
+def parse_time_imports() -> list[str]:
+    """The top-level import lines of the Snakefile and rules/*.smk (run at every parse)."""
+    lines = []
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
+        lines += [ln for ln in path.read_text().splitlines() if re.match(r"(import|from) \S", ln)]
+    return lines
+
+
+CHECK_WITHOUT_TORCH = """
+import sys, yaml
+{imports}
+from vmp.workflow import check_config
+for path in sys.argv[1:]:
+    check_config(yaml.safe_load(open(path)))
+heavy = sorted({{"torch", "numpy", "pandas", "av"}} & set(sys.modules))
+assert not heavy, f"imported while parsing the workflow: {{heavy}}"
+"""
+
+
+def test_parsing_the_workflow_and_checking_every_profile_imports_no_torch(tmp_path):
+    imports = parse_time_imports()
+    assert any("vmp" in line for line in imports)
+    paper = load("paper.yaml")
+    for dataset in paper["datasets"].values():
+        dataset["root"] = str(tmp_path)  # the check looks for each real dataset's folder
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(paper))
+    configs = [
+        ROOT / "config" / "config.yaml",
+        ROOT / "config" / "smoke.yaml",
+        tmp_path / "paper.yaml",
+    ]
+    script = CHECK_WITHOUT_TORCH.format(imports="\n".join(imports))
+    subprocess.run([sys.executable, "-c", script, *map(str, configs)], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"backbones": {"x3d_tiny": {"variants": ["vmp_fast"]}}}, "allowed: baseline, vmp"),
+        (
+            {"backbones": {"x3d_tiny": {"arch": "x3d_huge"}}},
+            "backbones.x3d_tiny.arch: unknown value 'x3d_huge'; allowed: c2d_r50, c2d_tiny",
+        ),
+        (
+            {"datasets": {"synth_gym": {"scene": "synth_moon"}}},
+            "datasets.synth_gym.scene: unknown value 'synth_moon'; allowed: synth_cooking",
+        ),
+        ({"pretrain": {"scene": "synth_moon"}}, "pretrain.scene: unknown value 'synth_moon'"),
+        ({"ablation": {"variant": "vmp_slow"}}, "ablation.variant: unknown value 'vmp_slow'"),
+    ],
+)
+def test_unknown_names_are_config_errors(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(nested_update(load("smoke.yaml"), changes))
+
+
+# --- profiles named by their users -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "paper", "lab_a100", "ablation-2.5"])
+def test_any_sensible_profile_name_is_valid(profile):
+    validate(load("smoke.yaml") | {"profile": profile}, schema=str(SCHEMA))
+
+
+@pytest.mark.parametrize("profile", ["", "../up", "my profile", "-x"])
+def test_profile_names_that_are_not_names_are_rejected(profile):
+    with pytest.raises(Exception, match="does not match"):
+        validate(load("smoke.yaml") | {"profile": profile}, schema=str(SCHEMA))
+
+
+# --- one recipe: the notebook's defaults are the default profile's --------------------------
+
+
+def notebook_defaults() -> dict:
+    """Values of notebooks/train.py's parameters cell, as a run of the notebook alone uses."""
+    notebook = jupytext.read(ROOT / "notebooks" / "train.py")
+    (cell,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    values: dict = {}
+    exec(cell.source, {}, values)
+    return values
+
+
+def test_notebook_defaults_are_the_default_profiles_values_for_one_cell():
+    expected = train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_CELL)
+    assert notebook_defaults() == expected
+
+
+def test_train_parameters_are_what_the_rules_pass():
+    """The cell's papermill command in a dry run of the default profile carries the same values."""
+    target = f"results/runs/{DEFAULT_CELL}/train.ipynb"
+    proc = subprocess.run(
+        ["snakemake", "-n", "-p", target, "--forcerun", target],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (command,) = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("Shell command: papermill") and f"{target}'" in line
+    ]
+    passed = yaml.safe_load(command.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
+    assert passed == train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_CELL)
+
+
+def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
+    config = load("config.yaml")
+    params = train_parameters(config, "i3d_tiny")
+    assert params["optim"] == config["optim"] | {"epochs": 10}
+    assert params["out_dirs"] == ["results/pretrain/i3d_tiny"] and params["seeds"] == [0]
+    assert params["pretrained"] is None and params["dataset"] == "synth_kinetics"
+    scratch = train_parameters(
+        config, "i3d_tiny_scratch", "synth_gym/1/i3d_tiny_scratch/vmp/lambda~2.5"
+    )
+    assert scratch["pretrained"] is None and scratch["arch"] == "i3d_tiny"
+
+
+# --- README commands: a cell's folder per profile, and the papermill route -------------------
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vmp.workflow", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def test_cell_command_names_the_folder_of_each_profile_and_a_working_order():
+    smoke = cli("cell", "--configfile", "config/smoke.yaml", "synth_gym", "1", "x3d_tiny", "vmp")
+    folder = "results/smoke/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5"
+    assert f"folder    {folder}\n" in smoke.stdout
+    assert "(seeds 0, 1)" in smoke.stdout
+    # The target comes before --configfile, which would read it as a second config file.
+    assert (
+        f"snakemake --cores 2 --forcerun '{folder}/train.ipynb' --configfile config/smoke.yaml"
+        in smoke.stdout
+    )
+    default = cli("cell", "synth_hmdb", "2", "c2d_tiny", "baseline")
+    assert "folder    results/runs/synth_hmdb/2/c2d_tiny/baseline/lambda~0\n" in default.stdout
+    ablation = cli("cell", "synth_gym", "1", "i3d_tiny", "vmp", "--lambda", "0.5")
+    assert "i3d_tiny/vmp/lambda~0.5 (seeds 0, 1, 2)" in ablation.stdout
+
+
+def test_cell_command_rejects_a_cell_the_profile_does_not_run():
+    proc = cli("cell", "synth_gym", "1", "i3d_tiny", "vmp", "--lambda", "0.7", check=False)
+    assert proc.returncode == 2
+    assert "synth_gym/1/i3d_tiny/vmp/lambda~0.7 is not a cell of this profile" in proc.stderr
+    assert "synth_gym/1/i3d_tiny/vmp/lambda~0.5" in proc.stderr
+
+
+# A stand-in for notebooks/train.py with the same parameter names that train_run needs for its
+# folders: it writes one file per seed into its out_dirs.
+RECORDER = """\
+from pathlib import Path
+for seed, out_dir in zip(seeds, out_dirs, strict=True):
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    Path(out_dir, "ran.txt").write_text(f"{dataset} {lambda_reg} {seed}")
+"""
+
+
+def executed_notebook(tmp_path: Path) -> Path:
+    """A training notebook executed by papermill as the workflow does, in a results-like tree."""
+    template = tmp_path / "results" / "notebooks" / "train.ipynb"
+    template.parent.mkdir(parents=True)
+    defaults = "dataset = 'synth_gym'\nlambda_reg = 0.0\nseeds = [0]\nout_dirs = ['nowhere']\n"
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(defaults, metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(RECORDER),
+        ]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    nbformat.write(notebook, template)
+    cell = tmp_path / "results" / "runs" / DEFAULT_CELL
+    params = {
+        "dataset": "synth_gym",
+        "lambda_reg": 2.5,
+        "seeds": [0, 1],
+        "out_dirs": [f"{cell}/seed~0", f"{cell}/seed~1"],
+        "clip": {"num_frames": 8, "hflip": False},
+        "pretrained": None,
+    }
+    executed = cell / "train.ipynb"
+    cell.mkdir(parents=True, exist_ok=True)
+    command = ["papermill", str(template), str(executed), "-k", "python3"]
+    subprocess.run([*command, "-y", yaml.safe_dump(params)], check=True, capture_output=True)
+    return executed
+
+
+def test_params_command_reruns_an_executed_notebook_elsewhere_with_papermill(tmp_path):
+    executed = executed_notebook(tmp_path)
+    workflow_runs = sorted(executed.parent.glob("seed~*/ran.txt"))
+    assert [p.read_text() for p in workflow_runs] == ["synth_gym 2.5 0", "synth_gym 2.5 1"]
+    before = [p.stat().st_mtime_ns for p in workflow_runs]
+
+    rerun = tmp_path / "rerun"
+    proc = cli("params", str(executed), str(rerun))
+    params = yaml.safe_load((rerun / "params.yaml").read_text())
+    assert params["out_dirs"] == [f"{rerun}/seed~0", f"{rerun}/seed~1"]
+    assert params["clip"] == {"num_frames": 8, "hflip": False} and params["pretrained"] is None
+    command = proc.stdout.split()
+    assert command[:2] == ["papermill", str(tmp_path / "results" / "notebooks" / "train.ipynb")]
+    assert command[-2:] == ["-f", str(rerun / "params.yaml")]
+
+    subprocess.run(command, check=True, capture_output=True)  # as printed
+    assert (rerun / "train.ipynb").is_file()
+    assert [(rerun / f"seed~{s}" / "ran.txt").read_text() for s in (0, 1)] == [
+        "synth_gym 2.5 0",
+        "synth_gym 2.5 1",
+    ]
+    assert [p.stat().st_mtime_ns for p in workflow_runs] == before  # the workflow's run untouched
+    assert injected_parameters(rerun / "train.ipynb")["out_dirs"] == params["out_dirs"]
+
+
+def test_params_command_refuses_the_workflows_own_run_folder(tmp_path):
+    notebook = tmp_path / "train.ipynb"
+    source = "seeds = [0]\nout_dirs = ['results/runs/a/1/b/vmp/lambda~2.5/seed~0']\n"
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), notebook)
+    for out in ("results/runs/a/1/b/vmp/lambda~2.5", "results/runs"):
+        proc = cli("params", str(notebook), out, check=False)
+        assert proc.returncode == 2 and "overlaps the workflow's run folder" in proc.stderr
+    assert not (ROOT / "results" / "runs" / "a").exists()
