@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,13 +12,16 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
-from helpers import comparable_results
+from helpers import check_report_page, comparable_results, needs_chromium
 
 from vmp.experiment import train_run
+from vmp.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
 from vmp.workflow import nested_update
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("train", "synth_data", "table1", "figures", "prepare_data")
+FIGURES = ("fig1_motion_representations", "fig3_power_normalisation", "fig4_slope_shift")
+FIGURES += ("fig5_attention", "fig6_regularisation")
 
 
 def snakemake(*args, cwd=ROOT, check=True):
@@ -150,11 +154,19 @@ def test_notebook_parameters_match_what_the_rules_pass(tmp_path):
         assert keys == declared[notebook], notebook
 
 
-@pytest.mark.slow
-def test_smoke_workflow_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
+    """The smoke profile run once from nothing, for the tests that read its results:
+    (config file, results folder)."""
+    tmp_path = tmp_path_factory.mktemp("smoke")
     config = write_config(tmp_path)
     snakemake("--cores", "2", "--configfile", str(config))
-    results = tmp_path / "results"
+    return config, tmp_path / "results"
+
+
+@pytest.mark.slow
+def test_smoke_workflow_end_to_end(smoke_run):
+    config, results = smoke_run
 
     table = pd.read_csv(results / "tables" / "table1.csv", dtype={"split": str})
     assert list(table["variant"]) == ["baseline", "vmp"]
@@ -201,6 +213,63 @@ def test_smoke_workflow_end_to_end(tmp_path):
     # Rerun one cell of Table 1: only that run and what depends on it.
     forced = planned_jobs("--configfile", str(config), "--forcerun", str(runs[0]))
     assert forced == {"finetune_seeds_0_1": 1, "table1": 1, "figures": 1, "report": 1, "all": 1}
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_smoke_results_page_in_chromium(smoke_run, tmp_path):
+    """The results page of the smoke run, loaded at 1280 px: every figure shown, every link
+    resolves (notebooks, tables, PDFs), no horizontal scrolling, a screenshot that is not blank."""
+    _, results = smoke_run
+    state = check_report_page(results / "report" / "index.html", tmp_path / "index.png")
+    shown = {Path(image["src"]).stem for image in state["images"]}
+    assert shown == set(FIGURES)
+    for heading in ("The run", "Table 1", "Verdict per backbone", "Lambda ablation", "Data"):
+        assert heading in state["text"]
+    hrefs = [link["href"] for link in state["links"]]
+    assert "tables/table1.html" in hrefs and "../tables/table1.csv" in hrefs
+    assert "runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/train.html" in hrefs
+
+
+@pytest.mark.slow
+def test_smoke_snakemake_report_has_captions(smoke_run, tmp_path):
+    config, _ = smoke_run
+    snakemake("--report", str(tmp_path / "report.html"), "--configfile", str(config))
+    report = (tmp_path / "report.html").read_text()
+    caption = (ROOT / "report" / "fig1_motion_representations.rst").read_text().split(":")[0]
+    assert caption == "Fig. 1" and "Fig. 1: one test frame" in report
+    assert "Table 1" in report and "table1_verdict.csv" in report
+
+
+def library_noise(results: Path) -> list[str]:
+    """What executed notebooks under ``results`` show that a reader should not see: known library
+    warnings or Lightning info lines on stderr, and raw reprs such as ``array([[<Axes: ...>]])``
+    (a figure's own text fallback beside its image does not count)."""
+    found = []
+    for path in sorted(results.rglob("*.ipynb")):
+        if path.parent.name == "notebooks":  # the templates, not executed
+            continue
+        for cell in json.loads(path.read_text())["cells"]:
+            for output in cell.get("outputs", []):
+                if output.get("name") == "stderr":
+                    text = "".join(output["text"])
+                    found += [f"{path}: {m}" for m, _ in KNOWN_WARNINGS if re.search(m, text)]
+                    found += [
+                        f"{path}: {line}"
+                        for line in text.splitlines()
+                        if line.startswith(KNOWN_LIGHTNING_LINES)
+                    ]
+                data = output.get("data", {})
+                if "image/png" not in data and "<Axes" in "".join(data.get("text/plain", "")):
+                    found.append(f"{path}: {''.join(data['text/plain'])[:200]}")
+    return found
+
+
+@pytest.mark.slow
+def test_smoke_notebooks_show_no_library_noise(smoke_run):
+    _, results = smoke_run
+    assert len(list(results.glob("runs/**/train.ipynb"))) == 3
+    assert library_noise(results) == []
 
 
 def _children(pid: int) -> list[int]:

@@ -71,7 +71,8 @@ th { background: #f6f8fa; text-align: left; }
 td.gain { background: #dafbe1; font-weight: 600; }
 td.loss { background: #ffebe9; font-weight: 600; }
 figure { margin: 18px 0 28px; }
-figure img { display: block; max-width: 100%; height: auto; border: 1px solid #e1e4e8; }
+figure img { display: block; max-width: 100%; max-height: 760px; width: auto; height: auto;
+             border: 1px solid #e1e4e8; }
 figcaption { font-size: 14px; margin-top: 6px; color: #424a53; }
 .note { color: #57606a; font-size: 14px; }
 .missing { color: #b35900; }
