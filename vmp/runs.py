@@ -287,7 +287,8 @@ def _parent(pid: int) -> int | None:
 
 
 def _is_snakemake(pid: int) -> bool:
-    return any(Path(arg).name == "snakemake" for arg in _command_line(pid)[:2])
+    # ".venv/bin/snakemake ...", "python .venv/bin/snakemake ..." or "python -m snakemake ..."
+    return any(Path(arg).name == "snakemake" for arg in _command_line(pid)[:3])
 
 
 def watched_processes(pid: int | None = None) -> list[tuple[int, int | None, str]]:
