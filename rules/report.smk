@@ -9,9 +9,9 @@ def report_data():
     return list(dict.fromkeys(manifests))
 
 
-def report_captions(paths):
-    """One-line caption per table and figure, by name (the captions of `snakemake --report`)."""
-    return {Path(path).stem: Path(path).read_text().strip() for path in paths}
+def report_captions(wildcards):
+    """One-line caption per table and figure, by name (also the captions of `snakemake --report`)."""
+    return {name: Path(f"report/{name}.rst").read_text().strip() for name in REPORT_TABLES + FIGURES}
 
 
 rule report:
@@ -23,24 +23,17 @@ rule report:
         figures=[f"{RESULTS}/figures/{name}.png" for name in FIGURES],
         ablation=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["ablation"]],
         data=report_data(),
-        captions=[f"report/{name}.rst" for name in REPORT_TABLES + FIGURES],
     output:
         index=f"{RESULTS}/report/index.html",
+    params:
+        root=RESULTS,
+        captions=report_captions,
+        config=config,
+        config_files=workflow.config_settings.configfiles or ["config/config.yaml"],
+        benchmarks=f"{RESULTS}/benchmarks",
     log:
         f"{RESULTS}/logs/report.log",
     run:
         from vmp.report import build_report
 
-        build_report(
-            Path(output.index).parent,
-            root=RESULTS,
-            notebooks=input.notebooks,
-            tables=input.tables,
-            figures=input.figures,
-            captions=report_captions(input.captions),
-            ablation=input.ablation,
-            data=input.data,
-            config=config,
-            config_files=workflow.config_settings.configfiles or ["config/config.yaml"],
-            benchmarks=f"{RESULTS}/benchmarks",
-        )
+        build_report(Path(output.index).parent, **dict(input.items()), **dict(params.items()))
