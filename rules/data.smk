@@ -39,7 +39,7 @@ rule synth_data:
         mem_mb=2000,
         runtime=30,
     shell:
-        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        PAPERMILL
 
 
 rule prepare_data:
@@ -76,6 +76,6 @@ rule prepare_data:
     shell:
         # The job's output goes to its log; one summary line (found / missing / unreadable, the
         # report's path) also goes to the terminal, also when preparation stopped on a bad class.
-        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1 && status=0 || status=$?; "
+        PAPERMILL + " && status=0 || status=$?; "
         "python -m vmp.datasets $(dirname {output.manifest:q}) 2>> {log:q} | tee -a {log:q} >&2 || true; "
         "exit $status"
