@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from vmp.io import temporary_path, write_csv, write_json
-from vmp.workflow import cell_path
+from vmp.workflow import cell_dir, cell_path, seed_dir  # noqa: F401 - the layout, spelled there
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,6 @@ def run_name(
         | {"lambda": float(lambda_reg)}
     )
     return f"{cell}/seed~{int(seed)}"
-
-
-def cell_dir(results: str | Path, cell: str) -> str:
-    """``<results>/runs/<cell>``: the folder of one cell (its seeds and its notebook)."""
-    return f"{results}/runs/{cell}"
-
-
-def seed_dir(results: str | Path, cell: str, seed: int) -> str:
-    """``<results>/runs/<cell>/seed~<s>``: the folder of one run."""
-    return f"{cell_dir(results, cell)}/seed~{int(seed)}"
 
 
 def run_dir(results: str | Path, run: dict[str, Any]) -> str:
