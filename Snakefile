@@ -23,6 +23,15 @@ include: "rules/figures.smk"
 include: "rules/report.smk"
 
 
+# Light rules run where Snakemake runs, not as cluster jobs (profiles/slurm).
+localrules:
+    all,
+    notebook_template,
+    table1,
+    figures,
+    report,
+
+
 rule all:
     input:
         all_outputs(),

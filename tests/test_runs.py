@@ -215,6 +215,29 @@ def test_a_stale_lock_is_taken_over_and_released(tmp_path, caplog):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_lock_from_another_host_lives_while_its_heartbeat_does(tmp_path, monkeypatch, caplog):
+    lock = tmp_path / "train.lock"
+    lock.write_text(json.dumps({"pid": 1, "host": "node-17", "started": "an hour ago"}))
+    with pytest.raises(runs.RunLocked, match=r"PID 1 on node-17.*lock refreshed \d+ s ago"):
+        with runs.run_lock(tmp_path):
+            pytest.fail("a fresh lock of another host was taken over")
+    # A cluster job killed on node-17 and resubmitted elsewhere: no heartbeat for 11 minutes.
+    old = time.time() - 11 * 60
+    os.utime(lock, (old, old))
+    with caplog.at_level(logging.WARNING, logger="vmp.runs"), runs.run_lock(tmp_path):
+        pass
+    assert "taking over the stale lock" in caplog.text and list(tmp_path.iterdir()) == []
+
+
+def test_a_held_lock_is_refreshed_by_its_heartbeat(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "HEARTBEAT_S", 0.05)
+    with runs.run_lock(tmp_path) as lock:
+        old = time.time() - 3600
+        os.utime(lock, (old, old))
+        time.sleep(0.5)
+        assert time.time() - lock.stat().st_mtime < 60
+
+
 def test_the_lock_is_released_on_exceptions(tmp_path):
     with pytest.raises(KeyError), runs.run_lock(tmp_path):
         raise KeyError("boom")

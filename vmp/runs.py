@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -207,10 +208,32 @@ def _describe(holder: dict[str, Any]) -> str:
     )
 
 
-def _holder_alive(holder: dict[str, Any]) -> bool:
+# A held lock's modification time is refreshed every HEARTBEAT_S seconds. A lock written on another
+# machine (a cluster job resubmitted to another node) cannot be checked by PID, so it counts as
+# alive until it has gone STALE_AFTER_S without a heartbeat.
+HEARTBEAT_S = 60.0
+STALE_AFTER_S = 10 * HEARTBEAT_S
+
+
+def _lock_age(lock: Path) -> float:
+    try:
+        return time.time() - lock.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _holder_alive(holder: dict[str, Any], lock: Path) -> bool:
     if holder.get("host") != socket.gethostname():
-        return True  # cannot check another machine: assume it is still training
+        return _lock_age(lock) < STALE_AFTER_S
     return isinstance(holder.get("pid"), int) and _alive(holder["pid"], holder.get("pid_start"))
+
+
+def _heartbeat(lock: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        try:
+            os.utime(lock)
+        except OSError:
+            return
 
 
 @contextmanager
@@ -219,8 +242,9 @@ def run_lock(folder: str | Path) -> Iterator[Path]:
 
     The lock file names this process (PID, host, start time, command line). If it exists and
     its process is alive, :class:`RunLocked` is raised naming that process; if its process is
-    gone (killed, crashed) the stale lock is taken over with a warning. The lock is removed
-    when the block ends, also on exceptions.
+    gone (killed, crashed) the stale lock is taken over with a warning. A lock from another host
+    is alive while its heartbeat (the file's time, refreshed every ``HEARTBEAT_S``) is younger
+    than ``STALE_AFTER_S``. The lock is removed when the block ends, also on exceptions.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -240,17 +264,21 @@ def run_lock(folder: str | Path) -> Iterator[Path]:
                 break
             except FileExistsError:
                 holder = _holder(lock)
-                if _holder_alive(holder):
+                if _holder_alive(holder, lock):
                     raise RunLocked(
-                        f"{folder} is being trained by another process: {_describe(holder)}. "
-                        f"Wait for it or stop it; if it is gone, remove {lock}."
+                        f"{folder} is being trained by another process: {_describe(holder)}, "
+                        f"lock refreshed {_lock_age(lock):.0f} s ago. Wait for it or stop it; "
+                        f"if it is gone, remove {lock}."
                     ) from None
                 log.warning("taking over the stale lock %s of %s", lock, _describe(holder))
                 if _holder(lock) == holder:  # not replaced by a third process meanwhile
                     lock.unlink(missing_ok=True)
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(lock, stop), daemon=True, name="run-lock").start()
     try:
         yield lock
     finally:
+        stop.set()
         if _holder(lock).get("pid") == me["pid"]:
             lock.unlink(missing_ok=True)
 
