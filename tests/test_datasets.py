@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import av
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -315,13 +316,67 @@ def test_mpii_prepare_cuts_segments(mpii, tmp_path):
     assert firsts == {"s08-d02-cam-002_0": 0, "s08-d02-cam-002_20": 20, "s10-d04-cam-002_10": 10}
 
 
+def write_matlab_v73(path: Path, annos: dict) -> Path:
+    """A MATLAB v7.3 file as MATLAB writes one: HDF5 after a 512-byte text header, strings and cell
+    arrays as uint16 characters behind object references in #refs#, numbers as (1, N) doubles."""
+    with h5py.File(path, "w", userblock_size=512) as mat:
+        group, refs = mat.create_group("annos"), mat.create_group("#refs#")
+        for name, values in annos.items():
+            if isinstance(values[0], str):
+                cells = []
+                for i, text in enumerate(values):
+                    chars = np.array([[ord(c)] for c in text], dtype=np.uint16)
+                    cells.append(refs.create_dataset(f"{name}_{i}", data=chars).ref)
+                group.create_dataset(name, data=np.array([cells], dtype=h5py.ref_dtype))
+            else:
+                group.create_dataset(name, data=np.array([values], dtype=np.float64))
+    with open(path, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Nov 30 2026 HDF5 schema")
+    return path
+
+
+def test_mpii_official_mat_annotations_index_like_the_csv(mpii):
+    # The fixture's CSV rows, as the official file stores them: per-video file map, 1-based frames.
+    write_matlab_v73(
+        mpii / "attributesAnnotations_MPII-Cooking-2.mat",
+        {
+            "annoFileMap": [
+                "/BS/cooking2/tsv/s08-d02-cam-002.tsv",
+                "/BS/cooking2/tsv/s09-d03-cam-002.tsv",
+                "/BS/cooking2/tsv/s10-d04-cam-002.tsv",
+                "/BS/cooking2/tsv/s99-d99-cam-002.tsv",
+            ],
+            "activity": ["cut apart", "peel", "peel", "cut apart", "peel", "wash"],
+            "fileId": [1, 1, 2, 3, 3, 4],
+            "startFrame": [1, 21, 1, 11, 101, 1],
+            "endFrame": [10, 30, 6, 20, 111, 6],
+        },
+    )
+    from_csv = index("mpii_cooking2", mpii, "test")
+    from_mat = index(
+        "mpii_cooking2", mpii, "test", annotations="attributesAnnotations_MPII-Cooking-2.mat"
+    )
+    pd.testing.assert_frame_equal(from_mat, from_csv)
+
+
+def test_mpii_mat_errors_name_the_file(mpii):
+    (mpii / "broken.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(200))
+    with pytest.raises(ValueError, match=r"broken\.mat is not a MATLAB v7\.3 \(HDF5\) file"):
+        index("mpii_cooking2", mpii, "test", annotations="broken.mat")
+    write_matlab_v73(mpii / "other.mat", {"activity": ["peel"], "fileId": [1]})
+    with pytest.raises(
+        ValueError, match=r"other\.mat has no annos\.annoFileMap, annos\.startFrame"
+    ):
+        index("mpii_cooking2", mpii, "test", annotations="other.mat")
+
+
 def test_mpii_errors(mpii):
     with pytest.raises(ValueError, match="split must be 'test'"):
         index("mpii_cooking2", mpii, 1)
     (mpii / "annotations.csv").write_text("s08-d02,0,x,peel\n")
     with pytest.raises(ValueError, match=r"annotations\.csv line 1"):
         index("mpii_cooking2", mpii, "test")
-    with pytest.raises(FileNotFoundError, match=r"annotation CSV.*mpi-inf\.mpg\.de"):
+    with pytest.raises(FileNotFoundError, match=r"annotation file.*mpi-inf\.mpg\.de"):
         index("mpii_cooking2", mpii, "test", annotations="other.csv")
     (mpii / "experimentalSetup" / "sequencesVal.txt").unlink()
     with pytest.raises(FileNotFoundError, match=r"sequencesVal\.txt"):

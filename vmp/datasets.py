@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -61,7 +61,8 @@ SOURCES = {
         "(https://www.mpi-inf.mpg.de/departments/computer-vision-and-machine-learning/research/"
         "human-activity-recognition/mpii-cooking-2-dataset): videos/<sequence>-cam-002.avi, "
         "experimentalSetup/sequences{TrainAttr,Val,Test}.txt and the activity annotations "
-        "converted to CSV rows <sequence>,<start_frame>,<end_frame>,<activity>"
+        "(the official attributesAnnotations_MPII-Cooking-2.mat, or CSV rows "
+        "<sequence>,<start_frame>,<end_frame>,<activity> with 0-based frames; set `annotations`)"
     ),
 }
 
@@ -271,10 +272,37 @@ def _index_mpii(
         for line in f.read_text().splitlines():
             if line.split():
                 subset_of[line.split()[0]] = subset
-    ann = _require(root / annotations, "mpii_cooking2", "annotation CSV")
+    ann = _require(root / annotations, "mpii_cooking2", "annotation file")
     rows = []
     fps_cache: dict[str, float | None] = {}
-    with ann.open(newline="") as fh:
+    read = _mpii_mat_segments if ann.suffix.lower() == ".mat" else _mpii_csv_segments
+    for seq, start, end, activity in read(ann):
+        seq = seq.removesuffix(f"-{camera}")
+        if seq not in subset_of:
+            continue
+        video = (root / video_dir / f"{seq}-{camera}.avi").resolve()
+        if str(video) not in fps_cache:
+            fps_cache[str(video)] = _header_fps(video)
+        fps = fps_cache[str(video)]
+        # Frames are 0-based and the end frame is inclusive (as in the authors' cutting code).
+        rows.append(
+            {
+                "path": str(video),
+                "class_name": activity,
+                "subset": subset_of[seq],
+                "start_sec": start / fps if fps else np.nan,
+                "end_sec": (end + 1) / fps if fps else np.nan,
+                "clip_id": f"{seq}-{camera}_{start}",
+                "start_frame": start,
+                "end_frame": end,
+            }
+        )
+    return _finish(rows, "mpii_cooking2", root)
+
+
+def _mpii_csv_segments(path: Path) -> Iterator[tuple[str, int, int, str]]:
+    """(sequence, start, end, activity) rows of ``<sequence>,<start>,<end>,<activity>`` (0-based)."""
+    with path.open(newline="") as fh:
         for n, rec in enumerate(csv.reader(fh), 1):
             if not rec or not "".join(rec).strip():
                 continue
@@ -283,31 +311,58 @@ def _index_mpii(
                 continue  # header row
             if len(rec) != 4 or not (rec[1].isdigit() and rec[2].isdigit()):
                 raise ValueError(
-                    f"mpii_cooking2: {ann} line {n}: expected "
+                    f"mpii_cooking2: {path} line {n}: expected "
                     f"'<sequence>,<start_frame>,<end_frame>,<activity>', got {','.join(rec)!r}"
                 )
-            seq = rec[0].removesuffix(f"-{camera}")
-            if seq not in subset_of:
-                continue
-            start, end = int(rec[1]), int(rec[2])
-            video = (root / video_dir / f"{seq}-{camera}.avi").resolve()
-            if str(video) not in fps_cache:
-                fps_cache[str(video)] = _header_fps(video)
-            fps = fps_cache[str(video)]
-            # Frames are 0-based and the end frame is inclusive (as in the authors' cutting code).
-            rows.append(
-                {
-                    "path": str(video),
-                    "class_name": rec[3],
-                    "subset": subset_of[seq],
-                    "start_sec": start / fps if fps else np.nan,
-                    "end_sec": (end + 1) / fps if fps else np.nan,
-                    "clip_id": f"{seq}-{camera}_{start}",
-                    "start_frame": start,
-                    "end_frame": end,
-                }
+            yield rec[0], int(rec[1]), int(rec[2]), rec[3]
+
+
+# Fields of the official annotation file (attributesAnnotations_MPII-Cooking-2.mat, MATLAB v7.3):
+# struct `annos` with cell arrays of strings `annoFileMap` (one annotation file per video, e.g.
+# ".../s08-d02-cam-002.tsv") and `activity`, and numeric `fileId` (1-based into annoFileMap),
+# `startFrame`, `endFrame` (1-based, inclusive).
+_MPII_MAT_FIELDS = ("annoFileMap", "activity", "fileId", "startFrame", "endFrame")
+
+
+def _mpii_mat_segments(path: Path) -> Iterator[tuple[str, int, int, str]]:
+    """(sequence, start, end, activity) of the official v7.3 ``.mat`` file, frames made 0-based."""
+    import h5py
+
+    try:
+        mat = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(
+            f"mpii_cooking2: {path} is not a MATLAB v7.3 (HDF5) file ({err}); give the official "
+            "attributesAnnotations_MPII-Cooking-2.mat or a CSV <sequence>,<start>,<end>,<activity>"
+        ) from None
+    with mat:
+        annos = mat.get("annos")
+        missing = [f for f in _MPII_MAT_FIELDS if annos is None or f not in annos]
+        if missing:
+            raise ValueError(
+                f"mpii_cooking2: {path} has no annos.{', annos.'.join(missing)}; expected the "
+                "official activity annotations (attributesAnnotations_MPII-Cooking-2.mat)"
             )
-    return _finish(rows, "mpii_cooking2", root)
+
+        def strings(name: str) -> list[str]:
+            refs = annos[name][()].ravel()
+            return ["".join(map(chr, mat[ref][()].ravel())) for ref in refs]
+
+        def integers(name: str) -> np.ndarray:
+            return np.asarray(annos[name][()], dtype=np.int64).ravel()
+
+        files, activities = strings("annoFileMap"), strings("activity")
+        file_ids, starts, ends = integers("fileId"), integers("startFrame"), integers("endFrame")
+    if not len(activities) == len(file_ids) == len(starts) == len(ends):
+        raise ValueError(
+            f"mpii_cooking2: {path}: annos fields differ in length (activity {len(activities)}, "
+            f"fileId {len(file_ids)}, startFrame {len(starts)}, endFrame {len(ends)})"
+        )
+    sequences = [Path(f.replace("\\", "/")).stem for f in files]
+    for file_id, start, end, activity in zip(file_ids, starts, ends, activities, strict=True):
+        if not 1 <= file_id <= len(sequences):
+            raise ValueError(f"mpii_cooking2: {path}: fileId {file_id} outside annoFileMap")
+        yield sequences[file_id - 1], int(start) - 1, int(end) - 1, activity.strip()
 
 
 def _header_fps(path: Path) -> float | None:
