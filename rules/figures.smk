@@ -35,4 +35,4 @@ rule figures:
     log:
         f"{RESULTS}/logs/figures.log",
     shell:
-        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        PAPERMILL

@@ -247,14 +247,16 @@ def test_results_page_shows_run_tables_figures_ablation_data_and_notebooks(resul
     assert pd.read_csv(out / "rule_times.csv").set_index("rule").loc["all", "jobs"] == 2
 
 
-def test_results_page_without_ablation_or_benchmarks_says_so(results_tree):
-    results_tree |= {
-        "ablation": [],
-        "benchmarks": None,
-        "figures": [],
-        "repo": results_tree["root"],
-    }
+def test_results_page_without_ablation_or_benchmarks_says_so(results_tree, tmp_path):
+    """Also: captions read from caption files, and the results root taken from ``out_dir``."""
+    caption = tmp_path / "table1.rst"
+    caption.write_text("Table 1 from its caption file.\n")
+    del results_tree["root"]
+    results_tree |= {"ablation": [], "benchmarks": None, "figures": [], "captions": [caption]}
+    results_tree["repo"] = tmp_path
     text = build_report(**results_tree).read_text()
+    assert "Table 1 from its caption file. (" in text
+    assert '<a href="runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/train.html">' in text
     assert "This profile runs no lambda ablation." in text
     assert "No figure was given." in text
     assert "unknown (no Snakemake benchmark files)" in text

@@ -83,11 +83,11 @@ ul.notebooks { columns: 2; font-size: 14px; }
 def build_report(
     out_dir: str | Path,
     *,
-    root: str | Path,
+    root: str | Path | None = None,
     notebooks: Iterable[str | Path] = (),
     tables: Iterable[str | Path] = (),
     figures: Iterable[str | Path] = (),
-    captions: Mapping[str, str] | None = None,
+    captions: Mapping[str, str] | Iterable[str | Path] = (),
     ablation: Iterable[str | Path] = (),
     data: Iterable[str | Path] = (),
     config: Mapping | None = None,
@@ -99,12 +99,14 @@ def build_report(
 
     Args:
         out_dir: the report folder (``results/report``); every link is relative to it.
-        root: the results root; notebooks' HTML copies mirror their paths below it.
+        root: the results root (default: the parent of ``out_dir``); notebooks' HTML copies
+            mirror their paths below it.
         notebooks: executed ``.ipynb`` files.
         tables: the tables' markdown files (``table1.md``, ``table1_verdict.md``, ...); the
             ``.csv`` / ``.tex`` beside each are linked.
         figures: the figures' PNG files (the PDF beside each is linked).
-        captions: one-line caption per table or figure, by file stem.
+        captions: one-line caption per table or figure, by file stem, or caption files
+            (``<stem>.rst``, as ``snakemake --report`` reads them).
         ablation: ``metrics.json`` of the lambda ablation's runs.
         data: each dataset's ``manifest.csv``; a ``prepare_report.json`` beside it (real
             datasets) gives found / missing / unreadable, otherwise it is a generated scene.
@@ -113,8 +115,10 @@ def build_report(
             ``rule_times.{csv,md}`` beside the index.
         repo: the git checkout whose commit is recorded.
     """
-    out_dir, root = Path(out_dir), Path(root)
-    captions = dict(captions or {})
+    out_dir = Path(out_dir)
+    root = Path(root) if root is not None else out_dir.parent
+    if not isinstance(captions, Mapping):
+        captions = {Path(p).stem: Path(p).read_text().strip() for p in captions}
     converted = _convert_notebooks(notebooks, out_dir, root)
     times = rule_times(benchmarks) if benchmarks and Path(benchmarks).is_dir() else None
     if times is not None:
