@@ -15,7 +15,8 @@
 # Pre-training (source set, no prompts) or fine-tuning (one cell of Table 1: dataset, split,
 # backbone, variant, lambda) of one backbone with loss = CE + lambda * V, once per seed, each seed
 # into its own run folder. All logic lives in `vmp.experiment.train_run`; this notebook is the
-# cell's record. Rerun it alone with `papermill notebooks/train.ipynb out.ipynb -f params.yaml`.
+# cell's record. Rerun it alone: `python -m vmp.workflow params <this notebook> <new folder>`
+# writes its parameters to <new folder>/params.yaml and prints the papermill command (README).
 
 # %% tags=["parameters"]
 # The default profile's recipe for one of its cells (config/config.yaml; tests/test_config.py

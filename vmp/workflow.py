@@ -323,7 +323,7 @@ def rerun_parameters(notebook: str | Path, out_dir: str | Path) -> dict[str, Any
 
 def _template(notebook: Path) -> Path:
     """The notebook the workflow executed: <results>/notebooks/<name>.ipynb above ``notebook``."""
-    for folder in notebook.resolve().parents:
+    for folder in notebook.parents:
         if (candidate := folder / "notebooks" / notebook.name).is_file():
             return candidate
     return notebook
