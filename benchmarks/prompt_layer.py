@@ -44,6 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--implementations",
+        nargs="+",
+        choices=IMPLEMENTATIONS,
+        default=list(IMPLEMENTATIONS),
+        help="implementations to measure (default: all)",
+    )
     parser.add_argument("--child-memory", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.frames < 2 or args.batch < 1 or args.size < 1 or args.repeats < 1:
@@ -174,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     video.requires_grad_(True)
     g_video = torch.randn_like(video)
     frozen = video.detach()
-    layers = {impl: make_layer(impl, args.device) for impl in IMPLEMENTATIONS}
+    impls = args.implementations
+    layers = {impl: make_layer(impl, args.device) for impl in impls}
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
 
     def identity_fb() -> None:
@@ -224,18 +232,21 @@ def main(argv: list[str] | None = None) -> None:
             f"{first_call[name] * 1e3:14.1f}"
         )
     copy = med["copy (x.clone())"]
-    for impl in IMPLEMENTATIONS:
+    for impl in impls:
         for mode in ("forward (no_grad)", "forward+backward", "fwd+bwd (m, n only)"):
             print(f"ratio {impl} {mode} / copy: {med[f'{impl} {mode}'] / copy:.2f}")
     for slow, fast in (("eager", "fused"), ("fused", "compiled"), ("fused", "native")):
+        if slow not in impls or fast not in impls:
+            continue
         for mode in ("forward (no_grad)", "forward+backward", "fwd+bwd (m, n only)"):
             ratio = med[f"{slow} {mode}"] / med[f"{fast} {mode}"]
             print(f"ratio {slow} / {fast} {mode}: {ratio:.2f}")
-    compile_s = sum(
-        first_call[f"compiled {mode}"]
-        for mode in ("forward (no_grad)", "forward+backward", "fwd+bwd (m, n only)")
-    )
-    print(f"compiled: first calls (compilation of 3 graphs) took {compile_s:.1f} s in all")
+    if "compiled" in impls:
+        compile_s = sum(
+            first_call[f"compiled {mode}"]
+            for mode in ("forward (no_grad)", "forward+backward", "fwd+bwd (m, n only)")
+        )
+        print(f"compiled: first calls (compilation of 3 graphs) took {compile_s:.1f} s in all")
 
     print("memory, in input sizes:")
     for impl, layer in layers.items():
@@ -252,8 +263,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"rest {(peak - unavoidable) / input_bytes:.2f})"
             )
         print("; ".join(parts))
-    best = min(IMPLEMENTATIONS, key=lambda i: med[f"{i} forward+backward"])
-    for impl in ("fused", "compiled", "native"):
+    best = min(impls, key=lambda i: med[f"{i} forward+backward"])
+    for impl in [i for i in ("fused", "compiled", "native") if i in impls]:
         ratio = med[f"{impl} forward+backward"] / copy
         print(
             f"goal fwd+bwd <= 3x copy: {impl} {ratio:.2f}x -> {'met' if ratio <= 3 else 'NOT met'}"
@@ -267,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         f"bandwidth fwd+bwd takes {moved / (2 * input_bytes):.2f}x a copy"
     )
     goal = " (goal >= 50% on a GPU)" if args.device == "cuda" else ""
-    for impl in IMPLEMENTATIONS:
+    for impl in impls:
         bandwidth = moved / med[f"{impl} forward+backward"]
         print(
             f"{impl} fwd+bwd bandwidth {bandwidth / 1e9:.1f} GB/s = "

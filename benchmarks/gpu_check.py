@@ -1,0 +1,180 @@
+"""The GPU check: the prompt layer against a copy, paper-size training steps, the smoke DAG on a GPU.
+
+Three parts, each printed as it finishes (about 5-8 minutes on one recent GPU):
+
+1. ``benchmarks/prompt_layer.py`` on a 8x3x17x224^2 clip: every implementation's forward and
+   forward+backward time as a multiple of ``x.clone()`` and as a share of the copy's bandwidth.
+2. One training step (SGD, cross-entropy) of each paper-size backbone without and with its prompt
+   layer(s), under bf16 autocast: milliseconds, the layer's share of the +VMP step, and peak
+   memory per clip.
+3. The smoke profile's DAG with ``accelerator: gpu``, ``precision: bf16-mixed``, end to end.
+
+    python benchmarks/gpu_check.py            # on a CUDA machine
+    python benchmarks/gpu_check.py --dry      # CPU, tiny sizes, smoke DAG planned only (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import prompt_layer  # noqa: E402  (a sibling script)
+from model_step import layer_fn, median_times  # noqa: E402
+
+from vmp.models import create_model, list_variants, variant_options  # noqa: E402
+
+# (model, batch, frames T+1, size); the paper's clips per backbone.
+PAPER_MODELS = [
+    ("slowfast_r50", 4, 33, 224),
+    ("c2d_r50", 8, 9, 224),
+    ("i3d_r50", 8, 9, 224),
+    ("x3d_m", 8, 17, 224),
+    ("timesformer", 4, 9, 224),
+]
+DRY_MODELS = [(f"{name.split('_')[0]}_tiny", 2, 9, 32) for name, *_ in PAPER_MODELS]
+
+
+def synced(fn: Callable[[], None], device: str) -> Callable[[], None]:
+    def run() -> None:
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return run
+
+
+def autocast(device: str):
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def training_step(model: torch.nn.Module, video: torch.Tensor, labels: torch.Tensor, device: str):
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device):
+            loss = F.cross_entropy(model(video).logits, labels)
+        loss.backward()
+        optimizer.step()
+
+    return synced(step, device)
+
+
+def peak_mib_per_clip(step: Callable[[], None], batch: int, device: str) -> float:
+    if device != "cuda":
+        return float("nan")
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    return torch.cuda.max_memory_allocated() / 2**20 / batch
+
+
+def backbone_rows(models, device: str, repeats: int) -> list[dict]:
+    rows = []
+    for name, batch, frames, size in models:
+        torch.manual_seed(0)
+        video = torch.rand(batch, 3, frames, size, size, device=device)
+        labels = torch.randint(0, 10, (batch,), device=device)
+        variant = list_variants(name)[-1]  # "vmp", or SlowFast's "vmp_both"
+        build = {"num_frames": frames - 1, "crop_size": size}
+        base = create_model(name, 10, **build).to(device).train()
+        vmp = create_model(name, 10, **build, **variant_options(name, variant)).to(device).train()
+        steps = [
+            training_step(base, video, labels, device),
+            training_step(vmp, video, labels, device),
+        ]
+        layer = synced(layer_fn(vmp, video), device)
+        t_base, t_vmp, t_layer = median_times([*steps, layer], repeats)
+        rows.append(
+            {
+                "model": name,
+                "variant": variant,
+                "clip": f"{batch}x{frames}x{size}^2",
+                "base_ms": 1e3 * t_base,
+                "vmp_ms": 1e3 * t_vmp,
+                "layer_share": t_layer / t_vmp,
+                "base_mib": peak_mib_per_clip(steps[0], batch, device),
+                "vmp_mib": peak_mib_per_clip(steps[1], batch, device),
+            }
+        )
+        del base, vmp, steps
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    return rows
+
+
+def smoke_dag(dry: bool, workdir: Path) -> str:
+    """Run (or with ``dry`` only plan) the smoke DAG with training on the GPU."""
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config |= {"results": str(workdir / "results"), "data_root": str(workdir / "data")}
+    gpu = {"accelerator": "gpu", "precision": "bf16-mixed", "gpu": 1}
+    config["resources"] = config.get("resources", {}) | gpu
+    path = workdir / "smoke_gpu.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = ["snakemake", "--cores", "4", "all", "--configfile", str(path)]
+    if dry:
+        command.insert(1, "-n")
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"smoke DAG failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    seconds = time.perf_counter() - start
+    if dry:
+        return f"smoke DAG with accelerator gpu planned ({' '.join(command)}): ok"
+    table = (workdir / "results" / "tables" / "table1.md").read_text().splitlines()[:4]
+    return f"smoke DAG on the GPU: {seconds:.0f} s\n" + "\n".join(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dry", action="store_true", help="CPU, tiny sizes, smoke DAG planned only"
+    )
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    device = "cpu" if args.dry else "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: run with --dry for the CPU check of this script")
+    repeats = 2 if args.dry else args.repeats
+    if device == "cuda":
+        print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}", flush=True)
+
+    print("\n== 1. prompt layer vs copy ==", flush=True)
+    # --dry skips "compiled" (about a minute of compilation on CPU) and "native" (a C++ build).
+    small = ["--batch", "2", "--frames", "5", "--size", "16", "--implementations", "eager", "fused"]
+    prompt_layer.main([*(small if args.dry else []), "--device", device, "--repeats", str(repeats)])
+
+    print("\n== 2. training step per backbone (bf16 autocast on CUDA) ==", flush=True)
+    rows = backbone_rows(DRY_MODELS if args.dry else PAPER_MODELS, device, repeats)
+    print(
+        f"{'model':18}{'variant':10}{'clip':16}{'base ms':>9}{'vmp ms':>9}{'layer':>7}"
+        f"{'base MiB/clip':>15}{'vmp MiB/clip':>14}"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:18}{r['variant']:10}{r['clip']:16}{r['base_ms']:9.1f}{r['vmp_ms']:9.1f}"
+            f"{r['layer_share']:7.1%}{r['base_mib']:15.0f}{r['vmp_mib']:14.0f}"
+        )
+
+    print("\n== 3. smoke DAG ==", flush=True)
+    with tempfile.TemporaryDirectory(prefix="vmp-gpu-check-") as tmp:
+        print(smoke_dag(args.dry, Path(tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
