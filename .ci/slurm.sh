@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+make env >/dev/null  # the project's environment (snakemake, the SLURM plugin, vmp)
+export PATH="$ROOT/.venv/bin:$PATH"
 WORK=$(mktemp -d /tmp/vmp-slurm.XXXXXX)
 PIDS=()
 

@@ -173,6 +173,35 @@ def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
     assert scratch["pretrained"] is None and scratch["arch"] == "i3d_tiny"
 
 
+def test_released_timesformer_entry_runs_the_authors_recipe():
+    from vmp.models import create_model, variant_options
+    from vmp.workflow import run_matrix
+
+    config = load("paper.yaml")
+    cells = {
+        (r["dataset"], r["variant"], r["lambda"])
+        for r in run_matrix(config)
+        if r["backbone"] == "timesformer_released"
+    }
+    assert ("mpii_cooking2", "vmp", 0.0) in cells and ("hmdb51", "baseline", 0.0) in cells
+    assert ("mpii_cooking2", "vmp", 2.5) not in cells  # its own lambda, not the global one
+    params = train_parameters(
+        config, "timesformer_released", "mpii_cooking2/test/timesformer_released/vmp/lambda~0"
+    )
+    assert params["precision"] == "32-true" and params["arch"] == "timesformer"
+    assert params["pretrained"] == config["pretrain"]["checkpoints"]["timesformer"]
+    paper_as_written = train_parameters(
+        config, "timesformer", "mpii_cooking2/test/timesformer/vmp/lambda~2.5"
+    )
+    assert paper_as_written["precision"] == config["resources"]["precision"]
+    # What the rule passes builds the released layer (on the tiny TimeSformer, same code path).
+    model = create_model(
+        "timesformer_tiny", 5, **variant_options("timesformer_tiny", "vmp"), **params["model"]
+    )
+    layer = model.prompt_layers["video"]
+    assert layer.input_normalized and layer.grayscale_order == "bgr"
+
+
 # --- README commands: a cell's folder per profile, and the papermill route -------------------
 
 

@@ -81,7 +81,15 @@ def test_missing_real_dataset_names_the_folder_and_the_source(tmp_path):
     assert "serre-lab.clps.brown.edu" in out
 
 
-PAPER_BACKBONES = ("slowfast_r50", "c2d_r50", "i3d_r50", "x3d_m", "timesformer", "timesformer_k600")
+PAPER_BACKBONES = (
+    "slowfast_r50",
+    "c2d_r50",
+    "i3d_r50",
+    "x3d_m",
+    "timesformer",
+    "timesformer_k600",
+    "timesformer_released",
+)
 
 
 def paper_config(tmp_path: Path) -> Path:
@@ -109,9 +117,9 @@ def planned_jobs(*args: str) -> dict[str, int]:
 
 def test_paper_profile_plans_every_cell_of_table1(tmp_path):
     counts = planned_jobs("--configfile", str(paper_config(tmp_path)))
-    # 5 dataset-splits x (4 SlowFast + 5 x 2) variants, plus the ablation's 8 other lambdas; one
+    # 5 dataset-splits x (4 SlowFast + 6 x 2) variants, plus the ablation's 8 other lambdas; one
     # seed each, so one job per cell of the one-seed group.
-    assert counts["finetune_seeds_0"] == 5 * 14 + 8
+    assert counts["finetune_seeds_0"] == 5 * 16 + 8
     assert counts["prepare_data"] == 5
     assert "pretrain" not in counts and "synth_data" not in counts
 

@@ -197,7 +197,9 @@ def train_parameters(
         "num_workers": resources.get("num_workers", 0),
         "cache_frames": fmt == "synthmotion",
         "accelerator": resources.get("accelerator", "auto"),
-        "precision": resources.get("precision", "32-true"),
+        "precision": config["backbones"][backbone].get(
+            "precision", resources.get("precision", "32-true")
+        ),
     }
 
 
@@ -205,7 +207,8 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every training run: Table 1's cells (``table``) and the lambda ablation's (``ablation``).
 
     A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
-    Baselines have no prompt layer, so their lambda is 0. A dataset's ``seeds`` replace the global
+    Baselines have no prompt layer, so their lambda is 0; a backbone's ``lambda`` replaces the
+    global one for its +VMP rows. A dataset's ``seeds`` replace the global
     ones (e.g. a single seed where its splits serve as the replicates).
     """
     runs: dict[tuple, dict[str, Any]] = {}
@@ -229,7 +232,15 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
         for split, variant, seed in itertools.product(
             dataset["splits"], settings["variants"], seeds
         ):
-            add("table", name, split, backbone, variant, config["lambda"], seed)
+            add(
+                "table",
+                name,
+                split,
+                backbone,
+                variant,
+                settings.get("lambda", config["lambda"]),
+                seed,
+            )
     ablation = config.get("ablation")
     if ablation:
         for lam, seed in itertools.product(ablation["lambdas"], ablation["seeds"]):
