@@ -144,3 +144,41 @@ def executed_notebooks():
     if config.get("pretrain") and "scene" in config["pretrain"]:
         notebooks += [f"{RESULTS}/pretrain/{b}/train.ipynb" for b in config["backbones"] if pretrained_checkpoint(b)]
     return notebooks
+
+
+def get_table1_parameters(wildcards, input, output):
+    """Papermill parameters of notebooks/table1.py."""
+    return json.dumps(
+        {
+            "metrics": list(input.metrics),
+            "published": input.published,
+            "paper_names": {
+                "datasets": {k: v.get("paper") for k, v in config["datasets"].items()},
+                "backbones": {k: v.get("paper") for k, v in config["backbones"].items()},
+                "pretrain": {k: v.get("paper_pretrain", "k400") for k, v in config["backbones"].items()},
+            },
+            "out_prefix": str(Path(output.csv).with_suffix("")),
+            "scratch_pairs": {
+                name: backbone["arch"]
+                for name, backbone in config["backbones"].items()
+                if backbone.get("pretrained", True) is False and backbone.get("arch") in config["backbones"]
+            },
+        }
+    )
+
+
+def get_figures_parameters(wildcards):
+    """Papermill parameters of notebooks/figures.py."""
+    return json.dumps(
+        {
+            "table_runs": [run_dir(run) for run in RUNS if run["table"]],
+            "ablation_runs": [run_dir(run) for run in RUNS if run["ablation"]],
+            "clip_sources": {
+                name: dict(zip(("format", "root"), training_data(name, spec["splits"][0])), split=spec["splits"][0])
+                for name, spec in config["datasets"].items()
+            },
+            # Fig. 1's Taylor video needs at least 6 frames, whatever the training clips hold.
+            "clip": config["clip"] | {"num_frames": max(8, config["clip"]["num_frames"])},
+            "out_dir": f"{RESULTS}/figures",
+        }
+    )

@@ -17,19 +17,7 @@ rule figures:
         ],
         notebook=f"{RESULTS}/figures/figures.ipynb",
     params:
-        parameters=lambda wc: json.dumps(
-            {
-                "table_runs": [run_dir(run) for run in RUNS if run["table"]],
-                "ablation_runs": [run_dir(run) for run in RUNS if run["ablation"]],
-                "clip_sources": {
-                    name: dict(zip(("format", "root"), training_data(name, spec["splits"][0])), split=spec["splits"][0])
-                    for name, spec in config["datasets"].items()
-                },
-                # Fig. 1's Taylor video needs at least 6 frames, whatever the training clips hold.
-                "clip": config["clip"] | {"num_frames": max(8, config["clip"]["num_frames"])},
-                "out_dir": f"{RESULTS}/figures",
-            }
-        ),
+        parameters=get_figures_parameters,
     conda:
         "../envs/environment.yaml"
     log:

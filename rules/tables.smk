@@ -23,27 +23,10 @@ rule table1:
         pretraining_md=f"{RESULTS}/tables/table1_pretraining.md",
         notebook=f"{RESULTS}/tables/table1.ipynb",
     params:
-        parameters=lambda wc, input, output: json.dumps(
-            {
-                "metrics": list(input.metrics),
-                "published": input.published,
-                "paper_names": {
-                    "datasets": {k: v.get("paper") for k, v in config["datasets"].items()},
-                    "backbones": {k: v.get("paper") for k, v in config["backbones"].items()},
-                    "pretrain": {k: v.get("paper_pretrain", "k400") for k, v in config["backbones"].items()},
-                },
-                "out_prefix": str(Path(output.csv).with_suffix("")),
-                "scratch_pairs": {
-                    name: backbone["arch"]
-                    for name, backbone in config["backbones"].items()
-                    if backbone.get("pretrained", True) is False
-                    and backbone.get("arch") in config["backbones"]
-                },
-            }
-        ),
+        parameters=get_table1_parameters,
     conda:
         "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/table1.log",
     shell:
-        "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+        PAPERMILL
