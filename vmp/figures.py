@@ -22,10 +22,9 @@ from matplotlib.ticker import MaxNLocator
 
 from vmp import runs as run_record
 from vmp.io import atomic_path
+from vmp.maps import attention_maps
 from vmp.motion import frame_differences, taylor_video, time_colour_reordering
 from vmp.prompt import (
-    NORM_MEAN,
-    NORM_STD,
     PN_ETA_INIT,
     MotionPromptLayer,
     power_norm_curve,
@@ -149,13 +148,9 @@ def _rgb(video: torch.Tensor, t: int) -> np.ndarray:
     return video[:, t].permute(1, 2, 0).clamp(0, 1).numpy()
 
 
-@torch.no_grad()
 def _attention(video: torch.Tensor, layer: MotionPromptLayer) -> np.ndarray:
     """Attention maps (T, H, W) of ``layer`` on a raw [0, 1] clip (3, T+1, H, W)."""
-    x = video.unsqueeze(0).float()
-    if layer.input_normalized:
-        x = (x - NORM_MEAN) / NORM_STD
-    return layer(x).attention[0].numpy()
+    return attention_maps(video, layer).numpy()
 
 
 def _steps(num: int, steps: int) -> list[int]:

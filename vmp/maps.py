@@ -52,9 +52,10 @@ def default_layer() -> MotionPromptLayer:
 
 def run_layer(run_dir: str | Path, pathway: str | None = None) -> MotionPromptLayer:
     """The prompt layer learned by the training run in ``run_dir`` (a +VMP variant)."""
-    from vmp.figures import load_run_model, prompt_layer
+    from vmp.figures import prompt_layer
+    from vmp.runs import load_model
 
-    return prompt_layer(load_run_model(run_dir), pathway).eval()
+    return prompt_layer(load_model(run_dir), pathway).eval()
 
 
 def read_clip(
@@ -83,14 +84,20 @@ def read_clip(
 
 
 @torch.no_grad()
-def compute_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> Maps:
-    """Run ``layer`` on a raw (3, T+1, H, W) clip in [0, 1] (normalising it if the layer expects)."""
-    from vmp.motion import frame_differences
-
+def attention_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> torch.Tensor:
+    """Attention (T, H, W) of ``layer`` on a raw (3, T+1, H, W) clip in [0, 1], normalising the
+    clip first where the layer expects normalised input (the released code's mode)."""
     x = clip.unsqueeze(0).float()
     if layer.input_normalized:
         x = (x - NORM_MEAN) / NORM_STD
-    attention = layer(x).attention[0]
+    return layer(x).attention[0]
+
+
+def compute_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> Maps:
+    """Frames, differences, attention and prompts of ``layer`` on a raw (3, T+1, H, W) clip."""
+    from vmp.motion import frame_differences
+
+    attention = attention_maps(clip, layer)
     frames = clip.permute(1, 2, 3, 0)
     prompts = attention[..., None] * frames[1:]
     return Maps(
