@@ -347,3 +347,32 @@ def test_small_input_stems_keep_each_family_s_temporal_kernel():
     assert stem("c2d_tiny").kernel_size == (1, 3, 3)  # C2D: no temporal convolution
     assert stem("i3d_tiny").kernel_size == (3, 3, 3)  # I3D: inflated
     assert stem("c2d_r50").kernel_size == (1, 7, 7) and stem("c2d_r50").stride == (1, 2, 2)
+
+
+@pytest.mark.parametrize("name", ["c2d_tiny", "x3d_tiny", "slowfast_tiny"])
+def test_channels_last_layout_changes_speed_not_results(name, tmp_path):
+    torch.manual_seed(0)
+    model = tiny(name, list_variants(name)[-1]).train()
+    assert model.channels_last
+    convs = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert convs and all(
+        m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs
+    )
+    plain = tiny(name, list_variants(name)[-1]).train()
+    plain.load_state_dict(model.state_dict())
+    plain.channels_last = False
+    for m in plain.backbone.modules():
+        if isinstance(m, torch.nn.Conv3d):
+            m.to(memory_format=torch.contiguous_format)
+    video = clip()
+    logits = model(video).logits
+    expected = plain(video).logits
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    logits.sum().backward()
+    expected.sum().backward()
+    for (key, p), q in zip(model.named_parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-4, msg=key)
+    # a checkpoint written in channels-last layout loads into a contiguous model and back
+    path = save_checkpoint(model, tmp_path / "ckpt.pt")
+    load_pretrained(plain, path)
+    assert not tiny("timesformer_tiny").channels_last

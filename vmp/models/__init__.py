@@ -121,6 +121,7 @@ def create_model(
         mean=mean,
         std=std,
         head_keys=_head_keys(built.module),
+        channels_last=built.channels_last,
     )
     if pretrained is not None:
         load_pretrained(model, pretrained)

@@ -52,6 +52,10 @@ class Backbone(NamedTuple):
     module: nn.Module
     num_frames: int
     pathways: tuple[Pathway, ...] = SINGLE
+    # Conv3d weights and inputs in channels-last (NDHWC) layout: on CPU a training step of the
+    # tiny CNNs runs 1.2-2.6x faster, X3D's depthwise convolutions gaining most
+    # (benchmarks/memory_format.py). TimeSformer has no Conv3d.
+    channels_last: bool = False
 
 
 @contextmanager
@@ -260,7 +264,7 @@ def _resnet(name: str, num_frames: int, crop_size: int, **build: object) -> Back
     """C2D or I3D (by the prefix of `name`): `build_resnet(**build)` wrapped for `num_frames`."""
     _check_crop(name, crop_size, 16 if build.get("small_input") else 32)
     kernels = _RESNET_KERNELS[name.split("_")[0]]
-    return Backbone(build_resnet(**kernels, **build), num_frames)
+    return Backbone(build_resnet(**kernels, **build), num_frames, channels_last=True)
 
 
 @register_model()
@@ -291,7 +295,7 @@ def slowfast_r50(
     """SlowFast R50 8x8: fast pathway T = 32 frames, slow pathway T / alpha = 8 frames."""
     _check_crop("slowfast_r50", crop_size)
     module = build_slowfast(num_classes=num_classes, alpha=alpha, dropout=dropout)
-    return Backbone(module, num_frames, (Pathway("slow", alpha), Pathway("fast")))
+    return Backbone(module, num_frames, (Pathway("slow", alpha), Pathway("fast")), channels_last=True)
 
 
 def _x3d(name: str, num_classes: int, num_frames: int, crop_size: int, **kwargs) -> Backbone:
@@ -299,7 +303,7 @@ def _x3d(name: str, num_classes: int, num_frames: int, crop_size: int, **kwargs)
     module = build_x3d(
         num_classes=num_classes, num_frames=num_frames, crop_size=crop_size, **kwargs
     )
-    return Backbone(module, num_frames)
+    return Backbone(module, num_frames, channels_last=True)
 
 
 @register_model()
@@ -431,7 +435,7 @@ def slowfast_tiny(
         dropout=dropout,
         small_input=small_input,
     )
-    return Backbone(module, num_frames, (Pathway("slow", alpha), Pathway("fast")))
+    return Backbone(module, num_frames, (Pathway("slow", alpha), Pathway("fast")), channels_last=True)
 
 
 @register_model()
