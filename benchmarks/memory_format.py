@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from model_step import median_times, step_fn
+
 from vmp.models import create_model, list_variants, variant_options
 
 
@@ -40,13 +40,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     video = torch.rand(args.batch, 3, 9, args.size, args.size)
     labels = torch.randint(0, 10, (args.batch,))
-    print(f"batch {args.batch}, 9 x {args.size}^2, {args.threads} thread(s), median of {args.repeats}")
+    print(
+        f"batch {args.batch}, 9 x {args.size}^2, {args.threads} thread(s), median of {args.repeats}"
+    )
     print(f"{'model':15s} {'variant':9s} {'NCDHW ms':>9s} {'NDHWC ms':>9s} {'ratio':>6s}")
     for name in args.models.split(","):
         for variant in ("baseline", list_variants(name)[-1]):
             steps = [step_fn(build(name, variant, cl), video, labels) for cl in (False, True)]
             first, last = median_times(steps, args.repeats)
-            print(f"{name:15s} {variant:9s} {first * 1e3:9.0f} {last * 1e3:9.0f} {first / last:6.2f}")
+            print(
+                f"{name:15s} {variant:9s} {first * 1e3:9.0f} {last * 1e3:9.0f} {first / last:6.2f}"
+            )
 
 
 if __name__ == "__main__":

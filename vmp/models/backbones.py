@@ -295,7 +295,9 @@ def slowfast_r50(
     """SlowFast R50 8x8: fast pathway T = 32 frames, slow pathway T / alpha = 8 frames."""
     _check_crop("slowfast_r50", crop_size)
     module = build_slowfast(num_classes=num_classes, alpha=alpha, dropout=dropout)
-    return Backbone(module, num_frames, (Pathway("slow", alpha), Pathway("fast")), channels_last=True)
+    return Backbone(
+        module, num_frames, (Pathway("slow", alpha), Pathway("fast")), channels_last=True
+    )
 
 
 def _x3d(name: str, num_classes: int, num_frames: int, crop_size: int, **kwargs) -> Backbone:
@@ -435,7 +437,9 @@ def slowfast_tiny(
         dropout=dropout,
         small_input=small_input,
     )
-    return Backbone(module, num_frames, (Pathway("slow", alpha), Pathway("fast")), channels_last=True)
+    return Backbone(
+        module, num_frames, (Pathway("slow", alpha), Pathway("fast")), channels_last=True
+    )
 
 
 @register_model()
