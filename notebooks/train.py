@@ -63,6 +63,7 @@ threads = 1
 num_workers = 0
 cache_frames = True
 accelerator = "cpu"
+devices = 1
 precision = "32-true"
 
 # %%
@@ -103,6 +104,7 @@ for seed, out_dir in zip(seeds, out_dirs, strict=True):
         num_workers=num_workers,
         cache_frames=cache_frames,
         accelerator=accelerator,
+        devices=devices,
         precision=precision,
         progress_bar=False,
     )

@@ -16,7 +16,7 @@ rule pretrain:
         f"{RESULTS}/logs/pretrain/{{backbone}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrain/{{backbone}}.tsv"
-    threads: RES.get("threads", 1)
+    threads: RES.get("threads", 1) * RES.get("devices", 1)
     resources:
         mem_mb=RES.get("mem_mb", 4000),
         runtime=RES.get("runtime", 60),
@@ -50,7 +50,7 @@ for seeds, cells in SEED_GROUPS.items():
             f"{RESULTS}/logs/runs/{{cell}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/runs/{{cell}}.tsv"
-        threads: RES.get("threads", 1)
+        threads: RES.get("threads", 1) * RES.get("devices", 1)
         resources:
             mem_mb=RES.get("mem_mb", 4000),
             runtime=RES.get("runtime", 60) * len(seeds),

@@ -310,3 +310,31 @@ def test_training_stops_when_its_parent_is_killed(tiny_scene, tmp_path):
     assert f"parent process {parent.pid} has exited" in (out / "stopped.txt").read_text()
     assert not (out / "train.lock").exists() and not (out / "metrics.json").exists()
     assert (out / "checkpoints" / "last.ckpt").exists()  # kept: a rerun resumes
+
+
+@pytest.mark.slow
+def test_ddp_in_two_processes_matches_one_process(tiny_scene, tmp_path, monkeypatch):
+    """DDP (gloo, 2 forked CPU processes, 2 clips each) against 1 process with batches of 4."""
+    # As inside a one-task SLURM job, where Lightning would wait for processes started by srun.
+    for key, value in {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "vmp", "SLURM_JOB_ID": "5"}.items():
+        monkeypatch.setenv(key, value)
+    # No random augmentation (each process draws its own): 6 frames 3 apart span the 16-frame
+    # videos, no scale jitter, crop = frame size.
+    clip = TINY_CLIP | {"num_frames": 5, "sampling_rate": 3, "train_scale": [32, 32]}
+    still = {"clip": clip, "optim": {"epochs": 2, "batch_size": 4}}
+    # TimeSformer has no BatchNorm: the same batches and averaged gradients give the same run.
+    transformer = still | {"backbone": "timesformer_tiny"}
+    one = _run(tiny_scene, tmp_path / "one", **transformer)
+    two = _run(tiny_scene, tmp_path / "two", devices=2, **transformer)
+    h1, h2 = (comparable_results(tmp_path / name)[1] for name in ("one", "two"))
+    assert list(h2["epoch"]) == [1, 2] and h1["train_loss"].iloc[0] != h1["train_loss"].iloc[1]
+    pd.testing.assert_frame_equal(h1, h2, check_exact=False, rtol=1e-4)
+    assert two["prompt"] == pytest.approx(one["prompt"], rel=1e-4)
+    assert two["top1"] == pytest.approx(one["top1"], abs=1e-6)
+    assert not list(tmp_path.glob("**/*.temp.ckpt"))
+    # With BatchNorm each process normalises its own 2 clips: it runs, a little differently.
+    _run(tiny_scene, tmp_path / "bn", devices=2, **still)
+    _, h3 = comparable_results(tmp_path / "bn")
+    assert list(h3["epoch"]) == [1, 2] and h3["train_loss"].notna().all()
+    with pytest.raises(ValueError, match="batch_size 4 must be a multiple of devices=3"):
+        _run(tiny_scene, tmp_path / "three", devices=3, **still)

@@ -472,6 +472,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def _replica() -> tuple[int, int]:
+    """(rank, world size) of this process in an initialised torch.distributed group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
 class EpochSeededSampler(Sampler[int]):
     """Random order that depends only on (seed, epoch); starting an epoch also seeds the global RNGs.
 
@@ -481,24 +488,40 @@ class EpochSeededSampler(Sampler[int]):
     epoch) alone, whatever ran before in the process. A run resumed from a checkpoint therefore
     repeats an uninterrupted one exactly (with ``num_workers=0``; worker processes are seeded when
     the loader's iterator is created, which Lightning does at a different moment after a resume).
+
+    Under DDP (an initialised torch.distributed group of N processes) rank r takes every N-th item
+    of that order from position r, so with a per-process batch of B / N the k-th batches of all
+    ranks together are the k-th batch of B of a single process. Training orders are cut to a
+    multiple of N (equal batch counts on every rank); ``shuffle=False`` keeps the dataset order
+    and every item once.
     """
 
-    def __init__(self, num_samples: int, seed: int) -> None:
-        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+    def __init__(self, num_samples: int, seed: int, shuffle: bool = True) -> None:
+        self.num_samples, self.seed, self.shuffle, self.epoch = num_samples, seed, shuffle, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
+    def _order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(self.num_samples))
         seed = epoch_seed(self.seed, self.epoch)
         torch.manual_seed(seed)
         np.random.seed(seed)  # noqa: NPY002 - third-party augmentation code reads the legacy global RNG
         random.seed(seed)
         generator = torch.Generator().manual_seed(seed)
-        return iter(torch.randperm(self.num_samples, generator=generator).tolist())
+        order = torch.randperm(self.num_samples, generator=generator).tolist()
+        _, world = _replica()
+        return order[: len(order) - len(order) % world]
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = _replica()
+        return iter(self._order()[rank::world])
 
     def __len__(self) -> int:
-        return self.num_samples
+        rank, world = _replica()
+        total = self.num_samples - (self.num_samples % world if self.shuffle else 0)
+        return len(range(rank, total, world))
 
 
 def make_loader(
@@ -519,7 +542,8 @@ def make_loader(
     Args:
         dataset: e.g. a ClipDataset.
         batch_size: clips per batch.
-        shuffle: a new order every epoch (:class:`EpochSeededSampler`).
+        shuffle: a new order every epoch, else the dataset's order (:class:`EpochSeededSampler`,
+            which also splits the items between DDP processes).
         num_workers: decoding processes.
         seed: seeds the order.
         drop_last: drop the last incomplete batch.
@@ -527,7 +551,7 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSeededSampler(len(dataset), seed) if shuffle else None,
+        sampler=EpochSeededSampler(len(dataset), seed, shuffle),
         num_workers=num_workers,
         drop_last=drop_last,
         worker_init_fn=_seed_worker,

@@ -71,12 +71,14 @@ def train_run(
     num_workers: int = 0,
     cache_frames: bool = False,
     accelerator: str = "auto",
+    devices: int = 1,
     precision: str = "32-true",
     progress_bar: bool = True,
 ) -> dict[str, Any]:
     """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`.
 
     ``cache_frames`` keeps decoded frames in memory (small videos such as SynthMotion's).
+    ``devices`` > 1 trains with DDP over that many devices (or CPU processes) of this machine.
     ``backbone`` names the run (and Table 1's row); ``arch`` is the registry model it builds, when
     they differ (e.g. ``timesformer_k600`` built as ``timesformer`` from a Kinetics-600 checkpoint).
     """
@@ -141,6 +143,7 @@ def train_run(
         settings=settings,
         num_workers=num_workers,
         accelerator=accelerator,
+        devices=devices,
         precision=precision,
         progress_bar=progress_bar,
     )

@@ -339,14 +339,16 @@ class ParentWatch:
 
     def __init__(self, interval: float = 5.0) -> None:
         self.interval = interval
-        self.parent = os.getppid()
+        self.pid, self.parent = os.getpid(), os.getppid()
         self.watched = watched_processes()
         self._last = time.monotonic()
 
     def gone(self) -> str | None:
         """Description of the first watched process that has exited, or None."""
-        if os.getppid() != self.parent:
-            return f"parent process {self.parent}"
+        # In a process forked from the one that made the watch (a DDP rank), that one is the parent.
+        parent = self.parent if os.getpid() == self.pid else self.pid
+        if os.getppid() != parent:
+            return f"parent process {parent}"
         for pid, start, command in self.watched:
             if not _alive(pid, start):
                 return f"process {pid} ({command})"

@@ -28,6 +28,7 @@ import lightning as L
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset
 
@@ -185,7 +186,11 @@ class VideoClassificationModule(L.LightningModule):
         )
 
     def on_train_epoch_end(self) -> None:
-        s = self._sums
+        # Under DDP each process summed its own share of the batches: add them up.
+        keys = ("n", "loss", "ce", "variation", "correct", "val_n", "val_ce", "val_correct")
+        local = torch.tensor([self._sums.get(k, 0.0) for k in keys], device=self.device)
+        totals = self.trainer.strategy.reduce(local.double(), reduce_op="sum")
+        s = dict(zip(keys, totals.tolist(), strict=True))
         row = {
             "epoch": self.current_epoch + 1,
             "lr": self.optimizers().param_groups[0]["lr"],
@@ -325,6 +330,7 @@ def fit(
     settings: dict[str, Any] | None = None,
     num_workers: int = 0,
     accelerator: str = "auto",
+    devices: int = 1,
     precision: str = "32-true",
     progress_bar: bool = True,
 ) -> dict[str, Any]:
@@ -337,6 +343,16 @@ def fit(
     :func:`vmp.runs.run_lock`) keeps a second process from training the same folder meanwhile, and
     training stops when the process that started it exits (:class:`StopWhenOrphaned`).
     Videos that failed to decode are listed under "decode_failures" in ``metrics.json``.
+
+    ``devices`` > 1 trains with DDP in that many processes forked from this one (Lightning's
+    ``ddp_fork``: it works inside a Jupyter kernel), each with ``optim.batch_size / devices``
+    clips per step, so the processes' batches together are one process's batch and gradients
+    are averaged over it. BatchNorm normalises with each process's own batch (PySlowFast's
+    default; torch's SyncBatchNorm does not run on CPU), so models with BatchNorm train slightly
+    differently from one process; models without it (TimeSformer) train the same up to rounding
+    where the clips have no random augmentation (each process draws its own).
+    This process then gets the trained weights back and computes the BatchNorm statistics,
+    validation and test metrics alone.
     """
     run_dir = Path(run_dir)
     with run_lock(run_dir):
@@ -351,6 +367,7 @@ def fit(
             settings=settings,
             num_workers=num_workers,
             accelerator=accelerator,
+            devices=devices,
             precision=precision,
             progress_bar=progress_bar,
         )
@@ -368,9 +385,15 @@ def _fit(
     settings: dict[str, Any] | None,
     num_workers: int,
     accelerator: str,
+    devices: int,
     precision: str,
     progress_bar: bool,
 ) -> dict[str, Any]:
+    if devices < 1 or optim.batch_size % devices:
+        raise ValueError(
+            f"batch_size {optim.batch_size} must be a multiple of devices={devices}: it is the "
+            "batch of one step over all devices, split evenly between them"
+        )
     settings = dict(settings or {}) | {"optim": asdict(optim), "seed": seed}
     run_name = settings.get("name", run_dir.as_posix())
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
@@ -385,7 +408,9 @@ def _fit(
     trainer = L.Trainer(
         max_epochs=optim.epochs,
         accelerator=accelerator,
-        devices=1,
+        devices=devices,
+        strategy="ddp_fork" if devices > 1 else "auto",
+        use_distributed_sampler=False,  # EpochSeededSampler splits the items between processes
         precision=precision,
         deterministic="warn",
         logger=False,
@@ -393,13 +418,15 @@ def _fit(
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        plugins=[AtomicCheckpointIO()],
+        # With devices > 1 Lightning forks the processes itself, also inside a SLURM job (whose
+        # environment would otherwise make it wait for processes started by srun).
+        plugins=[AtomicCheckpointIO()] + ([LightningEnvironment()] if devices > 1 else []),
         callbacks=[StopWhenOrphaned()],
         default_root_dir=run_dir,
     )
     train_loader = make_loader(
         train_set,
-        batch_size=optim.batch_size,
+        batch_size=optim.batch_size // devices,
         shuffle=True,
         num_workers=num_workers,
         seed=seed,
@@ -419,6 +446,9 @@ def _fit(
         weights_only=True,
     )
     train_seconds = time.perf_counter() - started
+    if devices > 1:  # the forked processes kept the history; rank 0 saved it with every epoch
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        module.history = json.loads(state["vmp_history"])
 
     device = trainer.strategy.root_device
     train_loader.sampler.set_epoch(optim.epochs)  # a fixed, seeded pass for the statistics

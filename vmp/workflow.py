@@ -197,6 +197,7 @@ def train_parameters(
         "num_workers": resources.get("num_workers", 0),
         "cache_frames": fmt == "synthmotion",
         "accelerator": resources.get("accelerator", "auto"),
+        "devices": resources.get("devices", 1),
         "precision": config["backbones"][backbone].get(
             "precision", resources.get("precision", "32-true")
         ),
