@@ -279,3 +279,61 @@ def test_an_empty_file_says_so_and_failures_reach_the_log_file(videos, tmp_path)
     assert other.all_failures() == ds.failures
     with pytest.raises(ValueError, match=r"empty file \(0 bytes\)"):
         decode_video(empty)
+
+
+def _square_video(tmp_path: Path) -> Path:
+    """16 frames 40 x 56: a white 8 x 8 square on black whose left edge is at x = 4 + 2k in frame
+    k (top y = 12), with ground-truth masks saying so, and a red 6 x 6 distractor that stays."""
+    from vmp.synth import SceneLayers, masks_path, write_masks
+
+    h, w, n = 40, 56, 16
+    obj = np.zeros((n, h, w), np.float32)
+    distractor = np.zeros((n, h, w), np.float32)
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    for k in range(n):
+        obj[k, 12:20, 4 + 2 * k : 12 + 2 * k] = 1
+        distractor[k, 28:34, 40:46] = 1
+        frames[k][obj[k] > 0] = 255
+        frames[k][distractor[k] > 0] = (255, 0, 0)
+    path = write_frames(tmp_path / "square.mp4", frames, 25, (h, w))
+    write_masks(masks_path(path), SceneLayers(obj, distractor, np.zeros((n, 2), np.float32)))
+    return path
+
+
+def _centre_x(weights: torch.Tensor) -> torch.Tensor:
+    """x centroid per frame of (T, H, W) weights."""
+    xs = torch.arange(weights.shape[-1], dtype=torch.float32)
+    return (weights.sum(1) * xs).sum(1) / weights.sum((1, 2))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_masks_follow_the_frames_through_sampling_resize_and_crop(tmp_path, train):
+    path = _square_video(tmp_path)
+    clip_spec = spec(crop_size=24, train_scale=(28, 34), test_scale=30, num_spatial_crops=3)
+    data = ClipDataset(table(path), clip_spec, train=train, masks=True)
+    torch.manual_seed(0)
+    checked = 0
+    for i in range(len(data)):
+        item = data[i]
+        video, obj, distractor = item["video"], item["object_mask"], item["distractor_mask"]
+        assert obj.shape == distractor.shape == video.shape[1:]
+        white = (video.min(0).values > 0.8).float()  # the square's pixels, from the frames
+        assert white.sum() > 0
+        # where the frames show the square the mask says so, frame by frame, to a pixel
+        seen = obj.sum((1, 2)) > 20  # frames where more than a sliver is inside the crop
+        torch.testing.assert_close(_centre_x(obj)[seen], _centre_x(white)[seen], atol=0.6, rtol=0)
+        step = torch.diff(_centre_x(obj)[seen])
+        assert (step > 0).all() or (step < 0).all()  # one way (left if flipped), every frame
+        red = ((video[0] > 0.5) & (video[1] < 0.25)).float()
+        if distractor[0].sum() > 20:  # unless the crop cut it away
+            torch.testing.assert_close(_centre_x(distractor), _centre_x(red), atol=1.0, rtol=0)
+        checked += int(seen.sum())
+    assert checked >= 4
+
+
+def test_masks_need_their_file(tmp_path):
+    path = write_video(tmp_path / "plain.mp4", 12)
+    data = ClipDataset(table(path), spec(), train=False, masks=True)
+    with pytest.raises(RuntimeError, match="every video in the table failed"):
+        data[0]
+    assert "no ground-truth masks" in data.failures[str(path)]

@@ -271,3 +271,38 @@ def test_appearance_motion_ratio_closed_form():
     assert appearance_motion_ratio(np.repeat(clip[:, :1], 4, axis=1)) == float("inf")
     with pytest.raises(ValueError, match=r"expected \(N, T, H, W, C\)"):
         appearance_motion_ratio(clip[0])
+
+
+def test_layers_are_the_ground_truth_and_leave_the_frames_unchanged(tmp_path):
+    from vmp.synth import masks_path, read_masks, write_masks
+
+    cfg = tiny("synth_hmdb", distractors=2)
+    frames = render_clip("translate_left", np.random.default_rng(3), cfg)
+    same, layers = render_clip("translate_left", np.random.default_rng(3), cfg, return_layers=True)
+    assert np.array_equal(frames, same)  # no random number drawn for the ground truth
+    _, coverage = render_clip("translate_left", np.random.default_rng(3), cfg, return_mask=True)
+    t, h, w, _ = frames.shape
+    assert layers.object.shape == layers.distractors.shape == (t, h, w)
+    assert layers.camera.shape == (t, 2)
+    visible = layers.object + layers.distractors
+    assert visible.max() <= 1 + 1e-6 and not visible[coverage == 0].any()
+    assert np.all(layers.object.sum(axis=(1, 2)) > 4)  # the class object is in every frame
+    # it moves left: its centroid's x falls, camera motion taken out
+    xs = (layers.object * np.arange(w)).sum(axis=(1, 2)) / layers.object.sum(axis=(1, 2))
+    assert np.polyfit(np.arange(t), xs + layers.camera[:, 0], 1)[0] < 0
+    path = masks_path(tmp_path / "a.mp4")
+    write_masks(path, layers)
+    back = read_masks(path)
+    assert np.array_equal(back.object, layers.object >= 0.5)
+    assert np.array_equal(back.distractors, layers.distractors >= 0.5)
+    assert np.array_equal(back.camera, layers.camera)
+    assert path.stat().st_size < frames.nbytes / 10
+
+
+def test_generate_writes_the_masks_beside_each_video(tiny_scene):
+    from vmp.synth import masks_path, read_masks
+
+    manifest = pd.read_csv(tiny_scene / "manifest.csv")
+    for rel in manifest["path"].unique()[:3]:
+        layers = read_masks(masks_path(tiny_scene / rel))
+        assert layers.object.shape[0] == 16 and layers.object.any(axis=(1, 2)).all()

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
 from vmp.io import atomic_path, write_json
+from vmp.synth import masks_path, read_masks
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,10 @@ class ClipDataset(Dataset):
     ``decoded`` (from :func:`load_decoded`) supplies already decoded videos by path.
 
     Items are dicts: video (3, T + 1, crop, crop) float in [0, 1], label int, video_index int.
+    With ``masks=True`` (SynthMotion videos, whose ground truth lies beside them: see
+    :func:`vmp.synth.write_masks`) items also hold object_mask and distractor_mask, each
+    (T + 1, crop, crop) float in [0, 1]: the same frames, resized, cropped and flipped with the
+    clip (resizing softens their edges).
     """
 
     def __init__(
@@ -220,6 +225,7 @@ class ClipDataset(Dataset):
         log: logging.Logger | None = None,
         cache_frames: bool = False,
         decoded: dict[str, tuple[np.ndarray, float]] | None = None,
+        masks: bool = False,
     ) -> None:
         missing = {"path", "label"} - set(table.columns)
         if missing:
@@ -242,6 +248,9 @@ class ClipDataset(Dataset):
         self._end = self.table["end_sec"].tolist() if "end_sec" in self.table else nan
         self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
         self._cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache_frames else None
+        self.masks = masks
+        if masks and not all(map(math.isnan, self._start)):
+            raise ValueError("ClipDataset: masks=True needs whole videos (no start_sec/end_sec)")
         if decoded:
             self._cache = self._cache if self._cache is not None else {}
             self._cache |= {j: decoded[p] for j, p in enumerate(self._paths) if p in decoded}
@@ -271,7 +280,7 @@ class ClipDataset(Dataset):
             except Exception as e:  # noqa: BLE001 - any decoder error must not end an epoch
                 self._failed(path, f"{type(e).__name__}: {e}")
                 continue
-            return {"video": clip, "label": self._labels[j], "video_index": j}
+            return clip | {"label": self._labels[j], "video_index": j}
         raise RuntimeError(
             f"ClipDataset: every video in the table failed to decode ({len(self.failures)} "
             "failures, see dataset.failures); check the files with vmp.datasets.prepare"
@@ -321,17 +330,25 @@ class ClipDataset(Dataset):
         idx, _ = frame_indices(count, fps, self.spec, self._window_start(num_starts, view))
         return idx
 
-    def _load(self, j: int, view: int) -> torch.Tensor:
+    def _load(self, j: int, view: int) -> dict[str, torch.Tensor]:
         spec = self.spec
+        picked: list[int] = []
+
+        def window(count: int, fps: float) -> list[int]:
+            picked[:] = self._window(count, fps, view)
+            return picked
+
         if self._cache is None:
-            frames, _ = self._read(j, lambda count, fps: self._window(count, fps, view))
+            frames, _ = self._read(j, window)
         else:
             if j not in self._cache:  # every frame, decoded once
                 every, fps = self._read(j, lambda count, fps: range(count))
                 self._cache[j] = (np.stack(every), fps)
             decoded, fps = self._cache[j]
-            frames = decoded[self._window(len(decoded), fps, view)]
+            frames = decoded[window(len(decoded), fps)]
         video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T+1, 3, H, W)
+        if self.masks:  # two more channels, so every transform below treats them as the frames
+            video = torch.cat([video, self._masks(j, picked)], 1)
         if self.train:
             lo, hi = spec.train_scale
             video = _resize_short(video, int(torch.randint(lo, hi + 1, ()).item()))
@@ -344,7 +361,17 @@ class ClipDataset(Dataset):
         else:
             video = _resize_short(video, spec.test_scale)
             video = _fixed_crop(video, spec.crop_size, view % spec.num_spatial_crops, spec)
-        return video.permute(1, 0, 2, 3).float().div_(255.0)
+        video = video.permute(1, 0, 2, 3).float().div_(255.0)
+        if not self.masks:
+            return {"video": video}
+        return {"video": video[:3], "object_mask": video[3], "distractor_mask": video[4]}
+
+    def _masks(self, j: int, picked: Sequence[int]) -> torch.Tensor:
+        """The ground truth of video j at frames ``picked``: (T+1, 2, H, W) uint8 0 or 255."""
+        layers = read_masks(masks_path(self._paths[j]))
+        index = np.minimum(np.asarray(picked), len(layers.object) - 1)
+        stacked = np.stack([layers.object[index], layers.distractors[index]], 1)
+        return torch.from_numpy(stacked.astype(np.uint8) * 255)
 
 
 def _fps(stream: av.video.stream.VideoStream) -> float:

@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -602,13 +603,30 @@ def appearance_motion_ratio(clips: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- rendering
+class SceneLayers(NamedTuple):
+    """What a rendered clip is made of, per frame.
+
+    Attributes:
+        object: (T, H, W) float32 in [0, 1], visible coverage of the class-defining object
+            (its anti-aliased alpha, less what distractors drawn in front of it hide).
+        distractors: (T, H, W) float32 in [0, 1], visible coverage of all distractors.
+        camera: (T, 2) float32, the camera's offset in pixels (x, y) from its first position's
+            corner of the canvas; the background moves on screen by minus its change.
+    """
+
+    object: np.ndarray
+    distractors: np.ndarray
+    camera: np.ndarray
+
+
 def render_clip(
     pattern: str,
     rng: np.random.Generator,
     cfg: SceneConfig,
     *,
     return_mask: bool = False,
-) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return_layers: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, SceneLayers]:
     """Render one clip of a motion pattern.
 
     Args:
@@ -617,10 +635,15 @@ def render_clip(
         cfg: Scene settings (frames, size, camera, clutter, noise, flicker, distractors).
         return_mask: Also return the coverage (T, H, W) float32 in [0, 1] of all objects
             (main and distractors), e.g. to look at the background alone.
+        return_layers: Also return the ground truth as :class:`SceneLayers` (the class object's
+            and the distractors' visible masks, the camera path). Neither option draws random
+            numbers, so the frames are the same with or without them.
 
     Returns:
-        Frames (T, H, W, 3) uint8, or (frames, mask) when ``return_mask`` is set.
+        Frames (T, H, W, 3) uint8, or (frames, mask) / (frames, layers) when asked.
     """
+    if return_mask and return_layers:
+        raise ValueError("render_clip: ask for return_mask or return_layers, not both")
     if pattern not in _PATHS:
         raise ValueError(
             f"pattern={pattern!r} is unknown; use one of MOTION_PATTERNS: {MOTION_PATTERNS}"
@@ -670,8 +693,15 @@ def render_clip(
         frames[i, pad : pad + size, pad : pad + size] = rows[:, :-1] * (1 - fx) + rows[:, 1:] * fx
 
     coverage = np.zeros(frames.shape[:3], np.float32) if return_mask else None
-    for centre, ang, rad in objects:
-        _draw_object(frames, pad, rng, centre, np.broadcast_to(ang, (t,)), rad, coverage)
+    # Visible coverage: each object's alpha, later reduced by the objects drawn over it.
+    visible = [np.zeros(frames.shape[:3], np.float32) for _ in objects] if return_layers else []
+    for k, (centre, ang, rad) in enumerate(objects):
+        alpha = np.zeros(frames.shape[:3], np.float32) if return_layers else coverage
+        _draw_object(frames, pad, rng, centre, np.broadcast_to(ang, (t,)), rad, alpha)
+        if return_layers:
+            for earlier in visible[:k]:
+                earlier *= 1 - alpha
+            visible[k] = alpha
     frames = frames[inner]
 
     if cfg.flicker > 0:
@@ -680,6 +710,15 @@ def render_clip(
     if cfg.noise_std > 0:
         frames += np.float32(cfg.noise_std) * rng.standard_normal(frames.shape, np.float32)
     out = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if return_layers:
+        main_index = next(k for k, o in enumerate(objects) if o is main)
+        others = [v for k, v in enumerate(visible) if k != main_index]
+        layers = SceneLayers(
+            object=visible[main_index][inner],
+            distractors=(sum(others) if others else np.zeros_like(visible[0]))[inner],
+            camera=cam.astype(np.float32),
+        )
+        return out, layers
     return (out, coverage[inner]) if return_mask else out
 
 
@@ -709,6 +748,46 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, codec: str) -
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+
+
+MASKS_SUFFIX = ".masks.npz"
+
+
+def masks_path(video: str | Path) -> Path:
+    """Where the ground truth of a SynthMotion video lives: beside it, ``<name>.masks.npz``."""
+    video = Path(video)
+    return video.with_name(video.stem + MASKS_SUFFIX)
+
+
+def write_masks(path: str | Path, layers: SceneLayers) -> None:
+    """Store layers compactly: object and distractor masks (coverage >= 0.5) as packed bits."""
+    shape = np.array(layers.object.shape)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            shape=shape,
+            object=np.packbits(layers.object >= 0.5),
+            distractors=np.packbits(layers.distractors >= 0.5),
+            camera=layers.camera.astype(np.float32),
+        )
+
+
+def read_masks(path: str | Path) -> SceneLayers:
+    """Read :func:`write_masks`' file: boolean (T, H, W) masks and the (T, 2) camera path."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no ground-truth masks; SynthMotion writes them beside each video since "
+            "December 2026: regenerate the scene (delete its folder and rerun the synth_data rule)"
+        )
+    with np.load(path) as data:
+        shape = tuple(int(n) for n in data["shape"])
+
+        def unpack(key: str) -> np.ndarray:
+            bits = np.unpackbits(data[key], count=int(np.prod(shape)))
+            return bits.reshape(shape).astype(bool)
+
+        return SceneLayers(unpack("object"), unpack("distractors"), data["camera"])
 
 
 def _resolve(scene: str | SceneConfig, overrides: dict) -> SceneConfig:
@@ -755,7 +834,8 @@ def generate(
 ) -> pd.DataFrame:
     """Generate a SynthMotion scene as mp4 files plus a manifest.
 
-    Writes ``root/videos/<class>/<class>_<idx:05d>.mp4``, then ``root/generation.json``
+    Writes ``root/videos/<class>/<class>_<idx:05d>.mp4`` with its ground truth beside it
+    (``<class>_<idx:05d>.masks.npz``: :func:`write_masks`), then ``root/generation.json``
     (config, seed, counts, timings) and last ``root/manifest.csv`` (columns path, label,
     class_name, split, subset), so a manifest only exists for a complete generation.
 
@@ -788,11 +868,12 @@ def generate(
         folder.mkdir(parents=True, exist_ok=True)
         for idx in range(cfg.videos_per_class):
             t0 = time.perf_counter()
-            frames = render_clip(
-                pattern, np.random.default_rng(_clip_seed(seed, cfg, pattern, idx)), cfg
-            )
+            rng = np.random.default_rng(_clip_seed(seed, cfg, pattern, idx))
+            frames, layers = render_clip(pattern, rng, cfg, return_layers=True)
             t1 = time.perf_counter()
-            _write_mp4(folder / f"{pattern}_{idx:05d}.mp4", frames, cfg.fps, cfg.crf, codec)
+            video = folder / f"{pattern}_{idx:05d}.mp4"
+            _write_mp4(video, frames, cfg.fps, cfg.crf, codec)
+            write_masks(masks_path(video), layers)
             render_s += t1 - t0
             encode_s += time.perf_counter() - t1
             rel = f"videos/{pattern}/{pattern}_{idx:05d}.mp4"

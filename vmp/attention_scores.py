@@ -1,0 +1,109 @@
+"""Attention measured against SynthMotion's ground truth: where the prompt layer looks.
+
+The layer's map A_t (t = 0 .. T-1) weighs the difference of frames t and t+1, so what moves for
+the class in A_t is the class object in frame t or in frame t+1: its *motion region*. Per clip:
+
+* ``object_share``, ``distractor_share``, ``background_share``: the attention mass on the motion
+  region, on the distractors' (outside the motion region) and on the rest; they sum to 1.
+* ``precision``, ``recall``: of the thresholded map (A >= threshold) against the motion region.
+* ``variation``: Eq. 6's temporal variation of the map (mean of (A_{t+1} - A_t)^2).
+
+Masks come from :class:`vmp.data.ClipDataset` with ``masks=True`` (soft after resizing; a pixel
+belongs to a region where its mask is at least 0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+SCORES = (
+    "object_share",
+    "distractor_share",
+    "background_share",
+    "precision",
+    "recall",
+    "variation",
+)
+
+
+def motion_regions(object_mask: Tensor, distractor_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Boolean (N, T, H, W) regions of T+1-frame masks (N, T+1, H, W): the class object in frame t
+    or t+1, and the distractors in frame t or t+1 outside the object's region."""
+    obj = object_mask >= 0.5
+    distractor = distractor_mask >= 0.5
+    region = obj[:, 1:] | obj[:, :-1]
+    return region, (distractor[:, 1:] | distractor[:, :-1]) & ~region
+
+
+def attention_scores(
+    attention: Tensor, object_mask: Tensor, distractor_mask: Tensor, threshold: float = 0.5
+) -> dict[str, Tensor]:
+    """Per-clip scores (each a (N,) tensor, see the module doc) of attention maps (N, T, H, W).
+
+    Precision is NaN for a clip whose map is nowhere above ``threshold``, recall for a clip whose
+    object is nowhere in frame.
+    """
+    if attention.dim() != 4 or object_mask.shape != distractor_mask.shape:
+        raise ValueError(
+            f"attention_scores: attention {tuple(attention.shape)} must be (N, T, H, W) and the "
+            f"masks {tuple(object_mask.shape)}, {tuple(distractor_mask.shape)} both (N, T+1, H, W)"
+        )
+    n, t, h, w = attention.shape
+    if tuple(object_mask.shape) != (n, t + 1, h, w):
+        raise ValueError(
+            f"attention_scores: masks {tuple(object_mask.shape)} do not fit attention "
+            f"{tuple(attention.shape)}; expected ({n}, {t + 1}, {h}, {w})"
+        )
+    region, distractor = motion_regions(object_mask, distractor_mask)
+    a = attention.float()
+    mass = a.sum((1, 2, 3)).clamp_min(1e-12)
+    object_share = (a * region).sum((1, 2, 3)) / mass
+    distractor_share = (a * distractor).sum((1, 2, 3)) / mass
+    above = a >= threshold
+    hits = (above & region).sum((1, 2, 3)).float()
+    return {
+        "object_share": object_share,
+        "distractor_share": distractor_share,
+        "background_share": 1 - object_share - distractor_share,
+        "precision": hits / above.sum((1, 2, 3)).float(),
+        "recall": hits / region.sum((1, 2, 3)).float(),
+        "variation": (a[:, 1:] - a[:, :-1]).square().mean((1, 2, 3)),
+    }
+
+
+@torch.no_grad()
+def score_model(
+    model: torch.nn.Module, batches: Iterable[dict], device: torch.device | str = "cpu"
+) -> dict[str, dict[str, float]]:
+    """Mean scores over all clips of ``batches`` (items of a ``masks=True`` ClipDataset) for each
+    prompt layer of a :class:`vmp.models.VideoClassifier`: pathway -> score -> mean (NaNs, see
+    :func:`attention_scores`, left out of the mean). Empty for a model without prompts."""
+    names = list(getattr(model, "prompt_layers", {}))
+    if not names:
+        return {}
+    strides = {p.name: p.stride for p in model.pathways}
+    model.eval().to(device)
+    sums = {name: {k: 0.0 for k in SCORES} for name in names}
+    counts = {name: {k: 0 for k in SCORES} for name in names}
+    for batch in batches:
+        out = model(batch["video"].to(device))
+        for name, attention in zip(names, out.attentions, strict=True):
+            step = strides[name]
+            scores = attention_scores(
+                attention.cpu(),
+                batch["object_mask"][:, ::step],
+                batch["distractor_mask"][:, ::step],
+            )
+            for key, values in scores.items():
+                finite = values[torch.isfinite(values)]
+                sums[name][key] += float(finite.sum())
+                counts[name][key] += len(finite)
+    return {
+        name: {
+            k: sums[name][k] / counts[name][k] if counts[name][k] else float("nan") for k in SCORES
+        }
+        for name in names
+    }
