@@ -28,6 +28,7 @@ localrules:
     all,
     notebook_template,
     table1,
+    attention,
     figures,
     report,
 

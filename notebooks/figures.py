@@ -72,6 +72,7 @@ show(figures.fig4_slope_shift(ablation_runs, table_runs), "fig4_slope_shift")
 
 # %% [markdown]
 # ## Fig. 5: frames, differences, attention maps and prompts (one test clip per dataset)
+# On SynthMotion clips the attention map is outlined where the class object is in frame t or t+1.
 
 # %%
 examples = []
@@ -79,9 +80,14 @@ for name, video in clips.items():
     run = figures.pick_table_run(table_runs, name)
     if run is not None:
         layer = figures.prompt_layer(figures.load_run_model(run))
-        examples.append(
-            (f"{name} ({figures.load_run(run)[0]['settings']['backbone']})", video, layer)
+        src = clip_sources[name]
+        mask = (
+            figures.sample_object_mask(src["root"], src["split"], clip)
+            if src["format"] == "synthmotion"
+            else None
         )
+        title = f"{name} ({figures.load_run(run)[0]['settings']['backbone']})"
+        examples.append((title, video, layer, mask))
 show(figures.fig5_attention(examples), "fig5_attention")
 
 # %% [markdown]

@@ -110,9 +110,14 @@ def get_cell_parameters(wildcards):
     return json.dumps(vmp_workflow.train_parameters(config, backbone, wildcards.cell))
 
 
+# +VMP runs on SynthMotion scenes, whose attention is scored against the scenes' ground truth.
+ATTENTION_RUNS = [run for run in RUNS if run["variant"] != "baseline" and run["dataset"] in SYNTH_DATASETS]
+
+
 def all_outputs():
     return [
         f"{RESULTS}/tables/table1.csv",
+        *([f"{RESULTS}/tables/attention.csv"] if ATTENTION_RUNS else []),
         *(f"{RESULTS}/figures/{name}.png" for name in FIGURES),
         f"{RESULTS}/report/index.html",
     ]
@@ -134,6 +139,7 @@ def run_files(kind):
 def executed_notebooks():
     notebooks = [f"{RESULTS}/runs/{cell}/train.ipynb" for cell in CELL_SEEDS]
     notebooks += [f"{RESULTS}/tables/table1.ipynb", f"{RESULTS}/figures/figures.ipynb"]
+    notebooks += [f"{RESULTS}/tables/attention.ipynb"] if ATTENTION_RUNS else []
     notebooks += [f"{RESULTS}/data/{name}/synth_data.ipynb" for name in SYNTH_DATASETS]
     notebooks += [
         f"{RESULTS}/data/{name}/{split}/prepare_data.ipynb"
@@ -163,6 +169,16 @@ def get_table1_parameters(wildcards, input, output):
                 for name, backbone in config["backbones"].items()
                 if backbone.get("pretrained", True) is False and backbone.get("arch") in config["backbones"]
             },
+        }
+    )
+
+
+def get_attention_parameters(wildcards):
+    """Papermill parameters of notebooks/attention.py."""
+    return json.dumps(
+        {
+            "runs": {run_dir(run): dataset_root(run["dataset"]) for run in ATTENTION_RUNS},
+            "out_prefix": f"{RESULTS}/tables/attention",
         }
     )
 

@@ -5,13 +5,16 @@ rule report:
         notebooks=executed_notebooks(),
         # The verdict first, then every cell.
         tables=expand(f"{RESULTS}/tables/{{name}}.md", name=["table1_verdict", "table1", "table1_pretraining"]),
+        attention=[f"{RESULTS}/tables/attention.md"] if ATTENTION_RUNS else [],
         figures=[f"{RESULTS}/figures/{name}.png" for name in FIGURES],
         ablation=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["ablation"]],
         data=sorted(
             {data_ready_file(name, split) for name, d in config["datasets"].items() for split in d["splits"]}
             | {data_ready_file(name) for name in SYNTH_DATASETS}
         ),
-        captions=expand("report/{name}.rst", name=["table1_verdict", "table1", "table1_pretraining", *FIGURES]),
+        captions=expand(
+            "report/{name}.rst", name=["table1_verdict", "table1", "table1_pretraining", "attention", *FIGURES]
+        ),
     output:
         index=f"{RESULTS}/report/index.html",
     params:

@@ -30,3 +30,24 @@ rule table1:
         f"{RESULTS}/logs/table1.log",
     shell:
         PAPERMILL
+
+
+rule attention:
+    """Attention of every +VMP run on a SynthMotion scene against the scene's ground-truth masks."""
+    input:
+        notebook=f"{RESULTS}/notebooks/attention.ipynb",
+        models=[f"{run_dir(run)}/model.pt" for run in ATTENTION_RUNS],
+        manifests=[f"{DATA_ROOT}/{name}/manifest.csv" for name in sorted({run["dataset"] for run in ATTENTION_RUNS})],
+    output:
+        runs=f"{RESULTS}/tables/attention_runs.csv",
+        csv=report(f"{RESULTS}/tables/attention.csv", caption="../report/attention.rst", category="Attention"),
+        md=f"{RESULTS}/tables/attention.md",
+        notebook=f"{RESULTS}/tables/attention.ipynb",
+    params:
+        parameters=get_attention_parameters,
+    conda:
+        "../envs/environment.yaml"
+    log:
+        f"{RESULTS}/logs/attention.log",
+    shell:
+        PAPERMILL

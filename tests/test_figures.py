@@ -188,6 +188,17 @@ def test_fig5_attention_is_the_layers(clip):
     assert "no runs" in texts(figures.fig5_attention([]))
 
 
+def test_fig5_outlines_the_object_where_a_mask_is_given(clip):
+    mask = torch.zeros(clip.shape[1], *clip.shape[2:])
+    mask[:, 4:10, 4:10] = 1
+    fig = figures.fig5_attention([("scene", clip, MotionPromptLayer(), mask)], steps=2)
+    images = fig.axes[:10]  # 2 rows x 5 columns, then the colour bars
+    outlined = [ax for ax in images if ax.collections]
+    assert outlined == [images[3], images[5 + 3]]  # the attention column, both rows
+    plain = figures.fig5_attention([("scene", clip, MotionPromptLayer(), None)], steps=2)
+    assert not any(ax.collections for ax in plain.axes[:10])
+
+
 def test_fig6_rows_and_missing_runs(clip):
     fig = figures.fig6_regularisation(clip, MotionPromptLayer(), MotionPromptLayer(), steps=4)
     assert len(fig.axes) == 4 * 4 + 1

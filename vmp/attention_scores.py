@@ -15,7 +15,9 @@ belongs to a region where its mask is at least 0.5).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import Tensor
 
@@ -107,3 +109,74 @@ def score_model(
         }
         for name in names
     }
+
+
+def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) -> list[dict]:
+    """Scores of a finished +VMP SynthMotion run on its test clips, one row per prompt layer
+    (dataset, split, backbone, variant, lambda, seed, pathway and the mean of each score)."""
+    from vmp.data import ClipDataset, ClipSpec, load_decoded, make_loader
+    from vmp.experiment import load_splits
+    from vmp.runs import load_model, read_metrics
+
+    settings = read_metrics(run_dir)["settings"]
+    clip = settings["clip"] | {"num_temporal_clips": 1, "num_spatial_crops": 1}
+    spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
+    test = load_splits("synthmotion", data_root, str(settings["split"]))["test"]
+    data = ClipDataset(
+        test, spec, train=False, masks=True, cache_frames=True, decoded=load_decoded(data_root)
+    )
+    loader = make_loader(data, batch_size=batch_size, shuffle=False, num_workers=0, seed=0)
+    keys = ("dataset", "split", "backbone", "variant", "lambda", "seed")
+    return [
+        {k: settings[k] for k in keys} | {"pathway": pathway} | scores
+        for pathway, scores in score_model(load_model(run_dir), loader).items()
+    ]
+
+
+def summarise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% t-interval over replicates (seeds, and splits) of every score, per dataset,
+    backbone, variant, lambda and pathway."""
+    from vmp.tables import t_interval
+
+    groups = ["dataset", "backbone", "variant", "lambda", "pathway"]
+    out = []
+    for key, group in rows.groupby(groups, sort=True):
+        row = dict(zip(groups, key, strict=True)) | {"replicates": len(group)}
+        for score in SCORES:
+            interval = t_interval(group[score].dropna())
+            row |= {
+                f"{score}_mean": interval["mean"],
+                f"{score}_ci_low": interval["low"],
+                f"{score}_ci_high": interval["high"],
+            }
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
+    """``<prefix>_runs.csv`` (one row per run and prompt layer), ``<prefix>.csv`` (the summary)
+    and ``<prefix>.md`` (the summary as mean [interval], in %)."""
+    from vmp.io import write_csv, write_text
+
+    prefix = Path(prefix)
+    shown = summary[["dataset", "backbone", "variant", "lambda", "pathway", "replicates"]].copy()
+    for score in SCORES:
+        scale, form = (1, "{:.3g}") if score == "variation" else (100, "{:.1f}")
+        mean, low, high = (
+            summary[f"{score}_{part}"] * scale for part in ("mean", "ci_low", "ci_high")
+        )
+        shown[score.replace("_", " ")] = [
+            form.format(m) + (f" [{form.format(lo)}, {form.format(hi)}]" if pd.notna(lo) else "")
+            for m, lo, hi in zip(mean, low, high, strict=True)
+        ]
+    note = (
+        "\n\nShares, precision and recall in %; variation as Eq. 6 (mean of (A_{t+1} - A_t)^2). "
+        "Mean over replicates (seeds; splits for multi-split scenes) with a 95% Student-t "
+        "interval. The motion region of map t is the class object in frame t or t+1; distractor "
+        "pixels inside it count for the object.\n"
+    )
+    return [
+        write_csv(prefix.with_name(prefix.name + "_runs.csv"), rows),
+        write_csv(prefix.with_suffix(".csv"), summary),
+        write_text(prefix.with_suffix(".md"), shown.to_markdown(index=False) + note),
+    ]

@@ -114,6 +114,18 @@ def sample_clip(
     dataset_format: str = "synthmotion",
 ) -> torch.Tensor:
     """Test clip number ``index`` of a dataset, (3, T+1, H, W) in [0, 1], centre view."""
+    return _sample(root, split, clip, index, dataset_format)["video"]
+
+
+def sample_object_mask(
+    root: str | Path, split: str | int, clip: dict[str, Any], index: int = 0
+) -> torch.Tensor:
+    """The class object's ground-truth mask (T+1, H, W) of SynthMotion test clip ``index``
+    (:func:`sample_clip`'s clip)."""
+    return _sample(root, split, clip, index, "synthmotion", masks=True)["object_mask"]
+
+
+def _sample(root, split, clip, index, dataset_format, masks: bool = False) -> dict:
     from vmp.data import ClipDataset, ClipSpec
     from vmp.datasets import index as index_dataset
 
@@ -123,7 +135,7 @@ def sample_clip(
         raise ValueError(f"sample_clip: {root} (split {split}) has no test videos")
     spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
     spec = ClipSpec(**(vars(spec) | {"num_temporal_clips": 1, "num_spatial_crops": 1}))
-    return ClipDataset(test, spec, train=False)[index % len(test)]["video"]
+    return ClipDataset(test, spec, train=False, masks=masks)[index % len(test)]
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -479,14 +491,18 @@ def fig4_slope_shift(
 
 
 def fig5_attention(
-    examples: Sequence[tuple[str, torch.Tensor, MotionPromptLayer]], steps: int = 2
+    examples: Sequence[tuple[str, torch.Tensor, MotionPromptLayer]]
+    | Sequence[tuple[str, torch.Tensor, MotionPromptLayer, torch.Tensor | None]],
+    steps: int = 2,
 ) -> Figure:
     """Fig. 5: frames, frame differences, attention maps and prompts of sample clips.
 
-    Each example (title, clip (3, T+1, H, W) in [0, 1], prompt layer) gives ``steps`` rows
-    (time steps spread over the clip) of 5 columns: frame t, frame t+1, difference D_t,
-    attention A_t (computed by the layer) and prompt Z_t = A_t * frame t+1. No examples give a
-    "no runs" note.
+    Each example (title, clip (3, T+1, H, W) in [0, 1], prompt layer, and optionally the class
+    object's ground-truth mask (T+1, H, W)) gives ``steps`` rows (time steps spread over the
+    clip) of 5 columns: frame t, frame t+1, difference D_t, attention A_t (computed by the layer)
+    and prompt Z_t = A_t * frame t+1. With a mask, the attention map is outlined (cyan) where the
+    object is in frame t or t+1, the region that moves for the class. No examples give a "no
+    runs" note.
 
     Returns:
         Figure with ``5 * rows`` image axes and 2 colour bars (differences, attention).
@@ -496,21 +512,25 @@ def fig5_attention(
         _note(fig.add_subplot(), "no runs: no Table 1 run with a prompt layer and a clip")
         return fig
     rows = []
-    for title, video, layer in examples:
+    for title, video, layer, *mask in examples:
         _check_clip(video, f"fig5_attention ({title})")
         attention = _attention(video, layer)
         diffs = frame_differences(video)
+        obj = mask[0].numpy() >= 0.5 if mask and mask[0] is not None else None
         for t in _steps(len(diffs), steps):
-            rows.append((title, layer, video, t, diffs[t], attention[t]))
+            region = obj[t] | obj[t + 1] if obj is not None else None
+            rows.append((title, layer, video, t, diffs[t], attention[t], region))
     fig = Figure(figsize=(11, 2.1 * len(rows) + 0.5), layout="constrained")
     axes = np.asarray(fig.subplots(len(rows), 5, squeeze=False))
     bound = max(max(float(np.abs(r[4]).max()) for r in rows), 1e-6)
-    for r, (title, layer, video, t, diff, att) in enumerate(rows):
+    for r, (title, layer, video, t, diff, att, region) in enumerate(rows):
         ax = axes[r]
         _image(ax[0], _rgb(video, t))
         _image(ax[1], _rgb(video, t + 1))
         im_d = _image(ax[2], diff, cmap=DIFF_CMAP, vmin=-bound, vmax=bound)
         im_a = _image(ax[3], att, cmap=ATTENTION_CMAP, vmin=0, vmax=1)
+        if region is not None and region.any():
+            ax[3].contour(region.astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
         _image(ax[4], np.clip(att[..., None] * _rgb(video, t + 1), 0, 1))
         ax[0].set_ylabel(f"{title}\n{_layer_label(layer)}\nt = {t}", fontsize=8)
     for col, name in enumerate(

@@ -41,6 +41,7 @@ TABLE_TITLES = {
     "table1": "Every cell",
     "table1_verdict": "Verdict per backbone",
     "table1_pretraining": "Pre-trained vs from scratch",
+    "attention": "Attention against the scenes' ground truth",
 }
 # Added to each notebook's HTML: long input lines (injected parameters) wrap instead of being cut.
 NOTEBOOK_CSS = (
@@ -86,6 +87,7 @@ def build_report(
     root: str | Path | None = None,
     notebooks: Iterable[str | Path] = (),
     tables: Iterable[str | Path] = (),
+    attention: Iterable[str | Path] = (),
     figures: Iterable[str | Path] = (),
     captions: Mapping[str, str] | Iterable[str | Path] = (),
     ablation: Iterable[str | Path] = (),
@@ -104,6 +106,7 @@ def build_report(
         notebooks: executed ``.ipynb`` files.
         tables: the tables' markdown files (``table1.md``, ``table1_verdict.md``, ...); the
             ``.csv`` / ``.tex`` beside each are linked.
+        attention: ``attention.md`` (SynthMotion profiles), shown in a section of its own.
         figures: the figures' PNG files (the PDF beside each is linked).
         captions: one-line caption per table or figure, by file stem, or caption files
             (``<stem>.rst``, as ``snakemake --report`` reads them).
@@ -128,6 +131,11 @@ def build_report(
         ("run", "The run", _run_section(config or {}, config_files, benchmarks, repo)),
         ("table1", "Table 1", _tables_section(tables, captions, out_dir)),
         ("figures", "Figures", _figures_section(figures, captions, out_dir)),
+        *(
+            [("attention", "Attention", _tables_section(attention, captions, out_dir))]
+            if attention
+            else []
+        ),
         ("ablation", "Lambda ablation", _ablation_section(ablation)),
         ("data", "Data", _data_section(data, converted)),
         ("notebooks", "Executed notebooks", _notebooks_section(converted)),
