@@ -19,7 +19,7 @@ from vmp.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
 from vmp.workflow import nested_update
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("train", "synth_data", "table1", "figures", "prepare_data")
+NOTEBOOKS = ("train", "synth_data", "table1", "attention", "figures", "prepare_data")
 FIGURES = ("fig1_motion_representations", "fig3_power_normalisation", "fig4_slope_shift")
 FIGURES += ("fig5_attention", "fig6_regularisation")
 

@@ -693,15 +693,15 @@ def render_clip(
         frames[i, pad : pad + size, pad : pad + size] = rows[:, :-1] * (1 - fx) + rows[:, 1:] * fx
 
     coverage = np.zeros(frames.shape[:3], np.float32) if return_mask else None
-    # Visible coverage: each object's alpha, later reduced by the objects drawn over it.
-    visible = [np.zeros(frames.shape[:3], np.float32) for _ in objects] if return_layers else []
-    for k, (centre, ang, rad) in enumerate(objects):
+    # With return_layers: each object's alpha, reduced by the objects drawn over it later.
+    visible: list[np.ndarray] = []
+    for centre, ang, rad in objects:
         alpha = np.zeros(frames.shape[:3], np.float32) if return_layers else coverage
         _draw_object(frames, pad, rng, centre, np.broadcast_to(ang, (t,)), rad, alpha)
         if return_layers:
-            for earlier in visible[:k]:
+            for earlier in visible:
                 earlier *= 1 - alpha
-            visible[k] = alpha
+            visible.append(alpha)
     frames = frames[inner]
 
     if cfg.flicker > 0:
