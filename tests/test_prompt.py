@@ -278,6 +278,8 @@ def test_temporal_variation_frobenius_averages_pairs_then_batch():
     att[1, 2, 0, 0] = 0.5  # clip 1: one pair with 0.25 -> 0.25 / 2 = 0.125
     assert temporal_variation(att, "frobenius").item() == pytest.approx((2 + 0.125) / 2)
     assert temporal_variation(att, "mean").item() == pytest.approx((4 + 0.25) / (2 * 2 * 2))
+    per_clip = temporal_variation(att, "none")  # each clip's "mean": 4 / 4 and 0.25 / 4
+    torch.testing.assert_close(per_clip, torch.tensor([1.0, 0.0625]))
 
 
 def test_temporal_variation_gradient_and_errors():

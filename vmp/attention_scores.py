@@ -21,6 +21,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from vmp.prompt import temporal_variation
+
 SCORES = (
     "object_share",
     "distractor_share",
@@ -72,7 +74,7 @@ def attention_scores(
         "background_share": 1 - object_share - distractor_share,
         "precision": hits / above.sum((1, 2, 3)).float(),
         "recall": hits / region.sum((1, 2, 3)).float(),
-        "variation": (a[:, 1:] - a[:, :-1]).square().mean((1, 2, 3)),
+        "variation": temporal_variation(a, reduction="none"),
     }
 
 
@@ -119,8 +121,7 @@ def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) 
     from vmp.runs import load_model, read_metrics
 
     settings = read_metrics(run_dir)["settings"]
-    clip = settings["clip"] | {"num_temporal_clips": 1, "num_spatial_crops": 1}
-    spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
+    spec = ClipSpec.from_config(settings["clip"]).single_view()
     test = load_splits("synthmotion", data_root, str(settings["split"]))["test"]
     data = ClipDataset(
         test, spec, train=False, masks=True, cache_frames=True, decoded=load_decoded(data_root)

@@ -17,6 +17,7 @@ prompt layer.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -93,6 +94,15 @@ class ClipSpec:
                 "ClipSpec: num_temporal_clips must be >= 1 and num_spatial_crops 1 or 3, got "
                 f"{self.num_temporal_clips} and {self.num_spatial_crops}"
             )
+
+    @classmethod
+    def from_config(cls, clip: dict) -> ClipSpec:
+        """A spec from a ``clip`` section of the configuration (YAML/JSON lists become tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
+
+    def single_view(self) -> ClipSpec:
+        """The same spec with one test view per video (centre crop of the middle window)."""
+        return dataclasses.replace(self, num_temporal_clips=1, num_spatial_crops=1)
 
     @property
     def clip_frames(self) -> int:

@@ -85,10 +85,10 @@ def train_run(
     arch = arch or backbone
     torch.set_num_threads(threads)
     name = run_name(dataset, split, backbone, variant, lambda_reg, seed)
-    spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
+    spec = ClipSpec.from_config(clip)
     subsets = load_splits(dataset_format, data_root, split)
     num_classes = int(pd.concat(subsets.values())["label"].max()) + 1
-    single_view = ClipSpec(**(vars(spec) | {"num_temporal_clips": 1, "num_spatial_crops": 1}))
+    single_view = spec.single_view()
 
     torch.manual_seed(seed)  # model initialisation, including the prompt layer's m and n
     net = create_model(

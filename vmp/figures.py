@@ -133,8 +133,7 @@ def _sample(root, split, clip, index, dataset_format, masks: bool = False) -> di
     test = table[table["subset"] == "test"].reset_index(drop=True)
     if test.empty:
         raise ValueError(f"sample_clip: {root} (split {split}) has no test videos")
-    spec = ClipSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in clip.items()})
-    spec = ClipSpec(**(vars(spec) | {"num_temporal_clips": 1, "num_spatial_crops": 1}))
+    spec = ClipSpec.from_config(clip).single_view()
     return ClipDataset(test, spec, train=False, masks=masks)[index % len(test)]
 
 

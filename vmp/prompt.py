@@ -516,10 +516,10 @@ def temporal_variation(attention: Tensor, reduction: str = "mean") -> Tensor:
         reduction: "mean": mean over batch, pairs and pixels of ``(A_{t+1} - A_t)^2`` (the
             released code's scale, used for the paper's lambda values); "frobenius": Eq. 6 per
             clip, ``1/(T-1) sum_t ||A_{t+1} - A_t||_F^2``, then the mean over the batch
-            (H * W times "mean").
+            (H * W times "mean"); "none": "mean" per clip, without the batch mean.
 
     Returns:
-        0-d tensor.
+        0-d tensor ((B,) for "none").
     """
     if not isinstance(attention, Tensor) or attention.dim() != 4:
         shape = tuple(attention.shape) if isinstance(attention, Tensor) else type(attention)
@@ -534,4 +534,8 @@ def temporal_variation(attention: Tensor, reduction: str = "mean") -> Tensor:
         return sq.mean()
     if reduction == "frobenius":
         return sq.sum(dim=(2, 3)).mean()
-    raise ValueError(f"temporal_variation: reduction={reduction!r}; choose 'mean' or 'frobenius'")
+    if reduction == "none":
+        return sq.mean(dim=(1, 2, 3))
+    raise ValueError(
+        f"temporal_variation: reduction={reduction!r}; choose 'mean', 'frobenius' or 'none'"
+    )
