@@ -29,6 +29,7 @@ localrules:
     notebook_template,
     table1,
     attention,
+    prompt_functions,
     figures,
     report,
 

@@ -110,8 +110,19 @@ def get_cell_parameters(wildcards):
     return json.dumps(vmp_workflow.train_parameters(config, backbone, wildcards.cell))
 
 
-# +VMP runs on SynthMotion scenes, whose attention is scored against the scenes' ground truth.
-ATTENTION_RUNS = [run for run in RUNS if run["variant"] != "baseline" and run["dataset"] in SYNTH_DATASETS]
+# +VMP runs of Table 1 and the ablation on SynthMotion scenes, whose attention is scored against
+# the scenes' ground truth.
+DEFAULT_RUNS = [run for run in RUNS if run["table"] or run["ablation"]]
+ATTENTION_RUNS = [run for run in DEFAULT_RUNS if run["variant"] != "baseline" and run["dataset"] in SYNTH_DATASETS]
+
+# The optional prompt-function comparison: its runs and their sigmoid partners of Table 1.
+PROMPT_FUNCTIONS = config.get("prompt_functions") or {}
+PROMPT_FUNCTION_RUNS = [
+    run
+    for run in RUNS
+    if run["prompt_functions"]
+    or (run["table"] and run["backbone"] == PROMPT_FUNCTIONS.get("backbone") and run["variant"] == "vmp")
+]
 
 
 def all_outputs():
@@ -137,7 +148,7 @@ def run_files(kind):
 
 
 def executed_notebooks():
-    notebooks = [f"{RESULTS}/runs/{cell}/train.ipynb" for cell in CELL_SEEDS]
+    notebooks = [f"{RESULTS}/runs/{cell}/train.ipynb" for cell in cell_seeds(DEFAULT_RUNS)]
     notebooks += [f"{RESULTS}/tables/table1.ipynb", f"{RESULTS}/figures/figures.ipynb"]
     notebooks += [f"{RESULTS}/tables/attention.ipynb"] if ATTENTION_RUNS else []
     notebooks += [f"{RESULTS}/data/{name}/synth_data.ipynb" for name in SYNTH_DATASETS]
@@ -179,6 +190,19 @@ def get_attention_parameters(wildcards):
         {
             "runs": {run_dir(run): dataset_root(run["dataset"]) for run in ATTENTION_RUNS},
             "out_prefix": f"{RESULTS}/tables/attention",
+        }
+    )
+
+
+def get_prompt_functions_parameters(wildcards):
+    """Papermill parameters of notebooks/prompt_functions.py."""
+    return json.dumps(
+        {
+            "runs": {
+                run_dir(run): dataset_root(run["dataset"]) if run["dataset"] in SYNTH_DATASETS else None
+                for run in PROMPT_FUNCTION_RUNS
+            },
+            "out_prefix": f"{RESULTS}/tables/prompt_functions",
         }
     )
 

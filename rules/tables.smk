@@ -51,3 +51,31 @@ rule attention:
         f"{RESULTS}/logs/attention.log",
     shell:
         PAPERMILL
+
+
+# The optional target exists where the configuration asks for it (config `prompt_functions`).
+if PROMPT_FUNCTIONS:
+
+    rule prompt_functions:
+        """Optional target (not part of `all`): the prompt functions of Fig. 3 against the learnable
+        sigmoid, one backbone's +VMP rows on every target scene (config `prompt_functions`)."""
+        input:
+            notebook=f"{RESULTS}/notebooks/prompt_functions.ipynb",
+            models=[f"{run_dir(run)}/model.pt" for run in PROMPT_FUNCTION_RUNS],
+            manifests=[
+                f"{DATA_ROOT}/{name}/manifest.csv"
+                for name in sorted({run["dataset"] for run in PROMPT_FUNCTION_RUNS} & set(SYNTH_DATASETS))
+            ],
+        output:
+            runs=f"{RESULTS}/tables/prompt_functions_runs.csv",
+            csv=f"{RESULTS}/tables/prompt_functions.csv",
+            md=f"{RESULTS}/tables/prompt_functions.md",
+            notebook=f"{RESULTS}/tables/prompt_functions.ipynb",
+        params:
+            parameters=get_prompt_functions_parameters,
+        conda:
+            "../envs/environment.yaml"
+        log:
+            f"{RESULTS}/logs/prompt_functions.log",
+        shell:
+            PAPERMILL

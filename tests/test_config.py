@@ -167,6 +167,11 @@ def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
     assert params["optim"] == config["optim"] | {"epochs": 10}
     assert params["out_dirs"] == ["results/pretrain/i3d_tiny"] and params["seeds"] == [0]
     assert params["pretrained"] is None and params["dataset"] == "synth_kinetics"
+    config["backbones"]["i3d_tiny"]["pretrain_optim"] = {"epochs": 20, "lr": 0.001}
+    longer = train_parameters(config, "i3d_tiny")["optim"]
+    assert longer == config["optim"] | {"epochs": 20, "lr": 0.001}
+    fine_tuning = train_parameters(config, "i3d_tiny", "synth_gym/1/i3d_tiny/vmp/lambda~2.5")
+    assert fine_tuning["optim"] == config["optim"]  # pre-training only
     scratch = train_parameters(
         config, "i3d_tiny_scratch", "synth_gym/1/i3d_tiny_scratch/vmp/lambda~2.5"
     )

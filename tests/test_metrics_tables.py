@@ -523,6 +523,46 @@ def test_check_config_names_key_and_allowed_values(changes, message):
         check_config(config)
 
 
+def test_run_matrix_adds_the_prompt_function_comparison_outside_table_1():
+    config = _config(
+        prompt_functions={"backbone": "x3d_tiny", "variants": ["vmp_gamma", "vmp_sigme"]}
+    )
+    check_config(config)
+    runs = run_matrix(config)
+    compared = [r for r in runs if r["prompt_functions"]]
+    assert sorted((r["variant"], r["seed"]) for r in compared) == [
+        ("vmp_gamma", 0),
+        ("vmp_gamma", 1),
+        ("vmp_sigme", 0),
+        ("vmp_sigme", 1),
+    ]
+    assert all(r["lambda"] == 2.5 and not r["table"] and not r["ablation"] for r in compared)
+    assert len(runs) == 2 * 2 + 1 + 4
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"prompt_functions": {"backbone": "x3d_tiny", "variants": ["vmp_fast"]}},
+            "prompt_functions.variants: unknown value 'vmp_fast'; allowed: vmp_gamma, vmp_maxexp",
+        ),
+        (
+            {
+                "backbones": {"x3d_tiny": {"variants": ["baseline"]}},
+                "prompt_functions": {"backbone": "x3d_tiny", "variants": ["vmp_gamma"]},
+            },
+            "prompt_functions.backbone: x3d_tiny has no `vmp` variant",
+        ),
+    ],
+)
+def test_check_config_prompt_functions(changes, message):
+    config = _config(**changes)
+    config["ablation"] = None
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        check_config(config)
+
+
 def test_run_matrix_takes_a_dataset_s_own_seeds():
     config = _config()
     config["datasets"]["synth_gym"]["seeds"] = [7]

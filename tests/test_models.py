@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 
 from vmp.models import (
     create_model,
+    get_entry,
     list_models,
     list_variants,
     load_pretrained,
@@ -18,9 +19,19 @@ from vmp.models import (
     variant_options,
 )
 from vmp.models.checkpoint import _rename_pyslowfast_timesformer
+from vmp.names import PROMPT_FUNCTION_VARIANTS
 
 TINY = list_models("*_tiny")
-TINY_VARIANTS = [(name, v) for name in TINY for v in list_variants(name)]
+TINY_VARIANTS = [
+    (name, v) for name in TINY for v in list_variants(name) if v not in PROMPT_FUNCTION_VARIANTS
+]
+
+
+def all_prompts(name):
+    """The variant with the sigmoid prompt layer in front of every pathway."""
+    return "vmp_both" if len(get_entry(name).pathways) > 1 else "vmp"
+
+
 PAPER_SIZES = {  # published parameter counts (millions), Kinetics-400 heads
     "c2d_r50": 24.33,
     "i3d_r50": 28.04,
@@ -84,15 +95,26 @@ def test_tiny_forward_backward(name, variant):
         assert layer.n.grad is not None and layer.n.grad.abs() > 0, key
 
 
+@pytest.mark.parametrize("variant", PROMPT_FUNCTION_VARIANTS)
+def test_prompt_function_variants_learn_eta(variant):
+    model = tiny("i3d_tiny", variant).train()
+    (layer,) = model.prompt_layers.values()
+    assert layer.power_norm == variant.removeprefix("vmp_")
+    F.cross_entropy(model(clip()).logits, torch.tensor([0, 3])).backward()
+    assert layer.log_eta.grad is not None and layer.log_eta.grad.abs() > 0
+    assert not hasattr(layer, "m")
+
+
 def test_variants():
-    assert list_variants("x3d_tiny") == ["baseline", "vmp"]
+    assert list_variants("x3d_tiny") == ["baseline", "vmp", *PROMPT_FUNCTION_VARIANTS]
+    assert variant_options("i3d_tiny", "vmp_maxexp") == {"prompt": "maxexp"}
     assert list_variants("slowfast_r50") == ["baseline", "vmp_slow", "vmp_fast", "vmp_both"]
     assert variant_options("timesformer", "vmp") == {"prompt": "vmp"}
     assert variant_options("slowfast_tiny", "vmp_fast") == {
         "prompt": "vmp",
         "prompt_pathways": ("fast",),
     }
-    with pytest.raises(ValueError, match=r"allowed: \['baseline', 'vmp'\]"):
+    with pytest.raises(ValueError, match=r"allowed: \['baseline', 'vmp', 'vmp_gamma'"):
         variant_options("c2d_tiny", "vmp_fast")
     sf = tiny("slowfast_tiny", "vmp_both")
     assert list(sf.prompt_layers) == ["slow", "fast"]
@@ -106,11 +128,10 @@ def test_baseline_and_vmp_see_the_same_frames(name):
     video = clip()
     changed = video.clone()
     changed[:, :, 0] = torch.rand_like(changed[:, :, 0])
-    variants = list_variants(name)
     baseline = tiny(name).eval()
     with torch.no_grad():
         assert torch.equal(baseline(video).logits, baseline(changed).logits)
-    vmp = tiny(name, variants[-1]).eval()
+    vmp = tiny(name, all_prompts(name)).eval()
     with torch.no_grad():  # the prompt layer uses frame 1 (difference F_2 - F_1)
         assert not torch.allclose(vmp(video).logits, vmp(changed).logits)
 
@@ -182,6 +203,31 @@ def test_power_norm_prompt_and_bad_arguments():
         tiny("c2d_tiny")(clip(frames=8))
     with pytest.raises(ValueError, match="pass num_frames=/crop_size="):
         tiny("timesformer_tiny")(clip(size=48))
+
+
+def test_timesformer_conv_stem_and_mean_pooling():
+    plain = tiny("timesformer_tiny")
+    hybrid = tiny("timesformer_tiny", conv_stem=True, pool="mean")
+    stem = hybrid.backbone.timesformer.embeddings.patch_embeddings.projection
+    convs = [m for m in stem if isinstance(m, torch.nn.Conv2d)]
+    # patch 8: three stride-2 3x3 convolutions (3 -> 16 -> 32 -> 64), then a 1x1 to the width
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+        (3, 16, (2, 2)),
+        (16, 32, (2, 2)),
+        (32, 64, (2, 2)),
+        (64, 64, (1, 1)),
+    ]
+    frames = torch.rand(6, 3, SIZE, SIZE)
+    assert stem(frames).shape == (6, 64, SIZE // 8, SIZE // 8)  # the same token grid as patch 8
+    video, hybrid = clip(), hybrid.eval()
+    hidden = hybrid.backbone.timesformer(hybrid._normalize(video[:, :, 1:]).permute(0, 2, 1, 3, 4))
+    expected = hybrid.backbone.classifier(hidden.last_hidden_state[:, 1:].mean(dim=1))
+    torch.testing.assert_close(hybrid(video).logits, expected)
+    assert plain.backbone.pool == "cls"
+    with pytest.raises(ValueError, match="pool='max'; use 'cls' or 'mean'"):
+        tiny("timesformer_tiny", pool="max")
+    with pytest.raises(ValueError, match="conv_stem needs a power-of-two patch_size, got 6"):
+        create_model("timesformer_tiny", 5, conv_stem=True, patch_size=6, crop_size=36)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_SIZES))
@@ -352,13 +398,13 @@ def test_small_input_stems_keep_each_family_s_temporal_kernel():
 @pytest.mark.parametrize("name", ["c2d_tiny", "x3d_tiny", "slowfast_tiny"])
 def test_channels_last_layout_changes_speed_not_results(name, tmp_path):
     torch.manual_seed(0)
-    model = tiny(name, list_variants(name)[-1]).train()
+    model = tiny(name, all_prompts(name)).train()
     assert model.channels_last
     convs = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv3d)]
     assert convs and all(
         m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs
     )
-    plain = tiny(name, list_variants(name)[-1]).train()
+    plain = tiny(name, all_prompts(name)).train()
     plain.load_state_dict(model.state_dict())
     plain.channels_last = False
     for m in plain.backbone.modules():

@@ -19,7 +19,8 @@ from vmp.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
 from vmp.workflow import nested_update
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("train", "synth_data", "table1", "attention", "figures", "prepare_data")
+NOTEBOOKS = ("train", "synth_data", "table1", "attention", "prompt_functions", "figures")
+NOTEBOOKS += ("prepare_data",)
 FIGURES = ("fig1_motion_representations", "fig3_power_normalisation", "fig4_slope_shift")
 FIGURES += ("fig5_attention", "fig6_regularisation")
 
@@ -124,9 +125,9 @@ def test_paper_profile_plans_every_cell_of_table1(tmp_path):
     assert "pretrain" not in counts and "synth_data" not in counts
 
 
-def passed_parameters(config: Path) -> dict[str, set[str]]:
+def passed_parameters(config: Path, *targets: str) -> dict[str, set[str]]:
     """Parameter names each notebook receives from the rules, read from a dry run's commands."""
-    proc = snakemake("-n", "-p", "--configfile", str(config), "--forceall")
+    proc = snakemake("-n", "-p", "--configfile", str(config), "--forceall", *targets)
     passed = {}
     for line in proc.stdout.splitlines():
         line = line.removeprefix("Shell command: ")
@@ -155,7 +156,7 @@ def test_notebook_parameters_match_what_the_rules_pass(tmp_path):
     declared = {
         nb: set(papermill.inspect_notebook(str(tmp_path / f"{nb}.ipynb"))) for nb in NOTEBOOKS
     }
-    passed = passed_parameters(write_config(tmp_path))
+    passed = passed_parameters(write_config(tmp_path), "all", "prompt_functions")
     assert set(passed) == set(NOTEBOOKS) - {"prepare_data"}
     passed |= {"prepare_data": passed_parameters(paper_config(tmp_path))["prepare_data"]}
     for notebook, keys in passed.items():
@@ -312,6 +313,34 @@ def _wait_for(condition, what: str, job: subprocess.Popen, timeout: float = 300)
         assert job.poll() is None, f"snakemake ended before {what}"
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_smoke_prompt_functions_target_pairs_each_seed_with_the_sigmoid_row(smoke_run):
+    config, results = smoke_run
+    snakemake("--cores", "2", "--configfile", str(config), "prompt_functions")
+    summary = pd.read_csv(results / "tables" / "prompt_functions.csv").set_index("variant")
+    assert list(summary.index) == ["vmp", "vmp_gamma"]
+    top1 = {
+        variant: [
+            json.loads(p.read_text())["top1"] / 100
+            for p in sorted(
+                results.glob(f"runs/synth_gym/1/x3d_tiny/{variant}/lambda~2.5/seed~*/metrics.json")
+            )
+        ]
+        for variant in ("vmp", "vmp_gamma")
+    }
+    assert len(top1["vmp_gamma"]) == 2
+    gamma = summary.loc["vmp_gamma"]
+    assert gamma["pairs"] == 2
+    assert gamma["delta_top1"] == pytest.approx(
+        sum(g - s for g, s in zip(top1["vmp_gamma"], top1["vmp"], strict=True)) / 2
+    )
+    assert 0 <= gamma["object_share"] <= 1 and 0 <= gamma["recall"] <= 1
+    assert "gamma" in (results / "tables" / "prompt_functions.md").read_text()
+    assert (results / "tables" / "prompt_functions.ipynb").is_file()
+    # not part of the default target: Table 1 and the report stay done
+    assert "Nothing to be done" in snakemake("-n", "--configfile", str(config)).stdout
 
 
 @pytest.mark.slow

@@ -11,9 +11,12 @@ ones, and tests/test_config.py asserts they are equal, so they cannot drift:
 
 from __future__ import annotations
 
-SINGLE_VARIANTS = ("baseline", "vmp")
+# +VMP with one of the paper's alternative prompt functions (Fig. 3) instead of the learnable
+# sigmoid: the optional prompt-function comparison (single-pathway backbones).
+PROMPT_FUNCTION_VARIANTS = ("vmp_gamma", "vmp_maxexp", "vmp_sigme", "vmp_asinhe")
+SINGLE_VARIANTS = ("baseline", "vmp", *PROMPT_FUNCTION_VARIANTS)
 TWO_PATHWAY_VARIANTS = ("baseline", "vmp_slow", "vmp_fast", "vmp_both")
-VARIANTS = ("baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both")
+VARIANTS = ("baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both", *PROMPT_FUNCTION_VARIANTS)
 
 _SLOW_FAST = ("slow", "fast")
 _VIDEO = ("video",)

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vmp.names import MODELS, SCENES, variants
+from vmp.names import MODELS, PROMPT_FUNCTION_VARIANTS, SCENES, variants
 
 
 class ConfigError(ValueError):
@@ -91,6 +91,22 @@ def check_config(config: dict[str, Any]) -> None:
         _require(ablation["backbone"], sorted(config["backbones"]), "ablation.backbone")
         arch = config["backbones"][ablation["backbone"]].get("arch", ablation["backbone"])
         _require(ablation["variant"], variants(arch), "ablation.variant")
+    functions = config.get("prompt_functions")
+    if functions:
+        backbone = functions["backbone"]
+        _require(backbone, sorted(config["backbones"]), "prompt_functions.backbone")
+        arch = config["backbones"][backbone].get("arch", backbone)
+        if "vmp" not in config["backbones"][backbone]["variants"]:
+            raise ConfigError(
+                f"prompt_functions.backbone: {backbone} has no `vmp` variant in Table 1, the sigmoid "
+                "rows the other prompt functions are paired with; add it to its variants"
+            )
+        for variant in functions["variants"]:
+            _require(
+                variant,
+                [v for v in variants(arch) if v in PROMPT_FUNCTION_VARIANTS],
+                "prompt_functions.variants",
+            )
 
 
 def dataset_root(config: dict[str, Any], name: str) -> str:
@@ -168,6 +184,7 @@ def train_parameters(
         optim = nested_update(
             backbone_settings(config, backbone, "optim"), config["pretrain"].get("optim", {})
         )
+        optim = nested_update(optim, config["backbones"][backbone].get("pretrain_optim", {}))
         fmt, root, pretrained = "synthmotion", dataset_root(config, dataset), None
         out_dirs = [pretrain_dir(config, backbone)]
     else:
@@ -205,7 +222,8 @@ def train_parameters(
 
 
 def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every training run: Table 1's cells (``table``) and the lambda ablation's (``ablation``).
+    """Every training run: Table 1's cells (``table``), the lambda ablation's (``ablation``) and the
+    optional prompt-function comparison's (``prompt_functions``, not part of the default target).
 
     A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
     Baselines have no prompt layer, so their lambda is 0; a backbone's ``lambda`` replaces the
@@ -222,7 +240,7 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
             dict(
                 zip(("dataset", "split", "backbone", "variant", "lambda", "seed"), key, strict=True)
             )
-            | {"table": False, "ablation": False},
+            | {"table": False, "ablation": False, "prompt_functions": False},
         )
         run[kind] = True
 
@@ -254,6 +272,17 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
                 lam,
                 seed,
             )
+    functions = config.get("prompt_functions")
+    if functions:
+        backbone = functions["backbone"]
+        lam = config["backbones"][backbone].get("lambda", config["lambda"])
+        for (name, dataset), variant in itertools.product(
+            config["datasets"].items(), functions["variants"]
+        ):
+            for split, seed in itertools.product(
+                dataset["splits"], dataset.get("seeds", config["seeds"])
+            ):
+                add("prompt_functions", name, split, backbone, variant, lam, seed)
     return list(runs.values())
 
 

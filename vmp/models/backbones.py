@@ -193,16 +193,22 @@ def build_x3d(
 
 
 class TimeSformer(nn.Module):
-    """TimeSformer (transformers' `TimesformerModel`) with a CLS-token linear head.
+    """TimeSformer (transformers' `TimesformerModel`) with a linear head.
 
     State-dict keys match `TimesformerForVideoClassification` (`timesformer.*`,
     `classifier.*`), so a transformers checkpoint loads as is. Takes (B, C, T, H, W) and
-    permutes to the (B, T, C, H, W) layout transformers expects.
+    permutes to the (B, T, C, H, W) layout transformers expects. The head reads the CLS token
+    (``pool="cls"``, the paper's model) or the mean of the patch tokens (``pool="mean"``).
     """
 
-    def __init__(self, config: TimesformerConfig, num_classes: int, dropout: float = 0.0):
+    def __init__(
+        self, config: TimesformerConfig, num_classes: int, dropout: float = 0.0, pool: str = "cls"
+    ):
         super().__init__()
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"timesformer: pool={pool!r}; use 'cls' or 'mean'")
         self.config = config
+        self.pool = pool
         self.timesformer = TimesformerModel(config)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.hidden_size, num_classes)
@@ -216,7 +222,8 @@ class TimeSformer(nn.Module):
                 "pass num_frames=/crop_size= to create_model to match the data"
             )
         hidden = self.timesformer(x.permute(0, 2, 1, 3, 4)).last_hidden_state
-        return self.classifier(self.dropout(hidden[:, 0]))
+        features = hidden[:, 0] if self.pool == "cls" else hidden[:, 1:].mean(dim=1)
+        return self.classifier(self.dropout(features))
 
 
 def build_timesformer(
@@ -231,8 +238,14 @@ def build_timesformer(
     mlp_ratio: int = 4,
     drop_path: float = 0.0,
     dropout: float = 0.0,
+    pool: str = "cls",
+    conv_stem: bool = False,
 ) -> TimeSformer:
-    """TimeSformer with divided space-time attention, built from a config (never the hub)."""
+    """TimeSformer with divided space-time attention, built from a config (never the hub).
+
+    ``conv_stem`` replaces the linear patch embedding by stride-2 3x3 convolutions with the same
+    token grid (a hybrid ViT tokenizer, for small models trained from scratch on little data).
+    """
     if crop_size % patch_size:
         raise ValueError(f"timesformer: crop_size={crop_size} not divisible by patch {patch_size}")
     config = TimesformerConfig(
@@ -247,7 +260,32 @@ def build_timesformer(
     )
     # transformers annotates drop_path_rate as int and its strict dataclass rejects 0.1.
     object.__setattr__(config, "drop_path_rate", float(drop_path))
-    return TimeSformer(config, num_classes, dropout)
+    model = TimeSformer(config, num_classes, dropout, pool)
+    if conv_stem:
+        model.timesformer.embeddings.patch_embeddings.projection = _conv_tokenizer(
+            patch_size, hidden_size
+        )
+    return model
+
+
+def _conv_tokenizer(patch_size: int, hidden_size: int) -> nn.Sequential:
+    """Per-frame stride-2 3x3 conv-BN-ReLU layers down to a patch_size-stride grid of tokens."""
+    if patch_size < 2 or patch_size & (patch_size - 1):
+        raise ValueError(
+            f"timesformer: conv_stem needs a power-of-two patch_size, got {patch_size}"
+        )
+    layers: list[nn.Module] = []
+    channels, stages = 3, patch_size.bit_length() - 1
+    for i in range(stages):
+        out = hidden_size // 2 ** (stages - 1 - i)
+        layers += [
+            nn.Conv2d(channels, out, 3, 2, 1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(inplace=True),
+        ]
+        channels = out
+    layers.append(nn.Conv2d(channels, hidden_size, 1))
+    return nn.Sequential(*layers)
 
 
 # --- paper-size models (Kinetics-400 recipes of the pytorchvideo zoo / TimeSformer paper) ---
@@ -485,6 +523,8 @@ def timesformer_tiny(
     num_layers: int = 2,
     num_heads: int = 4,
     dropout: float = 0.0,
+    pool: str = "cls",
+    conv_stem: bool = False,
 ) -> Backbone:
     """TimeSformer divided space-time: hidden 64, 2 layers, 4 heads, patch 8 (16 patches at 32 px)."""
     module = build_timesformer(
@@ -496,5 +536,7 @@ def timesformer_tiny(
         num_layers=num_layers,
         num_heads=num_heads,
         dropout=dropout,
+        pool=pool,
+        conv_stem=conv_stem,
     )
     return Backbone(module, num_frames)

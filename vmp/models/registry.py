@@ -7,7 +7,12 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_VARIANTS_SINGLE = {"baseline": {"prompt": None}, "vmp": {"prompt": "vmp"}}
+_VARIANTS_SINGLE = {
+    "baseline": {"prompt": None},
+    "vmp": {"prompt": "vmp"},
+    # the paper's alternative prompt functions (vmp.prompt.POWER_NORMS) in place of the sigmoid
+    **{f"vmp_{name}": {"prompt": name} for name in ("gamma", "maxexp", "sigme", "asinhe")},
+}
 _VARIANTS_SLOWFAST = {
     "baseline": {"prompt": None},
     "vmp_slow": {"prompt": "vmp", "prompt_pathways": ("slow",)},
