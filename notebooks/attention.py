@@ -28,7 +28,7 @@ from vmp.logs import quiet_known_warnings
 quiet_known_warnings()  # before the libraries that warn at import
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from vmp.attention_scores import score_run, summarise, write_tables
 
@@ -37,10 +37,11 @@ summary = summarise(rows)
 write_tables(rows, summary, out_prefix)
 
 # %% [markdown]
-# ## Per scene, backbone and variant (mean [95% t-interval] over replicates)
+# ## Per scene, backbone and variant (mean [95% t-interval] over replicates), then every lambda
+# against lambda 0 where the profile has lambda-0 runs (the ablation)
 
 # %%
-display(pd.read_csv(f"{out_prefix}.csv"))
+display(Markdown(open(f"{out_prefix}.md").read()))
 
 # %% [markdown]
 # ## Every run

@@ -40,6 +40,7 @@ rule attention:
         manifests=[f"{DATA_ROOT}/{name}/manifest.csv" for name in sorted({run["dataset"] for run in ATTENTION_RUNS})],
     output:
         runs=f"{RESULTS}/tables/attention_runs.csv",
+        lambda_csv=f"{RESULTS}/tables/attention_lambda.csv",
         csv=report(f"{RESULTS}/tables/attention.csv", caption="../report/attention.rst", category="Attention"),
         md=f"{RESULTS}/tables/attention.md",
         notebook=f"{RESULTS}/tables/attention.ipynb",

@@ -2,10 +2,19 @@
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
-from vmp.attention_scores import SCORES, attention_scores, motion_regions, score_model
+from vmp.attention_scores import (
+    SCORES,
+    attention_scores,
+    lambda_effects,
+    motion_regions,
+    score_model,
+    summarise,
+    write_tables,
+)
 from vmp.models import create_model
 
 
@@ -80,3 +89,29 @@ def test_a_model_is_scored_per_prompt_layer():
         assert math.isclose(shares, 1.0, rel_tol=1e-5)
         assert 0 <= per_layer["recall"] <= 1
     assert score_model(create_model("c2d_tiny", 5), [batch]) == {}
+
+
+def test_lambda_effects_pair_each_seed_with_its_lambda_0_run(tmp_path):
+    rows = []
+    for lam, variation in ((0.0, [0.030, 0.034, 0.026]), (2.5, [0.020, 0.022, 0.018])):
+        for seed, value in enumerate(variation):
+            row = {"dataset": "synth_gym", "split": "1", "backbone": "i3d_tiny", "variant": "vmp"}
+            row |= {"lambda": lam, "seed": seed, "pathway": "video"} | dict.fromkeys(SCORES, 0.5)
+            rows.append(row | {"variation": value})
+    other = dict(rows[0]) | {"backbone": "x3d_tiny", "lambda": 2.5}  # no lambda-0 partner group
+    rows = pd.DataFrame([*rows, other])
+    effects = lambda_effects(rows).set_index("lambda")
+    assert set(effects["backbone"]) == {"i3d_tiny"}  # groups without lambda 0 are left out
+    # differences -0.010, -0.012, -0.008: mean -0.010, sd 0.002, t(0.975, 2) = 4.3027
+    half = 4.302653 * 0.002 / math.sqrt(3)
+    assert effects.loc[2.5, "delta_variation"] == pytest.approx(-0.010)
+    assert effects.loc[2.5, "delta_variation_high"] == pytest.approx(-0.010 + half)
+    assert effects.loc[2.5, "verdict"] == "loss" and effects.loc[2.5, "pairs"] == 3
+    assert effects.loc[2.5, "delta_object_share"] == pytest.approx(0.0)
+    paths = write_tables(rows, summarise(rows), tmp_path / "attention")
+    assert [p.name for p in paths][2] == "attention_lambda.csv"
+    markdown = paths[-1].read_text()
+    assert (
+        "Every lambda against lambda 0" in markdown
+        and "0.02 (-0.01 [-0.015, -0.00503])" in markdown
+    )

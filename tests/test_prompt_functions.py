@@ -31,7 +31,7 @@ def test_alternatives_are_paired_with_the_sigmoid_run_of_the_same_seed():
     assert gamma["delta_top1"] == pytest.approx(-0.1)
     assert gamma["delta_top1_low"] == pytest.approx(-0.1 - half, abs=1e-6)
     assert gamma["delta_top1_high"] == pytest.approx(-0.1 + half, abs=1e-6)
-    assert gamma["verdict_top1"] == "n.s."
+    assert gamma["verdict"] == "n.s."
     assert gamma["delta_recall"] == pytest.approx(0.0)  # same recall per seed on both sides
     assert pd.isna(summary.loc["vmp", "delta_top1"])
 
@@ -40,7 +40,7 @@ def test_two_sigmoid_runs_for_one_replicate_are_an_error():
     rows = _rows()
     rows = pd.concat([rows, rows[rows["variant"] == "vmp"].head(1)])
     with pytest.raises(
-        ValueError, match="several sigmoid runs share dataset, split, backbone, seed"
+        ValueError, match="several variant=vmp runs share dataset, backbone, split, seed"
     ):
         compare(rows)
 

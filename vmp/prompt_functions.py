@@ -14,11 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from vmp.attention_scores import SCORES
-from vmp.tables import t_interval, verdict
+from vmp.tables import paired_against
 
 METRICS = ("top1", *SCORES)
 REFERENCE = "vmp"  # the learnable sigmoid
-PAIR = ["dataset", "split", "backbone", "seed"]
 
 
 def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
@@ -36,46 +35,23 @@ def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
         else:
             (scores,) = score_run(run_dir, data_root)  # single-pathway backbones: one layer
         rows.append(scores | {"top1": metrics["top1"] / 100})
-    return pd.DataFrame(rows).reindex(columns=[*PAIR, "variant", "lambda", *METRICS])
+    keys = ["dataset", "split", "backbone", "variant", "lambda", "seed"]
+    return pd.DataFrame(rows).reindex(columns=[*keys, *METRICS])
 
 
 def compare(rows: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, backbone and prompt function (variant): pairs, the mean of every metric, and
-    for the alternatives the mean paired difference to the sigmoid with its interval.
-
-    Top-1 is a fraction like the shares. A run without a sigmoid partner is left out of the
-    differences (``pairs`` counts the partnered ones).
+    for the alternatives the mean paired difference to the sigmoid with its interval and the
+    top-1 verdict (:func:`vmp.tables.paired_against`). Top-1 is a fraction like the shares.
     """
-    reference = rows[rows["variant"] == REFERENCE].set_index(PAIR)
-    if reference.index.has_duplicates:
-        raise ValueError("prompt_functions.compare: several sigmoid runs share " + ", ".join(PAIR))
-    out = []
-    for (dataset, backbone, variant), group in rows.groupby(
-        ["dataset", "backbone", "variant"], sort=True
-    ):
-        group = group.set_index(PAIR)
-        row = {"dataset": dataset, "backbone": backbone, "variant": variant}
-        if variant == REFERENCE:
-            row["pairs"] = len(group)
-            row |= {metric: group[metric].mean() for metric in METRICS}
-            out.append(row)
-            continue
-        common = group.index.intersection(reference.index)
-        row["pairs"] = len(common)
-        for metric in METRICS:
-            row[metric] = group[metric].mean()
-            interval = t_interval(group.loc[common, metric] - reference.loc[common, metric])
-            row |= {
-                f"delta_{metric}": interval["mean"],
-                f"delta_{metric}_low": interval["low"],
-                f"delta_{metric}_high": interval["high"],
-            }
-        row["verdict_top1"] = verdict(row["delta_top1_low"], row["delta_top1_high"], row["pairs"])
-        out.append(row)
-    summary = pd.DataFrame(out)
-    # the sigmoid first within each dataset
-    order = summary["variant"].ne(REFERENCE)
-    return summary.assign(_o=order).sort_values(["dataset", "_o", "variant"]).drop(columns="_o")
+    return paired_against(
+        rows,
+        "variant",
+        REFERENCE,
+        pair=["split", "seed"],
+        groups=["dataset", "backbone"],
+        metrics=METRICS,
+    )
 
 
 def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
@@ -99,8 +75,7 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
                 cell += f" [{form.format(low)}, {form.format(high)}])" if pd.notna(low) else ")"
             cells.append(cell)
         shown[metric.replace("_", " ")] = cells
-    if "verdict_top1" in summary:
-        shown["top-1 vs sigmoid"] = summary["verdict_top1"].fillna("").to_numpy()
+    shown["top-1 vs sigmoid"] = summary["verdict"].fillna("").to_numpy()
     note = (
         "\n\nPrompt function in front of the backbone (sigmoid: the learnable slope and shift of "
         "the +VMP rows of Table 1; gamma, maxexp, sigme, asinhe: the paper's Fig. 3, each with a "

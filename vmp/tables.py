@@ -163,6 +163,63 @@ def paired_differences(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame
 # --- Table 1 ----------------------------------------------------------------------------------
 
 
+def paired_against(
+    rows: pd.DataFrame,
+    column: str,
+    reference: object,
+    *,
+    pair: list[str],
+    groups: list[str],
+    metrics: Iterable[str],
+) -> pd.DataFrame:
+    """Each level of ``column`` against its ``reference`` level, paired on the ``pair`` keys.
+
+    One row per ``groups`` x level: ``pairs``, the mean of every metric over the level's runs,
+    and for the other levels ``delta_<metric>`` (mean over pairs of the run minus its reference
+    partner, the one with equal ``groups`` and ``pair`` keys) with ``delta_<metric>_low/_high``
+    (95% Student-t interval) and ``verdict`` of the first metric. Runs without a partner are
+    left out of the differences. The reference level comes first in each group.
+
+    Raises:
+        ValueError: two reference runs share their group and pair keys.
+    """
+    metrics = list(metrics)
+    keys = groups + pair
+    base = rows[rows[column] == reference].set_index(keys)
+    if base.index.has_duplicates:
+        raise ValueError(
+            f"paired_against: several {column}={reference} runs share " + ", ".join(keys)
+        )
+    out = []
+    for key, group in rows.groupby([*groups, column], sort=True):
+        level = key[-1]
+        row = dict(zip([*groups, column], key, strict=True))
+        group = group.set_index(keys)
+        common = group.index.intersection(base.index)
+        row["pairs"] = len(common) if level != reference else len(group)
+        for metric in metrics:
+            row[metric] = group[metric].mean()
+            if level == reference:
+                continue
+            interval = t_interval((group.loc[common, metric] - base.loc[common, metric]).dropna())
+            row |= {
+                f"delta_{metric}": interval["mean"],
+                f"delta_{metric}_low": interval["low"],
+                f"delta_{metric}_high": interval["high"],
+            }
+        if level != reference:
+            first = metrics[0]
+            row["verdict"] = verdict(
+                row[f"delta_{first}_low"], row[f"delta_{first}_high"], row["pairs"]
+            )
+        out.append(row)
+    table = pd.DataFrame(out)
+    later = table[column] != reference
+    return (
+        table.assign(_later=later).sort_values([*groups, "_later", column]).drop(columns="_later")
+    )
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over seeds of every metric per (dataset, split, backbone, variant).
 
