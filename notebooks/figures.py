@@ -95,14 +95,17 @@ show(figures.fig5_attention(examples), "fig5_attention")
 
 # %%
 pair = figures.pick_ablation_pair(ablation_runs)
-video = layers = None
+video = layers = mask = None
 labels = ("lambda = 0", "lambda = 2.5")
 if pair is not None:
     settings = [figures.load_run(run)[0]["settings"] for run in pair]
     video = clips.get(settings[0]["dataset"])
     layers = [figures.prompt_layer(figures.load_run_model(run)) for run in pair]
     labels = tuple(f"lambda = {s['lambda']:g}" for s in settings)
+    src = clip_sources.get(settings[0]["dataset"], {})
+    if src.get("format") == "synthmotion":
+        mask = figures.sample_object_mask(src["root"], src["split"], clip)
 show(
-    figures.fig6_regularisation(video, *(layers or (None, None)), labels=labels),
+    figures.fig6_regularisation(video, *(layers or (None, None)), labels=labels, mask=mask),
     "fig6_regularisation",
 )

@@ -200,8 +200,21 @@ def test_fig5_outlines_the_object_where_a_mask_is_given(clip):
 
 
 def test_fig6_rows_and_missing_runs(clip):
-    fig = figures.fig6_regularisation(clip, MotionPromptLayer(), MotionPromptLayer(), steps=4)
+    without, with_ = MotionPromptLayer(), MotionPromptLayer()
+    fig = figures.fig6_regularisation(clip, without, with_, steps=4)
     assert len(fig.axes) == 4 * 4 + 1
+    attention = figures._attention(clip, without)
+    variation = float(((attention[1:] - attention[:-1]) ** 2).mean())
+    assert f"V = {variation:.3g}" in fig.axes[4].get_ylabel()  # first column, attention row
+    assert not any(ax.collections for ax in fig.axes[:16])
+    mask = torch.zeros(clip.shape[1], *clip.shape[2:])
+    mask[:, 2:6, 2:6] = 1
+    outlined = figures.fig6_regularisation(
+        clip, MotionPromptLayer(), MotionPromptLayer(), steps=4, mask=mask
+    )
+    rows = np.asarray(outlined.axes[:16]).reshape(4, 4)
+    assert all(ax.collections for ax in rows[[1, 3]].ravel())  # attention rows only
+    assert not any(ax.collections for ax in rows[[0, 2]].ravel())
     assert "no runs" in texts(figures.fig6_regularisation(clip, None, MotionPromptLayer()))
 
 

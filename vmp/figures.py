@@ -548,11 +548,15 @@ def fig6_regularisation(
     layer_with: MotionPromptLayer | None,
     steps: int = 4,
     labels: tuple[str, str] = ("lambda = 0", "lambda = 2.5"),
+    mask: torch.Tensor | None = None,
 ) -> Figure:
     """Fig. 6: prompts and attention maps of models trained without and with regularisation.
 
     Rows: prompts and attention of ``layer_without``, then of ``layer_with``, on the same
-    clip; columns: ``steps`` time steps. Missing clip or layer gives a "no runs" note.
+    clip; columns: ``steps`` time steps. Each attention row is labelled with its temporal
+    variation V on this clip (Eq. 6: the mean of (A_{t+1} - A_t)^2 over all its maps), and with
+    the class object's mask (T+1, H, W) the maps are outlined (cyan) where the object is in frame
+    t or t+1, as in Fig. 5. Missing clip or layer gives a "no runs" note.
 
     Returns:
         Figure with ``4 * steps`` image axes (fewer if the clip is short) and a colour bar.
@@ -564,6 +568,7 @@ def fig6_regularisation(
     _check_clip(video, "fig6_regularisation")
     maps = [_attention(video, layer) for layer in (layer_without, layer_with)]
     ts = _steps(video.shape[1] - 1, steps)
+    obj = mask.numpy() >= 0.5 if mask is not None else None
     fig = Figure(figsize=(2.2 * len(ts) + 1.2, 9), layout="constrained")
     axes = np.asarray(fig.subplots(4, len(ts), squeeze=False))
     for i, (att, label, layer) in enumerate(
@@ -573,8 +578,14 @@ def fig6_regularisation(
             prompt = np.clip(att[t][..., None] * _rgb(video, t + 1), 0, 1)
             _image(axes[2 * i, j], prompt, f"t = {t}" if i == 0 else None)
             im = _image(axes[2 * i + 1, j], att[t], cmap=ATTENTION_CMAP, vmin=0, vmax=1)
+            region = obj[t] | obj[t + 1] if obj is not None else None
+            if region is not None and region.any():
+                axes[2 * i + 1, j].contour(
+                    region.astype(float), levels=[0.5], colors="cyan", linewidths=0.8
+                )
+        variation = float(np.mean(np.diff(att, axis=0) ** 2))
         axes[2 * i, 0].set_ylabel(f"prompts\n{label}\n{_layer_label(layer)}", fontsize=8)
-        axes[2 * i + 1, 0].set_ylabel(f"attention\n{label}", fontsize=8)
+        axes[2 * i + 1, 0].set_ylabel(f"attention\n{label}\nV = {variation:.3g}", fontsize=8)
     fig.colorbar(im, ax=axes[[1, 3]].ravel().tolist(), shrink=0.6, label="attention A")
     return fig
 
