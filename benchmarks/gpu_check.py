@@ -90,7 +90,7 @@ def backbone_rows(models, device: str, repeats: int) -> list[dict]:
         torch.manual_seed(0)
         video = torch.rand(batch, 3, frames, size, size, device=device)
         labels = torch.randint(0, 10, (batch,), device=device)
-        variant = list_variants(name)[-1]  # "vmp", or SlowFast's "vmp_both"
+        variant = "vmp_both" if "vmp_both" in list_variants(name) else "vmp"
         build = {"num_frames": frames - 1, "crop_size": size}
         base = create_model(name, 10, **build).to(device).train()
         vmp = create_model(name, 10, **build, **variant_options(name, variant)).to(device).train()

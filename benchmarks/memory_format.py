@@ -45,7 +45,7 @@ def main() -> None:
     )
     print(f"{'model':15s} {'variant':9s} {'NCDHW ms':>9s} {'NDHWC ms':>9s} {'ratio':>6s}")
     for name in args.models.split(","):
-        for variant in ("baseline", list_variants(name)[-1]):
+        for variant in ("baseline", "vmp_both" if "vmp_both" in list_variants(name) else "vmp"):
             steps = [step_fn(build(name, variant, cl), video, labels) for cl in (False, True)]
             first, last = median_times(steps, args.repeats)
             print(

@@ -72,7 +72,7 @@ def measure(name: str, batch: int, size: int, repeats: int, **overrides) -> dict
     frames = overrides.get("num_frames", 8) + 1
     video = torch.rand(batch, 3, frames, size, size)
     labels = torch.randint(0, 10, (batch,))
-    variant = list_variants(name)[-1]  # "vmp" or SlowFast's "vmp_both"
+    variant = "vmp_both" if "vmp_both" in list_variants(name) else "vmp"
     base = create_model(name, 10, crop_size=size, **overrides).train()
     vmp = create_model(name, 10, crop_size=size, **overrides, **variant_options(name, variant))
     vmp.train()

@@ -318,7 +318,7 @@ def _wait_for(condition, what: str, job: subprocess.Popen, timeout: float = 300)
 @pytest.mark.slow
 def test_smoke_prompt_functions_target_pairs_each_seed_with_the_sigmoid_row(smoke_run):
     config, results = smoke_run
-    snakemake("--cores", "2", "--configfile", str(config), "prompt_functions")
+    snakemake("prompt_functions", "--cores", "2", "--configfile", str(config))
     summary = pd.read_csv(results / "tables" / "prompt_functions.csv").set_index("variant")
     assert list(summary.index) == ["vmp", "vmp_gamma"]
     top1 = {
