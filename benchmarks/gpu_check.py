@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import prompt_layer  # noqa: E402  (a sibling script)
 from model_step import layer_fn, median_times  # noqa: E402
 
-from vmp.models import create_model, list_variants, variant_options  # noqa: E402
+from vmp.models import create_model, sigmoid_variant, variant_options  # noqa: E402
 
 # (model, batch, frames T+1, size); the paper's clips per backbone.
 PAPER_MODELS = [
@@ -90,7 +90,7 @@ def backbone_rows(models, device: str, repeats: int) -> list[dict]:
         torch.manual_seed(0)
         video = torch.rand(batch, 3, frames, size, size, device=device)
         labels = torch.randint(0, 10, (batch,), device=device)
-        variant = "vmp_both" if "vmp_both" in list_variants(name) else "vmp"
+        variant = sigmoid_variant(name)
         build = {"num_frames": frames - 1, "crop_size": size}
         base = create_model(name, 10, **build).to(device).train()
         vmp = create_model(name, 10, **build, **variant_options(name, variant)).to(device).train()

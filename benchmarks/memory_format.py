@@ -15,7 +15,7 @@ import argparse
 import torch
 from model_step import median_times, step_fn
 
-from vmp.models import create_model, list_variants, variant_options
+from vmp.models import create_model, sigmoid_variant, variant_options
 
 
 def build(name: str, variant: str, channels_last: bool) -> torch.nn.Module:
@@ -45,7 +45,7 @@ def main() -> None:
     )
     print(f"{'model':15s} {'variant':9s} {'NCDHW ms':>9s} {'NDHWC ms':>9s} {'ratio':>6s}")
     for name in args.models.split(","):
-        for variant in ("baseline", "vmp_both" if "vmp_both" in list_variants(name) else "vmp"):
+        for variant in ("baseline", sigmoid_variant(name)):
             steps = [step_fn(build(name, variant, cl), video, labels) for cl in (False, True)]
             first, last = median_times(steps, args.repeats)
             print(

@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from vmp.models import create_model, list_models, list_variants, variant_options
+from vmp.models import create_model, list_models, sigmoid_variant, variant_options
 
 
 def median_times(fns: list[Callable[[], None]], repeats: int) -> list[float]:
@@ -72,7 +72,7 @@ def measure(name: str, batch: int, size: int, repeats: int, **overrides) -> dict
     frames = overrides.get("num_frames", 8) + 1
     video = torch.rand(batch, 3, frames, size, size)
     labels = torch.randint(0, 10, (batch,))
-    variant = "vmp_both" if "vmp_both" in list_variants(name) else "vmp"
+    variant = sigmoid_variant(name)
     base = create_model(name, 10, crop_size=size, **overrides).train()
     vmp = create_model(name, 10, crop_size=size, **overrides, **variant_options(name, variant))
     vmp.train()

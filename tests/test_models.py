@@ -11,11 +11,11 @@ from safetensors.torch import save_file
 
 from vmp.models import (
     create_model,
-    get_entry,
     list_models,
     list_variants,
     load_pretrained,
     save_checkpoint,
+    sigmoid_variant,
     variant_options,
 )
 from vmp.models.checkpoint import _rename_pyslowfast_timesformer
@@ -25,11 +25,6 @@ TINY = list_models("*_tiny")
 TINY_VARIANTS = [
     (name, v) for name in TINY for v in list_variants(name) if v not in PROMPT_FUNCTION_VARIANTS
 ]
-
-
-def all_prompts(name):
-    """The variant with the sigmoid prompt layer in front of every pathway."""
-    return "vmp_both" if len(get_entry(name).pathways) > 1 else "vmp"
 
 
 PAPER_SIZES = {  # published parameter counts (millions), Kinetics-400 heads
@@ -108,6 +103,7 @@ def test_prompt_function_variants_learn_eta(variant):
 def test_variants():
     assert list_variants("x3d_tiny") == ["baseline", "vmp", *PROMPT_FUNCTION_VARIANTS]
     assert variant_options("i3d_tiny", "vmp_maxexp") == {"prompt": "maxexp"}
+    assert sigmoid_variant("x3d_tiny") == "vmp" and sigmoid_variant("slowfast_r50") == "vmp_both"
     assert list_variants("slowfast_r50") == ["baseline", "vmp_slow", "vmp_fast", "vmp_both"]
     assert variant_options("timesformer", "vmp") == {"prompt": "vmp"}
     assert variant_options("slowfast_tiny", "vmp_fast") == {
@@ -131,7 +127,7 @@ def test_baseline_and_vmp_see_the_same_frames(name):
     baseline = tiny(name).eval()
     with torch.no_grad():
         assert torch.equal(baseline(video).logits, baseline(changed).logits)
-    vmp = tiny(name, all_prompts(name)).eval()
+    vmp = tiny(name, sigmoid_variant(name)).eval()
     with torch.no_grad():  # the prompt layer uses frame 1 (difference F_2 - F_1)
         assert not torch.allclose(vmp(video).logits, vmp(changed).logits)
 
@@ -398,13 +394,13 @@ def test_small_input_stems_keep_each_family_s_temporal_kernel():
 @pytest.mark.parametrize("name", ["c2d_tiny", "x3d_tiny", "slowfast_tiny"])
 def test_channels_last_layout_changes_speed_not_results(name, tmp_path):
     torch.manual_seed(0)
-    model = tiny(name, all_prompts(name)).train()
+    model = tiny(name, sigmoid_variant(name)).train()
     assert model.channels_last
     convs = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv3d)]
     assert convs and all(
         m.weight.is_contiguous(memory_format=torch.channels_last_3d) for m in convs
     )
-    plain = tiny(name, all_prompts(name)).train()
+    plain = tiny(name, sigmoid_variant(name)).train()
     plain.load_state_dict(model.state_dict())
     plain.channels_last = False
     for m in plain.backbone.modules():

@@ -169,17 +169,16 @@ def lambda_effects(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _lambda_markdown(effects: pd.DataFrame) -> str:
+    from vmp.tables import paired_cell
+
     shown = effects[["dataset", "backbone", "variant", "pathway", "lambda", "pairs"]].copy()
     for score in ("variation", "object_share", "recall", "precision"):
-        scale, form = (1, "{:.3g}") if score == "variation" else (100, "{:.1f}")
-        cells = []
-        for _, row in effects.iterrows():
-            cell = form.format(row[score] * scale)
-            if row["lambda"] != 0 and pd.notna(row.get(f"delta_{score}_low")):
-                delta = [row[f"delta_{score}{p}"] * scale for p in ("", "_low", "_high")]
-                cell += " ({} [{}, {}])".format(*(form.format(d) for d in delta))
-            cells.append(cell)
-        shown[score.replace("_", " ")] = cells
+        shown[score.replace("_", " ")] = [
+            paired_cell(
+                row, score, show_delta=row["lambda"] != 0 and pd.notna(row[f"delta_{score}_low"])
+            )
+            for _, row in effects.iterrows()
+        ]
     shown["variation vs lambda 0"] = effects["verdict"].fillna("").to_numpy()
     return (
         "\n\n### Every lambda against lambda 0 (Fig. 6)\n\n"
@@ -195,11 +194,12 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
     ``<prefix>_lambda.csv`` (:func:`lambda_effects`, empty without lambda-0 runs) and
     ``<prefix>.md`` (the summary as mean [interval], in %, then the lambda effects)."""
     from vmp.io import write_csv, write_text
+    from vmp.tables import score_format
 
     prefix = Path(prefix)
     shown = summary[["dataset", "backbone", "variant", "lambda", "pathway", "replicates"]].copy()
     for score in SCORES:
-        scale, form = (1, "{:.3g}") if score == "variation" else (100, "{:.1f}")
+        scale, form = score_format(score)
         mean, low, high = (
             summary[f"{score}_{part}"] * scale for part in ("mean", "ci_low", "ci_high")
         )

@@ -164,6 +164,12 @@ def _attention(video: torch.Tensor, layer: MotionPromptLayer) -> np.ndarray:
     return attention_maps(video, layer).numpy()
 
 
+def _outline(ax, region: np.ndarray | None) -> None:
+    """Outline (cyan) a boolean region on an image axis: where the class object moves."""
+    if region is not None and region.any():
+        ax.contour(region.astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
+
+
 def _steps(num: int, steps: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, num - 1, min(steps, num))})
 
@@ -528,8 +534,7 @@ def fig5_attention(
         _image(ax[1], _rgb(video, t + 1))
         im_d = _image(ax[2], diff, cmap=DIFF_CMAP, vmin=-bound, vmax=bound)
         im_a = _image(ax[3], att, cmap=ATTENTION_CMAP, vmin=0, vmax=1)
-        if region is not None and region.any():
-            ax[3].contour(region.astype(float), levels=[0.5], colors="cyan", linewidths=0.8)
+        _outline(ax[3], region)
         _image(ax[4], np.clip(att[..., None] * _rgb(video, t + 1), 0, 1))
         ax[0].set_ylabel(f"{title}\n{_layer_label(layer)}\nt = {t}", fontsize=8)
     for col, name in enumerate(
@@ -578,11 +583,7 @@ def fig6_regularisation(
             prompt = np.clip(att[t][..., None] * _rgb(video, t + 1), 0, 1)
             _image(axes[2 * i, j], prompt, f"t = {t}" if i == 0 else None)
             im = _image(axes[2 * i + 1, j], att[t], cmap=ATTENTION_CMAP, vmin=0, vmax=1)
-            region = obj[t] | obj[t + 1] if obj is not None else None
-            if region is not None and region.any():
-                axes[2 * i + 1, j].contour(
-                    region.astype(float), levels=[0.5], colors="cyan", linewidths=0.8
-                )
+            _outline(axes[2 * i + 1, j], obj[t] | obj[t + 1] if obj is not None else None)
         variation = float(np.mean(np.diff(att, axis=0) ** 2))
         axes[2 * i, 0].set_ylabel(f"prompts\n{label}\n{_layer_label(layer)}", fontsize=8)
         axes[2 * i + 1, 0].set_ylabel(f"attention\n{label}\nV = {variation:.3g}", fontsize=8)

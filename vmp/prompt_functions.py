@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from vmp.attention_scores import SCORES
-from vmp.tables import paired_against
+from vmp.tables import paired_against, paired_cell
 
 METRICS = ("top1", *SCORES)
+RUN_KEYS = ["dataset", "split", "backbone", "variant", "lambda", "seed"]
 REFERENCE = "vmp"  # the learnable sigmoid
 
 
@@ -30,13 +31,11 @@ def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
     for run_dir, data_root in runs.items():
         metrics = read_metrics(run_dir)
         if data_root is None:
-            keys = ("dataset", "split", "backbone", "variant", "lambda", "seed")
-            scores = {k: metrics["settings"][k] for k in keys}
+            scores = {k: metrics["settings"][k] for k in RUN_KEYS}
         else:
             (scores,) = score_run(run_dir, data_root)  # single-pathway backbones: one layer
         rows.append(scores | {"top1": metrics["top1"] / 100})
-    keys = ["dataset", "split", "backbone", "variant", "lambda", "seed"]
-    return pd.DataFrame(rows).reindex(columns=[*keys, *METRICS])
+    return pd.DataFrame(rows).reindex(columns=[*RUN_KEYS, *METRICS])
 
 
 def compare(rows: pd.DataFrame) -> pd.DataFrame:
@@ -63,18 +62,10 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
     shown = summary[["dataset", "backbone", "variant", "pairs"]].copy()
     shown["variant"] = shown["variant"].str.removeprefix("vmp_").replace({REFERENCE: "sigmoid"})
     for metric in ("top1", "object_share", "background_share", "precision", "recall", "variation"):
-        scale, form = (1, "{:.3g}") if metric == "variation" else (100, "{:.1f}")
-        cells = []
-        for _, row in summary.iterrows():
-            cell = form.format(row[metric] * scale)
-            if row["variant"] != REFERENCE:
-                mean, low, high = (
-                    row[f"delta_{metric}{part}"] * scale for part in ("", "_low", "_high")
-                )
-                cell += f" ({form.format(mean)}"
-                cell += f" [{form.format(low)}, {form.format(high)}])" if pd.notna(low) else ")"
-            cells.append(cell)
-        shown[metric.replace("_", " ")] = cells
+        shown[metric.replace("_", " ")] = [
+            paired_cell(row, metric, show_delta=row["variant"] != REFERENCE)
+            for _, row in summary.iterrows()
+        ]
     shown["top-1 vs sigmoid"] = summary["verdict"].fillna("").to_numpy()
     note = (
         "\n\nPrompt function in front of the backbone (sigmoid: the learnable slope and shift of "

@@ -163,6 +163,24 @@ def paired_differences(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame
 # --- Table 1 ----------------------------------------------------------------------------------
 
 
+def score_format(metric: str) -> tuple[float, str]:
+    """(scale, format) a score is shown with: temporal variation as it is, the rest in %."""
+    return (1, "{:.3g}") if metric == "variation" else (100, "{:.1f}")
+
+
+def paired_cell(row: Mapping, metric: str, show_delta: bool = True) -> str:
+    """``value (delta [low, high])`` of a :func:`paired_against` row, scaled by
+    :func:`score_format`; ``value (delta)`` without an interval, ``value`` alone without
+    ``show_delta``."""
+    scale, form = score_format(metric)
+    cell = form.format(row[metric] * scale)
+    if not show_delta:
+        return cell
+    mean, low, high = (row[f"delta_{metric}{part}"] * scale for part in ("", "_low", "_high"))
+    interval = f" [{form.format(low)}, {form.format(high)}]" if pd.notna(low) else ""
+    return f"{cell} ({form.format(mean)}{interval})"
+
+
 def paired_against(
     rows: pd.DataFrame,
     column: str,

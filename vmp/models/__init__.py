@@ -27,6 +27,7 @@ from vmp.models.registry import (
     list_models,
     list_variants,
     register_model,
+    sigmoid_variant,
     variant_options,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "load_pretrained",
     "register_model",
     "save_checkpoint",
+    "sigmoid_variant",
     "variant_options",
 ]
 

@@ -72,6 +72,12 @@ def list_variants(name: str) -> list[str]:
     return list(_variants(name))
 
 
+def sigmoid_variant(name: str) -> str:
+    """The variant with the learnable sigmoid prompt layer in front of every pathway: "vmp", or
+    SlowFast's "vmp_both"."""
+    return "vmp_both" if "vmp_both" in _variants(name) else "vmp"
+
+
 def variant_options(name: str, variant: str) -> dict:
     """Keyword arguments for `create_model` that build `variant` of model `name`."""
     variants = _variants(name)
