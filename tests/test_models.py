@@ -204,17 +204,18 @@ def test_power_norm_prompt_and_bad_arguments():
 def test_timesformer_conv_stem_and_mean_pooling():
     plain = tiny("timesformer_tiny")
     hybrid = tiny("timesformer_tiny", conv_stem=True, pool="mean")
-    stem = hybrid.backbone.timesformer.embeddings.patch_embeddings.projection
-    convs = [m for m in stem if isinstance(m, torch.nn.Conv2d)]
+    tokenizer = hybrid.backbone.timesformer.embeddings.patch_embeddings
+    convs = [m for m in tokenizer.projection if isinstance(m, torch.nn.Conv3d)]
     # patch 8: three stride-2 3x3 convolutions (3 -> 16 -> 32 -> 64), then a 1x1 to the width
-    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
-        (3, 16, (2, 2)),
-        (16, 32, (2, 2)),
-        (32, 64, (2, 2)),
-        (64, 64, (1, 1)),
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (3, 16, (1, 3, 3), (1, 2, 2)),
+        (16, 32, (1, 3, 3), (1, 2, 2)),
+        (32, 64, (1, 3, 3), (1, 2, 2)),
+        (64, 64, (1, 1, 1), (1, 1, 1)),
     ]
-    frames = torch.rand(6, 3, SIZE, SIZE)
-    assert stem(frames).shape == (6, 64, SIZE // 8, SIZE // 8)  # the same token grid as patch 8
+    frames = torch.rand(2, 6, 3, SIZE, SIZE)  # (B, T, C, H, W), as transformers passes them
+    tokens, num_frames, width = tokenizer(frames)
+    assert tokens.shape == (12, (SIZE // 8) ** 2, 64) and (num_frames, width) == (6, SIZE // 8)
     video, hybrid = clip(), hybrid.eval()
     hidden = hybrid.backbone.timesformer(hybrid._normalize(video[:, :, 1:]).permute(0, 2, 1, 3, 4))
     expected = hybrid.backbone.classifier(hidden.last_hidden_state[:, 1:].mean(dim=1))
@@ -224,6 +225,29 @@ def test_timesformer_conv_stem_and_mean_pooling():
         tiny("timesformer_tiny", pool="max")
     with pytest.raises(ValueError, match="conv_stem needs a power-of-two patch_size, got 6"):
         create_model("timesformer_tiny", 5, conv_stem=True, patch_size=6, crop_size=36)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_timesformer_stem_temporal_kernel_reaches_neighbouring_frames(kernel):
+    """A change in frame 3 reaches the tokens of frames 3 -/+ (3 convolutions x kernel // 2)."""
+    model = tiny("timesformer_tiny", conv_stem=True, stem_temporal_kernel=kernel).eval()
+    tokenizer = model.backbone.timesformer.embeddings.patch_embeddings
+    frames = torch.rand(1, 8, 3, SIZE, SIZE)
+    changed = frames.clone()
+    changed[:, 3] = torch.rand(3, SIZE, SIZE)
+    with torch.no_grad():
+        delta = (tokenizer(changed)[0] - tokenizer(frames)[0]).abs().amax(dim=(1, 2))
+    reach = 3 * (kernel // 2)
+    expected = [abs(t - 3) <= reach for t in range(8)]
+    assert (delta > 1e-6).tolist() == expected
+    assert tokenizer.projection[0].kernel_size == (kernel, 3, 3)
+
+
+def test_timesformer_stem_temporal_kernel_errors():
+    with pytest.raises(ValueError, match="stem_temporal_kernel=3 needs conv_stem=True"):
+        create_model("timesformer_tiny", 5, stem_temporal_kernel=3)
+    with pytest.raises(ValueError, match="stem_temporal_kernel=2 needs conv_stem=True and an odd"):
+        create_model("timesformer_tiny", 5, conv_stem=True, stem_temporal_kernel=2)
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_SIZES))

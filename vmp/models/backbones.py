@@ -240,14 +240,22 @@ def build_timesformer(
     dropout: float = 0.0,
     pool: str = "cls",
     conv_stem: bool = False,
+    stem_temporal_kernel: int = 1,
 ) -> TimeSformer:
     """TimeSformer with divided space-time attention, built from a config (never the hub).
 
     ``conv_stem`` replaces the linear patch embedding by stride-2 3x3 convolutions with the same
-    token grid (a hybrid ViT tokenizer, for small models trained from scratch on little data).
+    token grid (a hybrid ViT tokenizer, for small models trained from scratch on little data);
+    ``stem_temporal_kernel`` > 1 gives those convolutions that temporal extent (stride 1 in
+    time, so there is still one token grid per frame), as in MViT's and ViViT's tubelet stems.
     """
     if crop_size % patch_size:
         raise ValueError(f"timesformer: crop_size={crop_size} not divisible by patch {patch_size}")
+    if stem_temporal_kernel != 1 and not (conv_stem and stem_temporal_kernel % 2):
+        raise ValueError(
+            f"timesformer: stem_temporal_kernel={stem_temporal_kernel} needs conv_stem=True "
+            "and an odd kernel"
+        )
     config = TimesformerConfig(
         image_size=crop_size,
         patch_size=patch_size,
@@ -262,30 +270,45 @@ def build_timesformer(
     object.__setattr__(config, "drop_path_rate", float(drop_path))
     model = TimeSformer(config, num_classes, dropout, pool)
     if conv_stem:
-        model.timesformer.embeddings.patch_embeddings.projection = _conv_tokenizer(
-            patch_size, hidden_size
+        model.timesformer.embeddings.patch_embeddings = ConvPatchEmbeddings(
+            patch_size, hidden_size, stem_temporal_kernel
         )
     return model
 
 
-def _conv_tokenizer(patch_size: int, hidden_size: int) -> nn.Sequential:
-    """Per-frame stride-2 3x3 conv-BN-ReLU layers down to a patch_size-stride grid of tokens."""
-    if patch_size < 2 or patch_size & (patch_size - 1):
-        raise ValueError(
-            f"timesformer: conv_stem needs a power-of-two patch_size, got {patch_size}"
-        )
-    layers: list[nn.Module] = []
-    channels, stages = 3, patch_size.bit_length() - 1
-    for i in range(stages):
-        out = hidden_size // 2 ** (stages - 1 - i)
-        layers += [
-            nn.Conv2d(channels, out, 3, 2, 1, bias=False),
-            nn.BatchNorm2d(out),
-            nn.ReLU(inplace=True),
-        ]
-        channels = out
-    layers.append(nn.Conv2d(channels, hidden_size, 1))
-    return nn.Sequential(*layers)
+class ConvPatchEmbeddings(nn.Module):
+    """Tokens from stride-2 3x3 conv-BN-ReLU layers and a 1x1 projection, one grid per frame.
+
+    Takes the place of transformers' ``TimesformerPatchEmbeddings``: (B, T, C, H, W) in,
+    ((B T, N, D) tokens, T, grid width) out, N = (H / patch_size) (W / patch_size). With
+    ``temporal_kernel`` k > 1 each 3x3 convolution spans k frames (zero-padded at the ends).
+    """
+
+    def __init__(self, patch_size: int, hidden_size: int, temporal_kernel: int = 1):
+        super().__init__()
+        if patch_size < 2 or patch_size & (patch_size - 1):
+            raise ValueError(
+                f"timesformer: conv_stem needs a power-of-two patch_size, got {patch_size}"
+            )
+        layers: list[nn.Module] = []
+        channels, stages = 3, patch_size.bit_length() - 1
+        kernel, padding = (temporal_kernel, 3, 3), (temporal_kernel // 2, 1, 1)
+        for i in range(stages):
+            out = hidden_size // 2 ** (stages - 1 - i)
+            layers += [
+                nn.Conv3d(channels, out, kernel, (1, 2, 2), padding, bias=False),
+                nn.BatchNorm3d(out),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out
+        layers.append(nn.Conv3d(channels, hidden_size, 1))
+        self.projection = nn.Sequential(*layers)
+
+    def forward(self, pixel_values: Tensor) -> tuple[Tensor, int, int]:
+        tokens = self.projection(pixel_values.transpose(1, 2))  # (B, D, T, h, w)
+        batch, dim, frames, _, width = tokens.shape
+        tokens = tokens.permute(0, 2, 3, 4, 1).reshape(batch * frames, -1, dim)
+        return tokens, frames, width
 
 
 # --- paper-size models (Kinetics-400 recipes of the pytorchvideo zoo / TimeSformer paper) ---
@@ -525,6 +548,7 @@ def timesformer_tiny(
     dropout: float = 0.0,
     pool: str = "cls",
     conv_stem: bool = False,
+    stem_temporal_kernel: int = 1,
 ) -> Backbone:
     """TimeSformer divided space-time: hidden 64, 2 layers, 4 heads, patch 8 (16 patches at 32 px)."""
     module = build_timesformer(
@@ -538,5 +562,6 @@ def timesformer_tiny(
         dropout=dropout,
         pool=pool,
         conv_stem=conv_stem,
+        stem_temporal_kernel=stem_temporal_kernel,
     )
     return Backbone(module, num_frames)
