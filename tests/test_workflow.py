@@ -348,7 +348,8 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     """SIGKILL the training kernel, then Snakemake itself, mid-run: rerunning Snakemake (after
     ``--unlock`` for the second) resumes the job from its last epoch checkpoint each time, and it
     ends with the metrics of an uninterrupted run."""
-    config = write_config(tmp_path, optim={"epochs": 6}, seeds=[0])
+    # Enough epochs (about 0.1 s each on the smoke data) that both kills land mid-training.
+    config = write_config(tmp_path, optim={"epochs": 40}, seeds=[0])
     run_dir = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0/seed~0"
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     command = ["snakemake", str(run_dir / "metrics.json"), "--cores", "1"]

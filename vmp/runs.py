@@ -333,7 +333,8 @@ def watched_processes(pid: int | None = None) -> list[tuple[int, int | None, str
 class ParentWatch:
     """Raises :class:`ParentGone` from :meth:`check` once a watched process has exited.
 
-    ``check`` is cheap (a few /proc reads, at most every ``interval`` seconds); call it every
+    ``check`` is cheap: the direct parent is compared on every call (one system call), the other
+    watched processes are read from /proc at most every ``interval`` seconds; call it every
     training step.
     """
 
@@ -343,23 +344,27 @@ class ParentWatch:
         self.watched = watched_processes()
         self._last = time.monotonic()
 
-    def gone(self) -> str | None:
-        """Description of the first watched process that has exited, or None."""
+    def _parent_gone(self) -> str | None:
         # In a process forked from the one that made the watch (a DDP rank), that one is the parent.
         parent = self.parent if os.getpid() == self.pid else self.pid
-        if os.getppid() != parent:
-            return f"parent process {parent}"
+        return f"parent process {parent}" if os.getppid() != parent else None
+
+    def gone(self) -> str | None:
+        """Description of the first watched process that has exited, or None."""
+        if (what := self._parent_gone()) is not None:
+            return what
         for pid, start, command in self.watched:
             if not _alive(pid, start):
                 return f"process {pid} ({command})"
         return None
 
     def check(self) -> None:
+        what = self._parent_gone()
         now = time.monotonic()
-        if now - self._last < self.interval:
-            return
-        self._last = now
-        if (what := self.gone()) is not None:
+        if what is None and now - self._last >= self.interval:
+            self._last = now
+            what = self.gone()
+        if what is not None:
             raise ParentGone(
                 f"{what} has exited, so nobody waits for this run: training stopped "
                 f"(PID {os.getpid()}). Its last epoch checkpoint is kept; rerun to resume."
