@@ -254,11 +254,11 @@ import subprocess, sys
 print(subprocess.Popen(sys.argv[1:]).pid, flush=True)
 import time; time.sleep(300)
 """
-# Checks the watch until it fires, then writes the message and exits.
+# Checks the watch (interval argv[2] s, default 0.05) until it fires, then writes the message and exits.
 CHILD = """
 import sys, time
 from vmp.runs import ParentGone, ParentWatch
-watch = ParentWatch(interval=0.05)
+watch = ParentWatch(interval=float(sys.argv[2]) if len(sys.argv) > 2 else 0.05)
 open(sys.argv[1] + ".watched", "w").write(repr(watch.watched))
 deadline = time.monotonic() + 120
 while time.monotonic() < deadline:
@@ -285,10 +285,12 @@ def _kill(pid):
         pass
 
 
-def test_the_watch_fires_when_the_parent_dies(tmp_path):
+@pytest.mark.parametrize("interval", [0.05, 3600.0])
+def test_the_watch_fires_when_the_parent_dies(tmp_path, interval):
+    """The direct parent is checked on every call, whatever the interval of the /proc reads."""
     out = tmp_path / "stopped"
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, sys.executable, "-c", CHILD, str(out)],
+        [sys.executable, "-c", PARENT, sys.executable, "-c", CHILD, str(out), str(interval)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -300,7 +302,7 @@ def test_the_watch_fires_when_the_parent_dies(tmp_path):
         parent.wait()
         started = time.monotonic()
         assert _wait_for(out, 30), "the child went on after its parent died"
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < (10 if interval < 1 else 2)
         assert f"parent process {parent.pid} has exited" in out.read_text()
     finally:
         _kill(child)
