@@ -349,21 +349,22 @@ class ParentWatch:
         parent = self.parent if os.getpid() == self.pid else self.pid
         return f"parent process {parent}" if os.getppid() != parent else None
 
-    def gone(self) -> str | None:
-        """Description of the first watched process that has exited, or None."""
-        if (what := self._parent_gone()) is not None:
-            return what
+    def _ancestor_gone(self) -> str | None:
         for pid, start, command in self.watched:
             if not _alive(pid, start):
                 return f"process {pid} ({command})"
         return None
+
+    def gone(self) -> str | None:
+        """Description of the first watched process that has exited, or None."""
+        return self._parent_gone() or self._ancestor_gone()
 
     def check(self) -> None:
         what = self._parent_gone()
         now = time.monotonic()
         if what is None and now - self._last >= self.interval:
             self._last = now
-            what = self.gone()
+            what = self._ancestor_gone()
         if what is not None:
             raise ParentGone(
                 f"{what} has exited, so nobody waits for this run: training stopped "
