@@ -71,6 +71,14 @@ show(figures.fig3_power_normalisation(), "fig3_power_normalisation")
 show(figures.fig4_slope_shift(ablation_runs, table_runs), "fig4_slope_shift")
 
 # %% [markdown]
+# ## How the prompt layers moved from their start (Fig. 4-style; not in the paper)
+# Shift b and a static pixel's gain per epoch of every Table 1 layer, from its start (epoch 0),
+# coloured by its state at the start; the layers started at n = -2 and the gated ones apart.
+
+# %%
+show(figures.fig4_trajectories(table_runs), "fig4_trajectories")
+
+# %% [markdown]
 # ## Fig. 5: frames, differences, attention maps and prompts (one test clip per dataset)
 # On SynthMotion clips the attention map is outlined where the class object is in frame t or t+1.
 

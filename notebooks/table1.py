@@ -15,14 +15,17 @@
 # Top-1 / top-5 / mAP of every backbone with and without the motion prompt layer, mean ± std over
 # seeds, beside the published numbers of the real dataset and backbone each row stands for. Each
 # +VMP row also has its paired difference to the baseline (same split and seed) with a 95%
-# t-interval and a verdict (gain / loss / n.s.); the verdict summary pools the cells per backbone,
-# and backbones trained from scratch are set beside their pre-trained twins.
+# t-interval and a verdict (gain / loss / n.s.); the verdict pools the replicates per backbone and
+# variant and, clustered by replicate, overall (`vmp.verdict`); the strata split it by the prompt
+# layer's state at the start, and the prompt states show what every layer did while training.
+# Backbones trained from scratch are set beside their pre-trained twins.
 
 # %% tags=["parameters"]
 metrics = []
 published = "config/published/table1.csv"
 paper_names = {"datasets": {}, "backbones": {}, "pretrain": {}}
 out_prefix = "results/tables/table1"
+states_prefix = "results/tables/prompt_states"
 scratch_pairs = {}  # backbone trained from scratch -> its pre-trained counterpart (same arch)
 
 # %%
@@ -37,14 +40,23 @@ from vmp.tables import (
     attach_published,
     display_pretraining,
     display_table,
-    display_verdict_summary,
     load_runs,
     pretraining_comparison,
     summarise,
-    verdict_summary,
     write_pretraining,
     write_table1,
-    write_verdict_summary,
+)
+from vmp.verdict import (
+    display_strata,
+    display_verdict,
+    paired_runs,
+    prompt_states,
+    start_strata,
+    summarise_states,
+    verdict_summary,
+    write_states,
+    write_strata,
+    write_verdict,
 )
 
 runs = load_runs(metrics)
@@ -59,15 +71,33 @@ written = write_table1(table, out_prefix)
 display_table(table)
 
 # %% [markdown]
-# ## Verdict summary
-# One cell per (dataset, backbone, +VMP variant), the `mean` split for multi-split datasets:
-# mean paired difference over cells with a t-interval over the cell means (approximate: cells
-# share data and pre-trained checkpoints) and the number of cells with a significant gain / loss.
+# ## Verdict
+# Per backbone and variant: the mean over its replicates (every scene) of +VMP minus the baseline
+# of the same replicate, and for the layers started or placed otherwise minus the paper-start
+# sigmoid layer; overall per family, clustered by replicate. Holm over the variants compared.
 
 # %%
-summary = verdict_summary(table)
-written += write_verdict_summary(summary, out_prefix)
-display_verdict_summary(summary)
+pairs = paired_runs(runs)
+summary = verdict_summary(pairs)
+written += write_verdict(summary, out_prefix)
+display_verdict(summary)
+
+# %% [markdown]
+# ## By the prompt layer's state at the start (closed / between / open)
+
+# %%
+strata = start_strata(pairs)
+written += write_strata(strata, out_prefix)
+display_strata(strata)
+
+# %% [markdown]
+# ## What every prompt layer did: start and end state, how far b moved
+
+# %%
+layers = prompt_states(metrics)
+states = summarise_states(layers)
+written += write_states(layers, states, states_prefix)
+states
 
 # %% [markdown]
 # ## Pre-trained vs from scratch

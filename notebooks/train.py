@@ -53,6 +53,7 @@ optim = {
     "momentum": 0.9,
     "weight_decay": 0.05,
     "warmup_epochs": 1,
+    "prompt_lr": 0.05,
     "prompt_lr_mult": 1.0,
     "prompt_weight_decay": 0.0,
     "variation_reduction": "mean",

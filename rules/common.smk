@@ -110,9 +110,11 @@ def get_cell_parameters(wildcards):
     return json.dumps(vmp_workflow.train_parameters(config, backbone, wildcards.cell))
 
 
+# Table 1's rows: its cells and the layer-placement comparison's.
+TABLE_RUNS = [run for run in RUNS if run["table"] or run["placement"]]
 # +VMP runs of Table 1 and the ablation on SynthMotion scenes, whose attention is scored against
 # the scenes' ground truth.
-DEFAULT_RUNS = [run for run in RUNS if run["table"] or run["ablation"]]
+DEFAULT_RUNS = [run for run in RUNS if run["table"] or run["placement"] or run["ablation"]]
 ATTENTION_RUNS = [run for run in DEFAULT_RUNS if run["variant"] != "baseline" and run["dataset"] in SYNTH_DATASETS]
 
 # The optional prompt-function comparison: its runs and their sigmoid partners of Table 1.
@@ -138,13 +140,14 @@ FIGURES = [
     "fig1_motion_representations",
     "fig3_power_normalisation",
     "fig4_slope_shift",
+    "fig4_trajectories",
     "fig5_attention",
     "fig6_regularisation",
 ]
 
 
-def run_files(kind):
-    return [f"{run_dir(run)}/{name}" for run in RUNS if run[kind] for name in ("metrics.json", "history.csv", "model.pt")]
+def run_files(runs):
+    return [f"{run_dir(run)}/{name}" for run in runs for name in ("metrics.json", "history.csv", "model.pt")]
 
 
 def executed_notebooks():
@@ -175,6 +178,7 @@ def get_table1_parameters(wildcards, input, output):
                 "pretrain": {k: v.get("paper_pretrain", "k400") for k, v in config["backbones"].items()},
             },
             "out_prefix": str(Path(output.csv).with_suffix("")),
+            "states_prefix": str(Path(output.states_csv).with_suffix("")),
             "scratch_pairs": {
                 name: backbone["arch"]
                 for name, backbone in config["backbones"].items()
@@ -211,7 +215,7 @@ def get_figures_parameters(wildcards):
     """Papermill parameters of notebooks/figures.py."""
     return json.dumps(
         {
-            "table_runs": [run_dir(run) for run in RUNS if run["table"]],
+            "table_runs": [run_dir(run) for run in TABLE_RUNS],
             "ablation_runs": [run_dir(run) for run in RUNS if run["ablation"]],
             "clip_sources": {
                 name: dict(zip(("format", "root"), training_data(name, spec["splits"][0])), split=spec["splits"][0])

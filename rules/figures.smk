@@ -2,8 +2,8 @@ rule figures:
     """Figures 1, 3, 4, 5 and 6 of the paper from the runs of Table 1 and of the lambda ablation."""
     input:
         notebook=f"{RESULTS}/notebooks/figures.ipynb",
-        table=run_files("table"),
-        ablation=run_files("ablation"),
+        table=run_files(TABLE_RUNS),
+        ablation=run_files([run for run in RUNS if run["ablation"]]),
         data=[data_ready_file(name, spec["splits"][0]) for name, spec in config["datasets"].items()],
     output:
         figures=[

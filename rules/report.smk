@@ -4,7 +4,10 @@ rule report:
     input:
         notebooks=executed_notebooks(),
         # The verdict first, then every cell.
-        tables=expand(f"{RESULTS}/tables/{{name}}.md", name=["table1_verdict", "table1", "table1_pretraining"]),
+        tables=expand(
+            f"{RESULTS}/tables/{{name}}.md",
+            name=["table1_verdict", "table1_strata", "prompt_states", "table1", "table1_pretraining"],
+        ),
         attention=[f"{RESULTS}/tables/attention.md"] if ATTENTION_RUNS else [],
         figures=[f"{RESULTS}/figures/{name}.png" for name in FIGURES],
         ablation=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["ablation"]],
@@ -13,7 +16,8 @@ rule report:
             | {data_ready_file(name) for name in SYNTH_DATASETS}
         ),
         captions=expand(
-            "report/{name}.rst", name=["table1_verdict", "table1", "table1_pretraining", "attention", *FIGURES]
+            "report/{name}.rst",
+            name=["table1_verdict", "table1_strata", "prompt_states", "table1", "table1_pretraining", "attention", *FIGURES],
         ),
     output:
         index=f"{RESULTS}/report/index.html",

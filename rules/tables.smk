@@ -7,7 +7,7 @@ rule table1:
     """
     input:
         notebook=f"{RESULTS}/notebooks/table1.ipynb",
-        metrics=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["table"]],
+        metrics=[f"{run_dir(run)}/metrics.json" for run in TABLE_RUNS],
         published="config/published/table1.csv",
     output:
         csv=report(f"{RESULTS}/tables/table1.csv", caption="../report/table1.rst", category="Table 1"),
@@ -17,6 +17,15 @@ rule table1:
             f"{RESULTS}/tables/table1_verdict.csv", caption="../report/table1_verdict.rst", category="Table 1"
         ),
         verdict_md=f"{RESULTS}/tables/table1_verdict.md",
+        strata_csv=report(
+            f"{RESULTS}/tables/table1_strata.csv", caption="../report/table1_strata.rst", category="Table 1"
+        ),
+        strata_md=f"{RESULTS}/tables/table1_strata.md",
+        states_csv=report(
+            f"{RESULTS}/tables/prompt_states.csv", caption="../report/prompt_states.rst", category="Table 1"
+        ),
+        states_runs=f"{RESULTS}/tables/prompt_states_runs.csv",
+        states_md=f"{RESULTS}/tables/prompt_states.md",
         pretraining_csv=report(
             f"{RESULTS}/tables/table1_pretraining.csv", caption="../report/table1_pretraining.rst", category="Table 1"
         ),

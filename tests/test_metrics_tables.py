@@ -20,10 +20,8 @@ from vmp.tables import (
     pretraining_comparison,
     significant,
     summarise,
-    verdict_summary,
     write_pretraining,
     write_table1,
-    write_verdict_summary,
 )
 from vmp.timing import rule_times
 from vmp.workflow import (
@@ -240,34 +238,6 @@ def test_paired_differences_without_baseline_and_with_duplicates(tmp_path):
         paired_differences(twice)
 
 
-def test_verdict_summary_counts_and_interval_over_cells(paired, tmp_path):
-    summary = verdict_summary(summarise(paired)).set_index("backbone")
-    assert list(summary.index) == ["c2d_tiny", "x3d_tiny", "all"]
-    # cells: gym/x3d 4 (n.s.), gym/c2d -4 (loss), hmdb mean/x3d 4 (gain), hmdb mean/c2d 3 (n.s.)
-    x3d = summary.loc["x3d_tiny"]
-    assert (x3d["cells"], x3d["delta_top1"], x3d["delta_sd"]) == (2, 4, 0)
-    assert (x3d["gain"], x3d["loss"], x3d["n.s."]) == (1, 0, 1)
-    c2d = summary.loc["c2d_tiny"]
-    assert c2d["delta_top1"] == pytest.approx(-0.5)
-    assert c2d["delta_ci_high"] == pytest.approx(-0.5 + T975[1] * 7 / math.sqrt(2) / math.sqrt(2))
-    assert (c2d["gain"], c2d["loss"], c2d["n.s."]) == (0, 1, 1)
-    overall = summary.loc["all"]
-    sd = pd.Series([4, -4, 4, 3]).std(ddof=1)
-    assert overall["cells"] == 4 and overall["delta_top1"] == pytest.approx(1.75)
-    assert overall["delta_ci_low"] == pytest.approx(1.75 - T975[3] * sd / 2)
-    assert (overall["gain"], overall["loss"], overall["n.s."], overall["verdict"]) == (
-        1,
-        1,
-        2,
-        "n.s.",
-    )
-    csv, md = write_verdict_summary(summary.reset_index(), tmp_path / "t" / "table1")
-    assert (csv.name, md.name) == ("table1_verdict.csv", "table1_verdict.md")
-    assert len(pd.read_csv(csv)) == 3
-    text = md.read_text()
-    assert "| all" in text and "+1.8" in text and "t-interval over the cell means" in text
-
-
 def test_written_tables_round_and_leave_baseline_rows_empty(paired, tmp_path):
     published = pd.read_csv("config/published/table1.csv", dtype={"split": str})
     table = attach_published(
@@ -433,6 +403,7 @@ def test_table1_notebook_writes_every_table(scratch, tmp_path):
         "published",
         "paper_names",
         "out_prefix",
+        "states_prefix",
         "scratch_pairs",
     ]
     prefix = tmp_path / "tables" / "table1"
@@ -442,6 +413,7 @@ def test_table1_notebook_writes_every_table(scratch, tmp_path):
         parameters={
             "metrics": sorted(str(p) for p in tmp_path.glob("*.json")),
             "out_prefix": str(prefix),
+            "states_prefix": str(prefix.with_name("prompt_states")),
             "scratch_pairs": {"i3d_tiny_scratch": "i3d_tiny"},
         },
         kernel_name="python3",
@@ -449,11 +421,14 @@ def test_table1_notebook_writes_every_table(scratch, tmp_path):
     )
     names = sorted(p.name for p in prefix.parent.iterdir())
     assert names == sorted(
-        f"table1{stem}.{ext}"
-        for stem, exts in (
-            ("", ("csv", "md", "tex")),
-            ("_verdict", ("csv", "md")),
-            ("_pretraining", ("csv", "md")),
+        f"{name}.{ext}"
+        for name, exts in (
+            ("table1", ("csv", "md", "tex")),
+            ("table1_verdict", ("csv", "md")),
+            ("table1_strata", ("csv", "md")),
+            ("table1_pretraining", ("csv", "md")),
+            ("prompt_states", ("csv", "md")),
+            ("prompt_states_runs", ("csv",)),
         )
         for ext in exts
     )

@@ -136,15 +136,16 @@ def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) 
 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% t-interval over replicates (seeds, and splits) of every score, per dataset,
-    backbone, variant, lambda and pathway."""
-    from vmp.tables import t_interval
+    backbone, variant, lambda and pathway; every score lies in [0, 1] and so does its interval
+    (:func:`vmp.stats.t_interval` with bounds)."""
+    from vmp.stats import t_interval
 
     groups = ["dataset", "backbone", "variant", "lambda", "pathway"]
     out = []
     for key, group in rows.groupby(groups, sort=True):
         row = dict(zip(groups, key, strict=True)) | {"replicates": len(group)}
         for score in SCORES:
-            interval = t_interval(group[score].dropna())
+            interval = t_interval(group[score].dropna(), bounds=(0.0, 1.0))
             row |= {
                 f"{score}_mean": interval["mean"],
                 f"{score}_ci_low": interval["low"],
@@ -164,7 +165,13 @@ def lambda_effects(rows: pd.DataFrame) -> pd.DataFrame:
     with_zero = rows.groupby(groups)["lambda"].transform(lambda lam: (lam == 0).any())
     metrics = ["variation", *[s for s in SCORES if s != "variation"]]
     return paired_against(
-        rows[with_zero], "lambda", 0.0, pair=["split", "seed"], groups=groups, metrics=metrics
+        rows[with_zero],
+        "lambda",
+        0.0,
+        pair=["split", "seed"],
+        groups=groups,
+        metrics=metrics,
+        bounds=(-1.0, 1.0),
     )
 
 
@@ -184,7 +191,8 @@ def _lambda_markdown(effects: pd.DataFrame) -> str:
         "\n\n### Every lambda against lambda 0 (Fig. 6)\n\n"
         + shown.to_markdown(index=False)
         + "\n\nMean over replicates; in brackets the mean paired difference to the lambda-0 run "
-        "of the same split and seed with a 95% Student-t interval; 'loss' in the last column: "
+        "of the same split and seed with a 95% Student-t interval cut to [-1, 1]; 'loss' in the "
+        "last column: "
         "the regulariser lowered the temporal variation significantly.\n"
     )
 
@@ -210,7 +218,7 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
     note = (
         "\n\nShares, precision and recall in %; variation as Eq. 6 (mean of (A_{t+1} - A_t)^2). "
         "Mean over replicates (seeds; splits for multi-split scenes) with a 95% Student-t "
-        "interval. The motion region of map t is the class object in frame t or t+1; distractor "
+        "interval, cut to the score's range [0, 1] (vmp.stats). The motion region of map t is the class object in frame t or t+1; distractor "
         "pixels inside it count for the object.\n"
     )
     effects = lambda_effects(rows) if (rows["lambda"] == 0).any() else pd.DataFrame()

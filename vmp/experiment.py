@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,22 @@ def load_splits(
     return subsets
 
 
+def derived_seed(*parts: object) -> int:
+    """A 31-bit seed that depends on ``parts`` only (their text), stable across processes."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def seed_prompt_layers(net: torch.nn.Module, run_seed: int) -> None:
+    """Draw each prompt layer's start from its own generator, seeded by (run_seed, pathway).
+
+    Variants of one replicate therefore start their layers alike (vmp_slow's slow layer is
+    vmp_both's, vmp_gate's is vmp's, vmp_identity's shares m), and the two pathways differ.
+    """
+    for pathway, layer in net.prompt_layers.items():
+        layer.reset_parameters(torch.Generator().manual_seed(derived_seed(run_seed, pathway)))
+
+
 def train_run(
     *,
     dataset: str,
@@ -85,12 +102,15 @@ def train_run(
     arch = arch or backbone
     torch.set_num_threads(threads)
     name = run_name(dataset, split, backbone, variant, lambda_reg, seed)
+    # Replicate `seed` of (dataset, split, backbone): its own draws of the head, the prompt layers,
+    # the sample order and the augmentation, shared by all variants and lambdas (the pairs).
+    run_seed = derived_seed(dataset, split, backbone, seed)
     spec = ClipSpec.from_config(clip)
     subsets = load_splits(dataset_format, data_root, split)
     num_classes = int(pd.concat(subsets.values())["label"].max()) + 1
     single_view = spec.single_view()
 
-    torch.manual_seed(seed)  # model initialisation, including the prompt layer's m and n
+    torch.manual_seed(run_seed)  # the backbone and its head, drawn before any prompt layer
     net = create_model(
         arch,
         num_classes,
@@ -98,6 +118,7 @@ def train_run(
         **variant_options(arch, variant),
         **({"num_frames": spec.num_frames, "crop_size": spec.crop_size} | (model or {})),
     )
+    seed_prompt_layers(net, run_seed)
     optim = optim | {"milestones": tuple(optim.get("milestones", ()))}
     optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if net.prompt_layers else 0.0}))
     settings = {
@@ -109,6 +130,7 @@ def train_run(
         "variant": variant,
         "lambda": lambda_reg,
         "seed": seed,
+        "run_seed": run_seed,
         "num_classes": num_classes,
         "train_videos": len(subsets["train"]),
         "test_videos": len(subsets["test"]),
@@ -139,7 +161,7 @@ def train_run(
         test_set,
         optim_cfg,
         out_dir,
-        seed=seed,
+        seed=run_seed,
         settings=settings,
         num_workers=num_workers,
         accelerator=accelerator,

@@ -24,6 +24,7 @@ from vmp import runs as run_record
 from vmp.io import atomic_path
 from vmp.maps import attention_maps
 from vmp.motion import frame_differences, taylor_video, time_colour_reordering
+from vmp.names import PAPER_VARIANTS
 from vmp.prompt import (
     PN_ETA_INIT,
     MotionPromptLayer,
@@ -84,9 +85,14 @@ def prompt_points(metrics: dict[str, Any]) -> list[tuple[str | None, float, floa
 
 
 def _prompt_runs(runs: Sequence[str | Path]) -> list[tuple[dict[str, Any], Path]]:
-    """(settings, run directory) of the runs with a sigmoid prompt layer, each read once."""
+    """(settings, run directory) of the runs with the paper's sigmoid prompt layer (variants
+    ``PAPER_VARIANTS``: not the layers started or placed otherwise), each read once."""
     loaded = ((load_run(r)[0], Path(r)) for r in runs)
-    return [(metrics["settings"], r) for metrics, r in loaded if prompt_points(metrics)]
+    return [
+        (metrics["settings"], r)
+        for metrics, r in loaded
+        if metrics["settings"]["variant"] in PAPER_VARIANTS and prompt_points(metrics)
+    ]
 
 
 def pick_table_run(runs: Sequence[str | Path], dataset: str) -> Path | None:
@@ -461,8 +467,8 @@ def fig4_slope_shift(
     seeds per epoch as a line and the min..max over seeds as a shaded band (vmp_both runs give
     one line style per pathway). (e) shows the spread of the ablation's accuracy: the test top-1
     of every seed as a dot per lambda and the mean over seeds with a min..max error bar.
-    (c, d) read the final ``prompt`` of ``metrics.json`` of every ``table_runs`` run with a
-    sigmoid prompt layer: one point per run and layer, the group mean marked with an X; (c)
+    (c, d) read the final ``prompt`` of ``metrics.json`` of every ``table_runs`` run with the
+    paper's sigmoid prompt layer (``PAPER_VARIANTS``): one point per run and layer, the group mean marked with an X; (c)
     groups by dataset (all backbones), (d) by backbone, SlowFast slow-only ("-s"), fast-only
     ("-f") and both layers apart. Panels without runs show a "no runs" note.
 
@@ -487,11 +493,83 @@ def fig4_slope_shift(
     for run in table_runs:
         metrics = load_run(run)[0]
         settings = metrics["settings"]
+        if settings["variant"] not in PAPER_VARIANTS:
+            continue
         for layer, a, b in prompt_points(metrics):
             by_dataset.setdefault(settings["dataset"], []).append((a, b))
             by_backbone.setdefault(_group_label(settings, layer), []).append((a, b))
     _ab_scatter(ax_c, by_dataset, "per dataset")
     _ab_scatter(ax_d, by_backbone, "per backbone")
+    return fig
+
+
+STATE_COLOURS = {"closed": "tab:blue", "between": "tab:orange", "open": "tab:green"}
+
+
+def _trajectory(metrics: dict[str, Any], history: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` per epoch with its value at the start as epoch 0 (NaN where not recorded)."""
+    start = (metrics.get("prompt_start") or {}).get(column, np.nan)
+    values = history.set_index("epoch")[column] if column in history else pd.Series(dtype=float)
+    return pd.concat([pd.Series({0: start}), values]).astype(float)
+
+
+def fig4_trajectories(table_runs: Sequence[str | Path]) -> Figure:
+    """How the prompt layers moved, from their start (epoch 0) through every epoch.
+
+    (a) shift b and (b) a static pixel's gain (its attention sigmoid(-a b)) of every layer of
+    the paper's variants (``PAPER_VARIANTS``), one line per run and layer, coloured by the
+    layer's state at the start (closed: gain < 0.1, open: > 0.9, else between); the dotted
+    lines mark 0.1 and 0.9. (c) the gain of the layers started otherwise (vmp_identity) and
+    of the gated ones (vmp_gate: 1 + g (f(0) - 1)), coloured by variant. Lines have gid
+    ``<panel>:<run name>:<layer>``. Runs without these layers give "no runs" notes.
+
+    Returns:
+        Figure with 3 axes (a), (b), (c).
+    """
+    fig = Figure(figsize=(15, 4.2), layout="constrained")
+    ax_a, ax_b, ax_c = fig.subplots(1, 3)
+    ax_a.set_title("(a) shift b of the paper's layers, by start state")
+    ax_b.set_title("(b) static pixel's gain of the paper's layers")
+    ax_c.set_title("(c) static pixel's gain: identity start, gate")
+    others = {"vmp_identity": "tab:purple", "vmp_gate": "tab:red"}
+    drawn = {ax: set() for ax in (ax_a, ax_b, ax_c)}
+    for run in table_runs:
+        metrics, history = load_run(run)
+        settings = metrics["settings"]
+        variant = settings["variant"]
+        if variant not in PAPER_VARIANTS and variant not in others:
+            continue
+        for suffix in _prompt_suffixes(history):
+            gain = _trajectory(metrics, history, "static_gain" + suffix)
+            layer = suffix[1:] or "-"
+            if variant in others:
+                panels = [(ax_c, gain, others[variant], variant)]
+            else:
+                state = (metrics.get("prompt_start") or {}).get("state" + suffix)
+                colour = STATE_COLOURS.get(state, "grey")
+                shift = _trajectory(metrics, history, "shift" + suffix)
+                panels = [(ax_a, shift, colour, state), (ax_b, gain, colour, state)]
+            for ax, values, colour, label in panels:
+                ax.plot(
+                    values.index,
+                    values.to_numpy(),
+                    color=colour,
+                    alpha=0.35,
+                    lw=1,
+                    label=None if label in drawn[ax] else f"{label}",
+                    gid=f"{ax.get_title()[:3]}:{settings['name']}:{layer}",
+                )
+                drawn[ax].add(label)
+    for ax, ylabel in ((ax_a, "shift b"), (ax_b, "static gain"), (ax_c, "static gain")):
+        if not drawn[ax]:
+            _note(ax, "no runs: no Table 1 run with such a prompt layer")
+            continue
+        ax.set(xlabel="epoch (0: start)", ylabel=ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    for ax in (ax_b, ax_c):
+        for level in (0.1, 0.9):
+            ax.axhline(level, color="k", ls=":", lw=0.8)
     return fig
 
 

@@ -14,9 +14,23 @@ from __future__ import annotations
 # +VMP with one of the paper's alternative prompt functions (Fig. 3) instead of the learnable
 # sigmoid: the optional prompt-function comparison (single-pathway backbones).
 PROMPT_FUNCTION_VARIANTS = ("vmp_gamma", "vmp_maxexp", "vmp_sigme", "vmp_asinhe")
-SINGLE_VARIANTS = ("baseline", "vmp", *PROMPT_FUNCTION_VARIANTS)
-TWO_PATHWAY_VARIANTS = ("baseline", "vmp_slow", "vmp_fast", "vmp_both")
-VARIANTS = ("baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both", *PROMPT_FUNCTION_VARIANTS)
+# The paper's learnable sigmoid layer as its Table 1 places it (in front of every pathway, or of
+# SlowFast's slow or fast one).
+PAPER_VARIANTS = ("vmp", "vmp_slow", "vmp_fast", "vmp_both")
+# The sigmoid layer on every pathway with another start (identity, gate: not in the paper) or
+# placement (normalized: the released code's), each paired with the paper's sigmoid variant.
+SIGMOID_ALTERNATIVES = ("vmp_identity", "vmp_gate", "vmp_normalized")
+SINGLE_VARIANTS = ("baseline", "vmp", *SIGMOID_ALTERNATIVES, *PROMPT_FUNCTION_VARIANTS)
+TWO_PATHWAY_VARIANTS = ("baseline", "vmp_slow", "vmp_fast", "vmp_both", *SIGMOID_ALTERNATIVES)
+VARIANTS = (
+    "baseline",
+    "vmp",
+    "vmp_slow",
+    "vmp_fast",
+    "vmp_both",
+    *SIGMOID_ALTERNATIVES,
+    *PROMPT_FUNCTION_VARIANTS,
+)
 
 _SLOW_FAST = ("slow", "fast")
 _VIDEO = ("video",)
@@ -46,3 +60,8 @@ DATASET_FORMATS = ("synthmotion", "hmdb51", "finegym", "mpii_cooking2")
 def variants(model: str) -> list[str]:
     """Variants of a registered model (as ``vmp.models.list_variants``)."""
     return list(TWO_PATHWAY_VARIANTS if len(MODELS[model]) > 1 else SINGLE_VARIANTS)
+
+
+def sigmoid_variant(model: str) -> str:
+    """The paper's sigmoid layer on every pathway (as ``vmp.models.sigmoid_variant``)."""
+    return "vmp_both" if len(MODELS[model]) > 1 else "vmp"

@@ -44,6 +44,18 @@ NORM_STD = 0.225
 # Initial value of eta, the learnable parameter of each alternative power norm.
 PN_ETA_INIT: dict[str, float] = {"gamma": 0.5, "maxexp": 10.0, "sigme": 10.0, "asinhe": 10.0}
 
+INITS: tuple[str, ...] = ("paper", "identity")
+"""Names accepted by ``MotionPromptLayer(init=...)``: "paper" draws m and n from Normal(1e-5, 1);
+"identity" (not in the paper) draws m likewise and starts n at ``IDENTITY_N0``."""
+
+# n = -2 gives b = 0.6 tanh(-2) = -0.578 (about the b = -0.59 the paper learned on FineGym), so a
+# static pixel (D = 0) gets attention sigmoid(a * 0.578) >= sigmoid(9.09 * 0.578) = 0.9948 for
+# every m: the layer starts as (nearly) the identity on static content.
+IDENTITY_N0 = -2.0
+
+# Static attention sigmoid(-a b) of a layer below CLOSED is "closed", above OPEN "open".
+CLOSED, OPEN = 0.1, 0.9
+
 
 class PromptOutput(NamedTuple):
     """Output of ``MotionPromptLayer``.
@@ -346,6 +358,13 @@ class MotionPromptLayer(nn.Module):
             (released code): differences are taken on un-normalised frames and the attention
             multiplies the normalised frames.
         grayscale_order: "rgb" (BT.601) or "bgr" (the released code's swapped weights).
+        init: How ``m`` and ``n`` start (``INITS``): "paper" (Normal(1e-5, 1) for both) or
+            "identity" (not in the paper: n = ``IDENTITY_N0``, a static pixel's attention
+            >= 0.9948 whatever m). Sigmoid power norm only.
+        gate: Not in the paper: prompts ``F * (1 + g (A - 1))`` with a learnable gate
+            ``g = clamp(gate, 0, 1)`` that starts at 0, so the layer starts as the identity
+            (as LoRA, ReZero and ControlNet start) and ``g = 1`` is the paper's ``A * F``. The
+            clamp passes gradients straight through, so a gate pushed below 0 can come back.
         implementation: "fused" (default; custom autograd that recomputes the per-pixel maps
             in backward: nothing per-pixel saved for backward, about 4x faster forward+backward
             than "eager" on CPU when the clip needs a gradient), "eager" (plain reference),
@@ -371,6 +390,8 @@ class MotionPromptLayer(nn.Module):
         power_norm: str = "sigmoid",
         input_normalized: bool = False,
         grayscale_order: str = "rgb",
+        init: str = "paper",
+        gate: bool = False,
         implementation: str = "fused",
     ) -> None:
         super().__init__()
@@ -386,6 +407,12 @@ class MotionPromptLayer(nn.Module):
             raise ValueError(
                 f"MotionPromptLayer: implementation={implementation!r}; choose one of {IMPLEMENTATIONS}"
             )
+        if init not in INITS:
+            raise ValueError(f"MotionPromptLayer: init={init!r}; choose one of {INITS}")
+        if init != "paper" and power_norm != "sigmoid":
+            raise ValueError(
+                f"MotionPromptLayer: init={init!r} needs power_norm='sigmoid' (it sets n)"
+            )
         if beta < 0 or eps <= 0:
             raise ValueError(f"MotionPromptLayer: need beta >= 0 and eps > 0, got {beta}, {eps}")
         self.alpha, self.beta, self.gamma, self.eps = alpha, beta, gamma, eps
@@ -393,13 +420,32 @@ class MotionPromptLayer(nn.Module):
         self.input_normalized = input_normalized
         self.grayscale_order = grayscale_order
         self.implementation = implementation
+        self.init = init
         self._build_failed = False
         if power_norm == "sigmoid":
-            self.m = nn.Parameter(torch.empty(()).normal_(mean=1e-5, std=1.0))
-            self.n = nn.Parameter(torch.empty(()).normal_(mean=1e-5, std=1.0))
+            self.m = nn.Parameter(torch.empty(()))
+            self.n = nn.Parameter(torch.empty(()))
         else:
             # eta > 0 is kept positive by learning its logarithm.
-            self.log_eta = nn.Parameter(torch.tensor(math.log(PN_ETA_INIT[power_norm])))
+            self.log_eta = nn.Parameter(torch.empty(()))
+        self.gate = nn.Parameter(torch.zeros(())) if gate else None
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the layer's starting point (see ``init``), from ``generator`` if given.
+
+        m is drawn before n, so layers of one generator seed share m across inits.
+        """
+        if self.power_norm == "sigmoid":
+            self.m.normal_(mean=1e-5, std=1.0, generator=generator)
+            self.n.normal_(mean=1e-5, std=1.0, generator=generator)
+            if self.init == "identity":
+                self.n.fill_(IDENTITY_N0)
+        else:
+            self.log_eta.fill_(math.log(PN_ETA_INIT[self.power_norm]))
+        if self.gate is not None:
+            self.gate.zero_()
 
     @property
     def slope(self) -> Tensor:
@@ -436,11 +482,38 @@ class MotionPromptLayer(nn.Module):
                 f"(this layer uses {self.power_norm!r}); use pn_parameters() instead"
             )
 
+    @property
+    def gate_value(self) -> Tensor | None:
+        """The gate ``g`` in [0, 1] of a gated layer (None without a gate)."""
+        if self.gate is None:
+            return None
+        # Straight-through clamp: the value stays in [0, 1], the gradient is that of `gate`.
+        return self.gate + (self.gate.clamp(0.0, 1.0) - self.gate).detach()
+
     def pn_parameters(self) -> dict[str, Tensor]:
-        """Current power-norm parameters for logging: {"slope", "shift"} or {"eta"}."""
-        if self.power_norm == "sigmoid":
-            return {"slope": self.slope, "shift": self.shift}
-        return {"eta": self.eta}
+        """Current parameters for logging: {"slope", "shift"} or {"eta"}, and "gate" if gated."""
+        params = (
+            {"slope": self.slope, "shift": self.shift}
+            if self.power_norm == "sigmoid"
+            else {"eta": self.eta}
+        )
+        return params | ({"gate": self.gate_value} if self.gate is not None else {})
+
+    @torch.no_grad()
+    def static_gain(self) -> dict[str, float]:
+        """How the layer passes a static pixel (frame difference 0), as plain floats.
+
+        ``static_attention`` is ``f(0)`` (``sigmoid(-a b)`` for the sigmoid); ``static_gain`` is
+        the factor the pixel's frame is multiplied by: ``1 + g (f(0) - 1)`` for a gated layer,
+        else ``f(0)``. ``state`` is "closed" (gain < ``CLOSED``), "open" (> ``OPEN``) or
+        "between".
+        """
+        zero = torch.zeros((), dtype=torch.float32)
+        scalars = tuple(s.detach().float() for s in self._scalars(zero))
+        attention = float(_attention(self.power_norm, zero, scalars))
+        gate = self.gate_value
+        gain = attention if gate is None else 1.0 + float(gate) * (attention - 1.0)
+        return {"static_attention": attention, "static_gain": gain, "state": layer_state(gain)}
 
     def _scalars(self, like: Tensor) -> tuple[Tensor, ...]:
         if self.power_norm == "sigmoid":
@@ -471,7 +544,7 @@ class MotionPromptLayer(nn.Module):
                 # Each power norm, scale, dtype and grad mode is one more graph of the same
                 # function; the default limit of 8 would silently run the rest uncompiled.
                 with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
-                    return PromptOutput(*_compiled_prompt_maps()(*args))
+                    return self._gated(video, *_compiled_prompt_maps()(*args))
             except Exception as err:  # no C++ compiler / Triton, unsupported platform, ...
                 self._fall_back("torch.compile failed", err)
         if (
@@ -480,14 +553,20 @@ class MotionPromptLayer(nn.Module):
             and _native_applies(video, self.power_norm)
         ):
             try:
-                return PromptOutput(
-                    *_NativePrompt.apply(video.contiguous(), weights, scale, *scalars)
+                return self._gated(
+                    video, *_NativePrompt.apply(video.contiguous(), weights, scale, *scalars)
                 )
             except native.KernelBuildError as err:
                 self._fall_back("the C++ kernel could not be built", err)
         if self.implementation == "eager":
-            return PromptOutput(*_prompt_maps(*args))
-        return PromptOutput(*_FusedPrompt.apply(*args))
+            return self._gated(video, *_prompt_maps(*args))
+        return self._gated(video, *_FusedPrompt.apply(*args))
+
+    def _gated(self, video: Tensor, prompts: Tensor, attention: Tensor) -> PromptOutput:
+        """``F + g (A F - F) = F (1 + g (A - 1))`` for a gated layer; the prompts otherwise."""
+        if self.gate is not None:
+            prompts = torch.lerp(video[:, :, 1:], prompts, self.gate_value.to(video.dtype))
+        return PromptOutput(prompts, attention)
 
     def _fall_back(self, what: str, err: Exception) -> None:
         self._build_failed = True
@@ -503,8 +582,14 @@ class MotionPromptLayer(nn.Module):
         return (
             f"alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, eps={self.eps}, "
             f"power_norm={self.power_norm!r}, input_normalized={self.input_normalized}, "
-            f"grayscale_order={self.grayscale_order!r}, implementation={self.implementation!r}"
+            f"grayscale_order={self.grayscale_order!r}, init={self.init!r}, "
+            f"gate={self.gate is not None}, implementation={self.implementation!r}"
         )
+
+
+def layer_state(static_gain: float) -> str:
+    """ "closed", "between" or "open": where a static pixel's gain lies against CLOSED / OPEN."""
+    return "closed" if static_gain < CLOSED else "open" if static_gain > OPEN else "between"
 
 
 def temporal_variation(attention: Tensor, reduction: str = "mean") -> Tensor:

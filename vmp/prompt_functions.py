@@ -41,7 +41,8 @@ def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
 def compare(rows: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, backbone and prompt function (variant): pairs, the mean of every metric, and
     for the alternatives the mean paired difference to the sigmoid with its interval and the
-    top-1 verdict (:func:`vmp.tables.paired_against`). Top-1 is a fraction like the shares.
+    top-1 verdict (:func:`vmp.tables.paired_against`). Top-1 is a fraction like the shares, so
+    every difference and its interval lie in [-1, 1].
     """
     return paired_against(
         rows,
@@ -50,6 +51,7 @@ def compare(rows: pd.DataFrame) -> pd.DataFrame:
         pair=["split", "seed"],
         groups=["dataset", "backbone"],
         metrics=METRICS,
+        bounds=(-1.0, 1.0),
     )
 
 

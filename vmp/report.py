@@ -39,7 +39,9 @@ STAGES = {
 }
 TABLE_TITLES = {
     "table1": "Every cell",
-    "table1_verdict": "Verdict per backbone",
+    "table1_verdict": "Verdict per backbone and variant",
+    "table1_strata": "By the prompt layer's state at the start",
+    "prompt_states": "What the prompt layers did",
     "table1_pretraining": "Pre-trained vs from scratch",
     "attention": "Attention against the scenes' ground truth",
 }

@@ -4,7 +4,7 @@ Each +VMP row also carries the paired difference to its baseline: replicate r of
 replicate r of the baseline of the same (dataset, split, backbone), a replicate being a seed of a
 split. Its 95% t-interval gives the row's verdict ("gain", "loss" or "n.s."). For the ``mean`` split
 of a multi-split dataset the replicates are the splits (the paired difference of a split is the
-mean over its paired seeds). ``verdict_summary`` pools the cells per backbone and overall;
+mean over its paired seeds); ``vmp.verdict`` pools them per backbone and overall;
 ``pretraining_comparison`` sets the +VMP gain of a backbone trained from scratch beside the gain of
 the same architecture fine-tuned from its pre-trained checkpoint.
 """
@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from vmp.io import write_csv, write_text
 from vmp.runs import read_metrics
+from vmp.stats import t_interval, verdict
 
 KEYS = ["dataset", "split", "backbone", "variant"]
 METRICS = {
@@ -29,7 +30,16 @@ METRICS = {
     "mean_average_precision": "map",
     "mean_class_accuracy": "mca",
 }
-VARIANT_ORDER = ["baseline", "vmp", "vmp_slow", "vmp_fast", "vmp_both"]
+VARIANT_ORDER = [
+    "baseline",
+    "vmp",
+    "vmp_slow",
+    "vmp_fast",
+    "vmp_both",
+    "vmp_identity",
+    "vmp_gate",
+    "vmp_normalized",
+]
 PAIRED = ["delta_top1", "delta_sd", "delta_ci_low", "delta_ci_high", "pairs", "unpaired", "verdict"]
 VERDICTS = ["gain", "loss", "n.s."]
 # CSV numbers keep 6 significant digits: metrics are computed in float32 (7.2 significant digits,
@@ -45,17 +55,35 @@ PAIRED_NOTE = (
 )
 
 
+def run_state(prompt: Mapping[str, Any]) -> tuple[float, str | float]:
+    """(gain, state) of a run's most closing prompt layer: the smallest ``static_gain`` over its
+    layers and that layer's ``state`` (see ``vmp.train.prompt_state``); NaNs without layers."""
+    gains = {k[len("static_gain") :]: v for k, v in prompt.items() if k.startswith("static_gain")}
+    if not gains:
+        return np.nan, np.nan
+    suffix = min(gains, key=gains.get)
+    return float(gains[suffix]), prompt[f"state{suffix}"]
+
+
 def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per run: its identity (from the run's settings) and its test metrics."""
+    """One row per run: its identity (from the run's settings), its test metrics, its prompt
+    layers' parameters at the end (``prompt_*``) and at the start (``start_*``), and the state of
+    its most closing layer at the start and the end (``start_gain``, ``start_state``,
+    ``end_gain``, ``end_state``; see :func:`run_state`)."""
     rows = []
     for path in paths:
         metrics = read_metrics(path)
         settings = metrics["settings"]
+        start, end = metrics.get("prompt_start", {}), metrics.get("prompt", {})
         rows.append(
             {key: str(settings[key]) for key in KEYS}
+            | {"arch": settings.get("arch") or settings["backbone"]}
             | {"lambda": float(settings["lambda"]), "seed": int(settings["seed"])}
             | {short: metrics.get(name) for name, short in METRICS.items()}
-            | {f"prompt_{k}": v for k, v in metrics.get("prompt", {}).items()}
+            | {f"prompt_{k}": v for k, v in end.items()}
+            | {f"start_{k}": v for k, v in start.items()}
+            | dict(zip(("start_gain", "start_state"), run_state(start), strict=True))
+            | dict(zip(("end_gain", "end_state"), run_state(end), strict=True))
             | {"path": str(path)}
         )
     if not rows:
@@ -64,35 +92,6 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 # --- paired differences -----------------------------------------------------------------------
-
-
-def t_interval(values: Iterable[float], level: float = 0.95) -> dict[str, float | int]:
-    """Mean, sample sd (ddof=1), Student-t interval of the mean and n of ``values``.
-
-    With n < 2 the sd and the interval are NaN; with n = 0 the mean is NaN too.
-    """
-    x = np.asarray(list(values), dtype=float)
-    n = len(x)
-    mean = float(x.mean()) if n else np.nan
-    if n < 2:
-        return {"mean": mean, "sd": np.nan, "low": np.nan, "high": np.nan, "n": n}
-    sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
-    return {"mean": mean, "sd": sd, "low": mean - half, "high": mean + half, "n": n}
-
-
-def verdict(low: float, high: float, n: int) -> str | float:
-    """Verdict of an interval: "gain" above 0, "loss" below 0, "n.s." otherwise; NaN if n = 0.
-
-    With a single pair (n = 1) there is no interval: "n.s.".
-    """
-    if n == 0:
-        return np.nan
-    if n >= 2 and low > 0:
-        return "gain"
-    if n >= 2 and high < 0:
-        return "loss"
-    return "n.s."
 
 
 def _paired_row(diffs: list[float], unpaired: int) -> dict:
@@ -189,13 +188,15 @@ def paired_against(
     pair: list[str],
     groups: list[str],
     metrics: Iterable[str],
+    bounds: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Each level of ``column`` against its ``reference`` level, paired on the ``pair`` keys.
 
     One row per ``groups`` x level: ``pairs``, the mean of every metric over the level's runs,
     and for the other levels ``delta_<metric>`` (mean over pairs of the run minus its reference
     partner, the one with equal ``groups`` and ``pair`` keys) with ``delta_<metric>_low/_high``
-    (95% Student-t interval) and ``verdict`` of the first metric. Runs without a partner are
+    (95% Student-t interval, intersected with ``bounds``: the range a difference of the
+    metrics cannot leave, e.g. (-1, 1) for fractions) and ``verdict`` of the first metric. Runs without a partner are
     left out of the differences. The reference level comes first in each group.
 
     Raises:
@@ -219,7 +220,9 @@ def paired_against(
             row[metric] = group[metric].mean()
             if level == reference:
                 continue
-            interval = t_interval((group.loc[common, metric] - base.loc[common, metric]).dropna())
+            interval = t_interval(
+                (group.loc[common, metric] - base.loc[common, metric]).dropna(), bounds=bounds
+            )
             row |= {
                 f"delta_{metric}": interval["mean"],
                 f"delta_{metric}_low": interval["low"],
@@ -342,22 +345,22 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.1f}" if pd.isna(std) else f"{mean:.1f} ± {std:.1f}"
 
 
-def _signed(value: float) -> str:
+def signed(value: float) -> str:
     """``+1.2`` / ``-1.2``; "0.0" for values that round to zero (never "-0.0" or "+0.0"); "" for NaN."""
     if pd.isna(value):
         return ""
     return "0.0" if round(float(value), 1) == 0 else f"{value:+.1f}"
 
 
-def _interval(low: float, high: float) -> str:
-    return "" if pd.isna(low) or pd.isna(high) else f"[{_signed(low)}, {_signed(high)}]"
+def interval_text(low: float, high: float) -> str:
+    return "" if pd.isna(low) or pd.isna(high) else f"[{signed(low)}, {signed(high)}]"
 
 
 def _count(value) -> str:
     return "" if pd.isna(value) else str(int(value))
 
 
-def _text(value) -> str:
+def blank_if_na(value) -> str:
     return "" if pd.isna(value) else str(value)
 
 
@@ -366,7 +369,7 @@ def significant(value: float, digits: int = CSV_DIGITS) -> float:
     return value if pd.isna(value) else float(f"{value:.{digits}g}") + 0.0
 
 
-def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
     """Floats rounded to ``CSV_DIGITS`` significant digits, for CSV files."""
     floats = frame.select_dtypes(include="floating").columns
     return frame.assign(**{c: frame[c].map(significant) for c in floats})
@@ -383,7 +386,7 @@ def _latex(shown: pd.DataFrame) -> str:
     return re.sub(r"(?<![\w.])-(?=\d)", r"$-$", tex)
 
 
-def _markdown(shown: pd.DataFrame) -> str:
+def markdown_table(shown: pd.DataFrame) -> str:
     """Markdown of a display table, cells as formatted (no reparsing: keeps "+1.0", "4.0")."""
     return shown.to_markdown(index=False, disable_numparse=True)
 
@@ -407,13 +410,13 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "top-1": [
                 _pm(m, s) for m, s in zip(table["top1_mean"], table["top1_std"], strict=True)
             ],
-            "Δ top-1": table["delta_top1"].map(_signed),
+            "Δ top-1": table["delta_top1"].map(signed),
             "95% CI": [
-                _interval(lo, hi)
+                interval_text(lo, hi)
                 for lo, hi in zip(table["delta_ci_low"], table["delta_ci_high"], strict=True)
             ],
             "pairs": table["pairs"].map(_count),
-            "verdict": table["verdict"].map(_text),
+            "verdict": table["verdict"].map(blank_if_na),
             "top-5": [
                 _pm(m, s) for m, s in zip(table["top5_mean"], table["top5_std"], strict=True)
             ],
@@ -421,7 +424,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
             "paper top-1": table.get("published_top1", missing).map(
                 lambda v: "-" if pd.isna(v) else f"{v:.1f}"
             ),
-            "paper Δ": table.get("published_delta_top1", missing).map(_signed),
+            "paper Δ": table.get("published_delta_top1", missing).map(signed),
         }
     )
 
@@ -436,98 +439,9 @@ def write_table1(table: pd.DataFrame, prefix: str | Path) -> list[Path]:
         "the real dataset and full-size backbone each row stands for."
     )
     return [
-        write_csv(prefix.with_suffix(".csv"), _rounded(table)),
-        write_text(prefix.with_suffix(".md"), _markdown(shown) + f"\n\n{note}\n"),
+        write_csv(prefix.with_suffix(".csv"), rounded(table)),
+        write_text(prefix.with_suffix(".md"), markdown_table(shown) + f"\n\n{note}\n"),
         write_text(prefix.with_suffix(".tex"), _latex(shown)),
-    ]
-
-
-# --- verdict summary --------------------------------------------------------------------------
-
-
-def table_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """The +VMP rows of a summarised table that count as one cell each.
-
-    A cell is (dataset, backbone, +VMP variant): its ``mean`` split row where the variant was run
-    on several splits, else its single split's row. Cells without any pair are left out.
-    """
-    treated = table[table["variant"] != "baseline"]
-    has_mean = treated.groupby(["dataset", "backbone", "variant"], sort=False)["split"].transform(
-        lambda s: (s == "mean").any()
-    )
-    cells = treated[(treated["split"] == "mean") | ~has_mean]
-    return cells[cells["delta_top1"].notna()].reset_index(drop=True)
-
-
-def verdict_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per backbone and over all cells: mean paired top-1 difference and verdict counts.
-
-    ``table`` is ``summarise``'s output (published columns may be attached). One row per backbone
-    (in table order) and a last row "all": ``cells``, ``delta_top1`` (mean over cells of the
-    cells' paired differences), its sd and 95% t-interval over the cells (``delta_sd``,
-    ``delta_ci_low``, ``delta_ci_high``; NaN with one cell), ``verdict`` of that interval and the
-    number of cells whose own verdict is "gain", "loss" and "n.s.". Cells share data and
-    pre-trained checkpoints, so the interval over cells is approximate.
-    """
-    cells = table_cells(table)
-    groups = [(b, cells[cells["backbone"] == b]) for b in dict.fromkeys(cells["backbone"])]
-    rows = []
-    for name, group in [*groups, ("all", cells)]:
-        ci = t_interval(group["delta_top1"])
-        counts = group["verdict"].value_counts()
-        rows.append(
-            {
-                "backbone": name,
-                "cells": ci["n"],
-                "delta_top1": ci["mean"],
-                "delta_sd": ci["sd"],
-                "delta_ci_low": ci["low"],
-                "delta_ci_high": ci["high"],
-                "verdict": verdict(ci["low"], ci["high"], ci["n"]),
-            }
-            | {v: int(counts.get(v, 0)) for v in VERDICTS}
-        )
-    return pd.DataFrame(rows)
-
-
-def display_verdict_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable verdict summary (1 decimal)."""
-    return pd.DataFrame(
-        {
-            "backbone": summary["backbone"],
-            "cells": summary["cells"],
-            "mean Δ top-1": summary["delta_top1"].map(_signed),
-            "95% CI": [
-                _interval(lo, hi)
-                for lo, hi in zip(summary["delta_ci_low"], summary["delta_ci_high"], strict=True)
-            ],
-            "verdict": summary["verdict"].map(_text),
-            **{f"cells: {v}": summary[v] for v in VERDICTS},
-        }
-    )
-
-
-VERDICT_NOTE = (
-    "A cell is (dataset, backbone, +VMP variant), taken from the 'mean' split row for multi-split "
-    "datasets. Per cell: Δ = mean paired difference of +VMP minus baseline top-1 (pairs: same "
-    "split and seed; for 'mean' splits the replicates are the splits) with a 95% Student-t "
-    "interval over the replicate pairs; its verdict is 'gain'/'loss' if that interval lies "
-    "above/below 0, else 'n.s.' (also with fewer than 2 pairs). Per backbone and 'all': mean of "
-    "the cells' Δ with a 95% t-interval over the cell means; 'cells: gain/loss/n.s.' count the "
-    "cells' own verdicts. Cells share data (datasets, seeds) and pre-trained checkpoints, so "
-    "they are not independent and the summary interval is approximate."
-)
-
-
-def write_verdict_summary(summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
-    """Write ``<prefix>_verdict.csv`` and ``<prefix>_verdict.md`` (with the method as footnote)."""
-    shown = display_verdict_summary(summary)
-    return [
-        write_csv(_with_suffix(prefix, "_verdict.csv"), _rounded(summary)),
-        write_text(
-            _with_suffix(prefix, "_verdict.md"),
-            _markdown(shown) + f"\n\n{VERDICT_NOTE}\n",
-        ),
     ]
 
 
@@ -614,7 +528,7 @@ def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
 
     def gain(side: str) -> list[str]:
         return [
-            " ".join(filter(None, [_signed(d), _interval(lo, hi), _text(v)]))
+            " ".join(filter(None, [signed(d), interval_text(lo, hi), blank_if_na(v)]))
             for d, lo, hi, v in zip(
                 comparison[f"delta_top1_{side}"],
                 comparison[f"delta_ci_low_{side}"],
@@ -645,7 +559,7 @@ def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
             "baseline top-1 (scratch)": baseline("scratch"),
             "Δ VMP (pre-trained)": gain("pretrained"),
             "Δ VMP (scratch)": gain("scratch"),
-            "Δ scratch - Δ pre-trained": comparison["gain_difference"].map(_signed),
+            "Δ scratch - Δ pre-trained": comparison["gain_difference"].map(signed),
         }
     )
 
@@ -676,6 +590,6 @@ def write_pretraining(
         ]
     shown = display_pretraining(comparison)
     return [
-        write_csv(csv, _rounded(comparison)),
-        write_text(md, _markdown(shown) + f"\n\n{PRETRAINING_NOTE}\n"),
+        write_csv(csv, rounded(comparison)),
+        write_text(md, markdown_table(shown) + f"\n\n{PRETRAINING_NOTE}\n"),
     ]

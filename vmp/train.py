@@ -19,7 +19,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,9 +59,11 @@ class OptimConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
-    # m and n get their own parameter group: lr = lr * prompt_lr_mult and this weight decay
-    # (None: the backbone's, as in the authors' released code).
+    # The prompt layers' parameters (m, n, a gate) get their own parameter group: lr =
+    # prompt_lr, or lr * prompt_lr_mult where prompt_lr is None (1.0: the backbone's, as in the
+    # authors' released code), and this weight decay (None: the backbone's).
     prompt_lr_mult: float = 1.0
+    prompt_lr: float | None = None
     prompt_weight_decay: float | None = 0.0
     lambda_reg: float = 0.0
     variation_reduction: str = "mean"
@@ -83,6 +85,13 @@ class OptimConfig:
             )
         if self.lambda_reg < 0:
             raise ValueError(f"lambda_reg must be >= 0, got {self.lambda_reg}")
+        if self.prompt_lr is not None and self.prompt_lr <= 0:
+            raise ValueError(f"prompt_lr must be > 0 or None, got {self.prompt_lr}")
+
+    @property
+    def prompt_group_lr(self) -> float:
+        """Learning rate of the prompt layers' parameters."""
+        return self.lr * self.prompt_lr_mult if self.prompt_lr is None else self.prompt_lr
 
 
 def split_parameters(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
@@ -104,7 +113,7 @@ def split_parameters(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str,
         {
             "params": prompt,
             "weight_decay": prompt_wd,
-            "lr": cfg.lr * cfg.prompt_lr_mult,
+            "lr": cfg.prompt_group_lr,
             "name": "prompt",
         },
     ]
@@ -117,6 +126,27 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def lr_factor(cfg: OptimConfig, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate factor of each step of a run of ``total_steps`` steps."""
+    warmup = max(1, round(total_steps * cfg.warmup_epochs / cfg.epochs))
+    if cfg.schedule == "cosine":
+        return functools.partial(warmup_cosine, warmup_steps=warmup, total_steps=total_steps)
+    per_epoch = total_steps / cfg.epochs
+    milestones = [round(m * per_epoch) for m in cfg.milestones]
+    return functools.partial(warmup_step_decay, warmup_steps=warmup, milestone_steps=milestones)
+
+
+def schedule_sum(cfg: OptimConfig, steps_per_epoch: int) -> float:
+    """Sum over a run's steps of the learning-rate factor of ``cfg``'s schedule.
+
+    AdamW moves a scalar whose gradient keeps its sign by about the learning rate per step,
+    whatever the gradient's size, so ``prompt_group_lr * schedule_sum`` bounds how far m or n can
+    travel in one run (config/config.yaml, ``optim.prompt_lr``).
+    """
+    total = steps_per_epoch * cfg.epochs
+    return sum(map(lr_factor(cfg, total), range(total)))
 
 
 def warmup_step_decay(step: int, warmup_steps: int, milestone_steps: Sequence[int]) -> float:
@@ -222,16 +252,7 @@ class VideoClassificationModule(L.LightningModule):
         optimizer = OPTIMIZERS[self.optim.optimizer](
             split_parameters(self.model, self.optim), self.optim
         )
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup = max(1, round(total * self.optim.warmup_epochs / self.optim.epochs))
-        if self.optim.schedule == "cosine":
-            factor = functools.partial(warmup_cosine, warmup_steps=warmup, total_steps=total)
-        else:
-            per_epoch = total / self.optim.epochs
-            milestones = [round(m * per_epoch) for m in self.optim.milestones]
-            factor = functools.partial(
-                warmup_step_decay, warmup_steps=warmup, milestone_steps=milestones
-            )
+        factor = lr_factor(self.optim, int(self.trainer.estimated_stepping_batches))
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -242,7 +263,11 @@ def progress_line(run_name: str, row: dict[str, float], epochs: int) -> str:
     parts.append(f"train top-1 {row['train_top1']:.1f}")
     if "val_top1" in row:
         parts.append(f"val top-1 {row['val_top1']:.1f}")
-    parts += [f"{k} {v:.3g}" for k, v in row.items() if k.startswith(("slope", "shift"))]
+    parts += [
+        f"{k} {v:.3g}"
+        for k, v in row.items()
+        if k.startswith(("slope", "shift", "gate", "static_gain"))
+    ]
     return ", ".join(parts + [f"{row['seconds']:.1f} s"])
 
 
@@ -273,14 +298,17 @@ def recompute_batchnorm(model: torch.nn.Module, loader: DataLoader, device="cpu"
     return len(norms)
 
 
-def prompt_state(model: torch.nn.Module) -> dict[str, float]:
-    """Learned slope a and shift b of every prompt layer (``slope``/``shift``, or ``slope_<pathway>``)."""
+def prompt_state(model: torch.nn.Module) -> dict[str, float | str]:
+    """Every prompt layer's parameters (slope a and shift b, or eta; the gate of a gated layer)
+    and how it passes a static pixel (``static_attention``, ``static_gain``, ``state``: see
+    ``MotionPromptLayer.static_gain``); keys ``<name>``, or ``<name>_<pathway>`` with several
+    layers."""
     layers = getattr(model, "prompt_layers", {})
     state = {}
     for key, layer in layers.items():
         suffix = "" if len(layers) == 1 else f"_{key}"
-        for name, value in layer.pn_parameters().items():
-            state[f"{name}{suffix}"] = value.item()
+        values = {k: v.item() for k, v in layer.pn_parameters().items()} | layer.static_gain()
+        state |= {f"{name}{suffix}": value for name, value in values.items()}
     return state
 
 
@@ -394,7 +422,7 @@ def _fit(
             f"batch_size {optim.batch_size} must be a multiple of devices={devices}: it is the "
             "batch of one step over all devices, split evenly between them"
         )
-    settings = dict(settings or {}) | {"optim": asdict(optim), "seed": seed}
+    settings = {"seed": seed} | dict(settings or {}) | {"optim": asdict(optim), "run_seed": seed}
     run_name = settings.get("name", run_dir.as_posix())
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     resume = _resumable(checkpoint, fingerprint(settings))
@@ -436,6 +464,7 @@ def _fit(
         make_loader, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
     )
     val_loader = eval_loader(val_set) if val_set else None
+    prompt_start = prompt_state(model)  # before a resume loads the trained weights
     started = time.perf_counter()
     write_text(checkpoint.parent / "fingerprint", fingerprint(settings))
     trainer.fit(
@@ -465,6 +494,7 @@ def _fit(
         "train_seconds": train_seconds,
         "test_seconds": time.perf_counter() - started,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "prompt_start": prompt_start,
         "prompt": prompt_state(model),
         "decode_failures": decode_failures(datasets),
         "settings": settings,

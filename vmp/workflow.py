@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vmp.names import MODELS, PROMPT_FUNCTION_VARIANTS, SCENES, variants
+from vmp.names import MODELS, PROMPT_FUNCTION_VARIANTS, SCENES, sigmoid_variant, variants
 
 
 class ConfigError(ValueError):
@@ -91,6 +91,9 @@ def check_config(config: dict[str, Any]) -> None:
         _require(ablation["backbone"], sorted(config["backbones"]), "ablation.backbone")
         arch = config["backbones"][ablation["backbone"]].get("arch", ablation["backbone"])
         _require(ablation["variant"], variants(arch), "ablation.variant")
+    placement = config.get("placement")
+    if placement:
+        _require(placement["dataset"], sorted(config["datasets"]), "placement.dataset")
     functions = config.get("prompt_functions")
     if functions:
         backbone = functions["backbone"]
@@ -221,9 +224,14 @@ def train_parameters(
     }
 
 
+RUN_KINDS = ("table", "ablation", "placement", "prompt_functions")
+
+
 def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every training run: Table 1's cells (``table``), the lambda ablation's (``ablation``) and the
-    optional prompt-function comparison's (``prompt_functions``, not part of the default target).
+    """Every training run: Table 1's cells (``table``), the lambda ablation's (``ablation``), the
+    layer placement's (``placement``: its variant for every backbone whose variants include the
+    paper's sigmoid variant, on one dataset) and the optional prompt-function comparison's
+    (``prompt_functions``, not part of the default target).
 
     A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
     Baselines have no prompt layer, so their lambda is 0; a backbone's ``lambda`` replaces the
@@ -240,7 +248,7 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
             dict(
                 zip(("dataset", "split", "backbone", "variant", "lambda", "seed"), key, strict=True)
             )
-            | {"table": False, "ablation": False, "prompt_functions": False},
+            | {kind: False for kind in RUN_KINDS},
         )
         run[kind] = True
 
@@ -272,6 +280,28 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
                 lam,
                 seed,
             )
+    placement = config.get("placement")
+    if placement:
+        _require(placement["dataset"], sorted(config["datasets"]), "placement.dataset")
+    placement = config.get("placement")
+    if placement:
+        dataset = config["datasets"][placement["dataset"]]
+        for backbone, settings in config["backbones"].items():
+            if sigmoid_variant(settings.get("arch", backbone)) not in settings["variants"]:
+                continue
+            for split, seed in itertools.product(
+                dataset["splits"], dataset.get("seeds", config["seeds"])
+            ):
+                lam = settings.get("lambda", config["lambda"])
+                add(
+                    "placement",
+                    placement["dataset"],
+                    split,
+                    backbone,
+                    placement["variant"],
+                    lam,
+                    seed,
+                )
     functions = config.get("prompt_functions")
     if functions:
         backbone = functions["backbone"]

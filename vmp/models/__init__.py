@@ -60,6 +60,8 @@ def create_model(
     *,
     prompt_pathways: Sequence[str] | None = None,
     prompt_input: str = "raw",
+    prompt_init: str = "paper",
+    prompt_gate: bool = False,
     prompt_kwargs: dict | None = None,
     mean: Sequence[float] = RELEASED_MEAN,
     std: Sequence[float] = RELEASED_STD,
@@ -76,6 +78,9 @@ def create_model(
         prompt_pathways: pathways that get a prompt layer (default: all); SlowFast has
             "slow" and "fast".
         prompt_input: "raw" (paper) or "normalized" (released code).
+        prompt_init: how each layer's m and n start, "paper" or "identity" (see
+            `MotionPromptLayer`).
+        prompt_gate: gated prompts `F * (1 + g (A - 1))`, g starting at 0 (not in the paper).
         prompt_kwargs: extra `MotionPromptLayer` arguments (alpha, beta, gamma, eps, ...).
         mean: per-channel normalisation mean.
         std: per-channel normalisation std.
@@ -108,7 +113,13 @@ def create_model(
                 f"create_model({name!r}): prompt_pathways={chosen} invalid; choose from {pathway_names}"
             )
         layers = {
-            p: make_prompt_layer(prompt, prompt_input, mean, std, **(prompt_kwargs or {}))
+            p: make_prompt_layer(
+                prompt,
+                prompt_input,
+                mean,
+                std,
+                **{"init": prompt_init, "gate": prompt_gate} | (prompt_kwargs or {}),
+            )
             for p in pathway_names
             if p in chosen
         }

@@ -7,17 +7,29 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vmp.prompt import POWER_NORMS
+
+# The sigmoid layer on every pathway, started or placed otherwise than the paper's text:
+# "identity" and "gate" are not in the paper (vmp.prompt.MotionPromptLayer's init and gate);
+# "normalized" is the released code's placement (the layer multiplies normalised frames).
+_SIGMOID_ALTERNATIVES = {
+    "vmp_identity": {"prompt": "vmp", "prompt_init": "identity"},
+    "vmp_gate": {"prompt": "vmp", "prompt_gate": True},
+    "vmp_normalized": {"prompt": "vmp", "prompt_input": "normalized"},
+}
 _VARIANTS_SINGLE = {
     "baseline": {"prompt": None},
     "vmp": {"prompt": "vmp"},
+    **_SIGMOID_ALTERNATIVES,
     # the paper's alternative prompt functions (vmp.prompt.POWER_NORMS) in place of the sigmoid
-    **{f"vmp_{name}": {"prompt": name} for name in ("gamma", "maxexp", "sigme", "asinhe")},
+    **{f"vmp_{name}": {"prompt": name} for name in POWER_NORMS if name != "sigmoid"},
 }
 _VARIANTS_SLOWFAST = {
     "baseline": {"prompt": None},
     "vmp_slow": {"prompt": "vmp", "prompt_pathways": ("slow",)},
     "vmp_fast": {"prompt": "vmp", "prompt_pathways": ("fast",)},
     "vmp_both": {"prompt": "vmp", "prompt_pathways": ("slow", "fast")},
+    **_SIGMOID_ALTERNATIVES,
 }
 
 

@@ -1,0 +1,384 @@
+"""The verdict on the prompt layer: paired differences per backbone and variant, overall, by the
+layer's start, and what the layers did while training.
+
+A *replicate* is (dataset, split, backbone, seed): it draws its own head, prompt layers and
+sample order, shared by all its variants (``vmp.experiment.derived_seed``). So every +VMP run
+has a baseline partner, and a run of another start or placement (``SIGMOID_ALTERNATIVES``) also has a
+partner with the paper's sigmoid layer, in the same replicate::
+
+    runs (tables.load_runs) --paired_runs--> one row per +VMP run: delta to its partners,
+        start and end state of its layers
+      --verdict_summary--> per (backbone, variant): mean delta, t-interval over its replicates,
+                           p-value, Holm over the rows compared; overall per family: clustered
+      --start_strata-->    the same by the layer's state at the start (fixed before training)
+    metrics --prompt_states--> per layer: a, b, static attention at the start and the end
+
+The overall interval of a family treats a replicate of a backbone as one cluster: its runs
+share draws (SlowFast's three pathway variants are averaged within the cluster), while
+replicates draw independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vmp.io import write_csv, write_text
+from vmp.names import PAPER_VARIANTS, SIGMOID_ALTERNATIVES, sigmoid_variant
+from vmp.runs import read_metrics
+from vmp.stats import holm, replicates_needed, t_interval, t_test_p, significance_verdict
+from vmp.tables import blank_if_na, interval_text, markdown_table, rounded, signed
+
+REPLICATE = ["dataset", "split", "backbone", "seed"]
+FAMILIES = {
+    "paper (vmp, vmp_slow, vmp_fast, vmp_both)": PAPER_VARIANTS,
+    "identity start (not in the paper)": ("vmp_identity",),
+    "gate (not in the paper)": ("vmp_gate",),
+    "released placement (normalised frames)": ("vmp_normalized",),
+}
+STATES = ("closed", "between", "open")
+GOAL_HALF_WIDTH = 5.0
+
+
+def paired_runs(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """One row per +VMP run with a baseline partner in its replicate.
+
+    Columns: the replicate keys, ``variant``, ``lambda``, ``delta`` (run minus baseline
+    ``metric``), ``delta_sigmoid`` (run minus the paper-start sigmoid run, ``vmp`` or SlowFast's
+    ``vmp_both``, of the replicate; for ``SIGMOID_ALTERNATIVES`` only), and the run's ``start_state``,
+    ``end_state``, ``start_gain``, ``end_gain``.
+
+    Raises:
+        ValueError: two runs share their replicate and variant (pass one lambda per variant,
+            as Table 1's runs are).
+    """
+    duplicated = runs.duplicated([*REPLICATE, "variant"], keep=False)
+    if duplicated.any():
+        raise ValueError(
+            "paired_runs: several runs share (dataset, split, backbone, seed, variant): "
+            + ", ".join(sorted(set(runs.loc[duplicated, "path"].astype(str))))
+        )
+    runs = runs.set_index(REPLICATE)
+    base = runs[runs["variant"] == "baseline"][metric]
+    treated = runs[runs["variant"] != "baseline"]
+    common = treated.index.isin(base.index)
+    treated = treated[common]
+    out = treated[["variant", "lambda", "arch", metric]].copy()
+    out["delta"] = treated[metric] - base.reindex(treated.index).to_numpy()
+    partner = treated["arch"].map(sigmoid_variant)
+    sigmoid = treated.loc[treated["variant"] == partner, metric].reindex(treated.index)
+    is_alternative = treated["variant"].isin(SIGMOID_ALTERNATIVES).to_numpy()
+    out["delta_sigmoid"] = np.where(is_alternative, treated[metric] - sigmoid.to_numpy(), np.nan)
+    for column in ("start_state", "end_state", "start_gain", "end_gain"):
+        out[column] = treated[column]
+    return out.reset_index()
+
+
+def _comparison(deltas: pd.Series) -> dict[str, Any]:
+    ci = t_interval(deltas.dropna())
+    return {
+        "pairs": ci["n"],
+        "delta_top1": ci["mean"],
+        "delta_sd": ci["sd"],
+        "delta_ci_low": ci["low"],
+        "delta_ci_high": ci["high"],
+        "half_width": (ci["high"] - ci["low"]) / 2,
+        "needed": replicates_needed(ci["sd"], GOAL_HALF_WIDTH) if ci["n"] >= 2 else np.nan,
+        "p": t_test_p(deltas.dropna()),
+    }
+
+
+def _with_holm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    adjusted = holm([r["p"] for r in rows])
+    for row, p in zip(rows, adjusted, strict=True):
+        row["p_holm"] = p
+        row["verdict"] = significance_verdict(row["delta_top1"], p)
+    return rows
+
+
+def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone and variant, and overall per family, the paired top-1 differences.
+
+    ``pairs`` is :func:`paired_runs`' output. Sections:
+
+    - ``backbone`` x variant against ``baseline``: mean over the replicates' paired
+      differences, Student-t interval over replicates, two-sided t-test p;
+    - ``backbone`` x alternative against ``sigmoid`` (the paper-start layer of the replicate);
+    - ``all`` x family against ``baseline`` and ``sigmoid``: clustered by replicate (each
+      (dataset, split, backbone, seed) contributes the mean of its runs in the family), the
+      interval over the clusters.
+
+    ``p_holm`` is Holm's adjustment over the rows of one section and reference (the variants
+    compared), and ``verdict`` is "gain"/"loss" where it is below 0.05, else "n.s.".
+    """
+    sections = []
+    for against, column in (("baseline", "delta"), ("sigmoid", "delta_sigmoid")):
+        rows = []
+        for (backbone, variant), group in pairs.groupby(["backbone", "variant"], sort=False):
+            if group[column].notna().any():
+                rows.append(
+                    {"backbone": backbone, "variant": variant, "against": against}
+                    | _comparison(group[column])
+                )
+        sections += _with_holm(rows)
+    for against, column in (("baseline", "delta"), ("sigmoid", "delta_sigmoid")):
+        rows = []
+        for family, variants in FAMILIES.items():
+            members = pairs[pairs["variant"].isin(variants) & pairs[column].notna()]
+            if members.empty:
+                continue
+            clusters = members.groupby(REPLICATE)[column].mean()
+            rows.append(
+                {"backbone": "all", "variant": family, "against": against} | _comparison(clusters)
+            )
+        sections += _with_holm(rows)
+    return pd.DataFrame(sections)
+
+
+def start_strata(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The paired difference to the baseline per family and the layer's start state.
+
+    The start state (closed, between, open: the most closing layer's static gain, see
+    ``vmp.tables.run_state``) is fixed before training, so it is a fair covariate. Per row:
+    pairs, mean difference with a t-interval clustered by replicate, how many runs ended in each
+    state, and how many changed state.
+    """
+    rows = []
+    for family, variants in FAMILIES.items():
+        members = pairs[pairs["variant"].isin(variants)]
+        for state in STATES:
+            group = members[members["start_state"] == state]
+            if group.empty:
+                continue
+            ci = t_interval(group.groupby(REPLICATE)["delta"].mean())
+            ended = group["end_state"].value_counts()
+            rows.append(
+                {
+                    "family": family,
+                    "start_state": state,
+                    "runs": len(group),
+                    "clusters": ci["n"],
+                    "delta_top1": ci["mean"],
+                    "delta_ci_low": ci["low"],
+                    "delta_ci_high": ci["high"],
+                }
+                | {f"ended_{s}": int(ended.get(s, 0)) for s in STATES}
+                | {"changed": int((group["end_state"] != state).sum())}
+            )
+    return pd.DataFrame(rows)
+
+
+# --- the prompt layers' start and end ---------------------------------------------------------
+
+LAYER_FIELDS = ("slope", "shift", "gate", "static_attention", "static_gain", "state")
+
+
+def _layers(prompt: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Layer suffix ("" for a single layer, "slow", "fast") -> that layer's recorded values."""
+    suffixes = [k[len("static_gain") :] for k in prompt if k.startswith("static_gain")]
+    return {
+        s.lstrip("_"): {f: prompt.get(f"{f}{s}", np.nan) for f in LAYER_FIELDS} for s in suffixes
+    }
+
+
+STATE_KEYS = ["dataset", "split", "backbone", "variant", "lambda", "seed", "layer"]
+STATE_COLUMNS = [
+    *STATE_KEYS,
+    *(f"{when}_{f}" for when in ("start", "end") for f in LAYER_FIELDS),
+    "changed",
+    "shift_moved",
+]
+
+
+def prompt_states(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per prompt layer of every run (runs without one give none): its parameters at
+    the start and the end, its state at each, whether it changed, how far its shift b moved."""
+    rows = []
+    for path in paths:
+        metrics = read_metrics(path)
+        settings = metrics["settings"]
+        start, end = _layers(metrics.get("prompt_start", {})), _layers(metrics.get("prompt", {}))
+        for layer, values in end.items():
+            first = start.get(layer, {})
+            rows.append(
+                {k: settings[k] for k in STATE_KEYS[:5]}
+                | {"seed": int(settings["seed"]), "layer": layer or "-"}
+                | {f"start_{f}": first.get(f, np.nan) for f in LAYER_FIELDS}
+                | {f"end_{f}": values[f] for f in LAYER_FIELDS}
+            )
+    frame = pd.DataFrame(rows, columns=STATE_COLUMNS[:-2])
+    frame["changed"] = frame["start_state"] != frame["end_state"]
+    frame["shift_moved"] = (frame["end_shift"] - frame["start_shift"]).abs()
+    return frame
+
+
+def _counts(states: pd.Series) -> str:
+    counts = states.value_counts()
+    return " / ".join(str(int(counts.get(s, 0))) for s in STATES)
+
+
+STATE_SUMMARY = [
+    "backbone",
+    "variant",
+    "layer",
+    "runs",
+    "start closed / between / open",
+    "end closed / between / open",
+    "changed",
+    "shift_moved_median",
+    "shift_moved_max",
+    "end_gate_mean",
+]
+
+
+def summarise_states(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone, variant and layer: runs, start and end states (closed / between / open
+    counts), how many changed state, how far b moved (median, max), the mean end gate."""
+    rows = []
+    for key, group in layers.groupby(["backbone", "variant", "layer"], sort=False):
+        rows.append(
+            dict(zip(("backbone", "variant", "layer"), key, strict=True))
+            | {
+                "runs": len(group),
+                "start closed / between / open": _counts(group["start_state"]),
+                "end closed / between / open": _counts(group["end_state"]),
+                "changed": int(group["changed"].sum()),
+                "shift_moved_median": group["shift_moved"].median(),
+                "shift_moved_max": group["shift_moved"].max(),
+                "end_gate_mean": group["end_gate"].mean(),
+            }
+        )
+    return pd.DataFrame(rows, columns=STATE_SUMMARY)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+
+def display_verdict(summary: pd.DataFrame) -> pd.DataFrame:
+    """Human-readable verdict (1 decimal; p-values with 2 significant digits)."""
+    return pd.DataFrame(
+        {
+            "backbone": summary["backbone"],
+            "variant": summary["variant"],
+            "against": summary["against"],
+            "pairs": summary["pairs"],
+            "mean Δ top-1": summary["delta_top1"].map(signed),
+            "95% CI": [
+                interval_text(lo, hi)
+                for lo, hi in zip(summary["delta_ci_low"], summary["delta_ci_high"], strict=True)
+            ],
+            "± half-width": summary["half_width"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
+            f"pairs for ±{GOAL_HALF_WIDTH:g}": summary["needed"].map(
+                lambda v: "" if pd.isna(v) else str(int(v))
+            ),
+            "p (Holm)": summary["p_holm"].map(lambda v: "" if pd.isna(v) else f"{v:.2g}"),
+            "verdict": summary["verdict"].map(blank_if_na),
+        }
+    )
+
+
+VERDICT_NOTE = (
+    "A replicate is (dataset, split, backbone, seed): it draws its own head, prompt layers and "
+    "sample order, shared by all its variants. Δ = +VMP minus its partner's top-1 in the same "
+    "replicate: the baseline ('against baseline'), or the paper-start sigmoid layer, vmp or "
+    "SlowFast's vmp_both ('against sigmoid'). Per backbone: mean over its replicates (all "
+    "scenes) with a 95% Student-t interval and a two-sided t-test; 'all': per family, each "
+    "replicate of a backbone is one cluster (the mean of its runs in the family; SlowFast's "
+    "three pathway variants share their replicate's draws), interval and test over the "
+    "clusters. p (Holm): Holm's adjustment over the rows of one block (same 'backbone' kind and "
+    "'against'); verdict 'gain'/'loss' where it is below 0.05, else 'n.s.'. Goal: half-width at "
+    f"most {GOAL_HALF_WIDTH:g} points per backbone; 'pairs for ±{GOAL_HALF_WIDTH:g}': how many "
+    "replicates (clusters) the row's measured sd would need for that half-width."
+)
+
+
+def write_verdict(summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
+    """``<prefix>_verdict.csv`` and ``<prefix>_verdict.md`` (with the method as footnote)."""
+    prefix = Path(prefix)
+    return [
+        write_csv(prefix.with_name(prefix.name + "_verdict.csv"), rounded(summary)),
+        write_text(
+            prefix.with_name(prefix.name + "_verdict.md"),
+            markdown_table(display_verdict(summary)) + f"\n\n{VERDICT_NOTE}\n",
+        ),
+    ]
+
+
+def display_strata(strata: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "family": strata["family"],
+            "start state": strata["start_state"],
+            "runs": strata["runs"],
+            "mean Δ top-1": strata["delta_top1"].map(signed),
+            "95% CI": [
+                interval_text(lo, hi)
+                for lo, hi in zip(strata["delta_ci_low"], strata["delta_ci_high"], strict=True)
+            ],
+            "ended closed / between / open": [
+                f"{c} / {b} / {o}"
+                for c, b, o in zip(
+                    strata["ended_closed"],
+                    strata["ended_between"],
+                    strata["ended_open"],
+                    strict=True,
+                )
+            ],
+            "changed state": strata["changed"],
+        }
+    )
+
+
+STRATA_NOTE = (
+    "Δ = +VMP minus baseline top-1 of the same replicate, by the state of the run's most closing "
+    "prompt layer at the start: a static pixel's gain (its attention sigmoid(-a b), times the "
+    "gate for gated layers) below 0.1 'closed', above 0.9 'open', else 'between'. Fixed before "
+    "training, so a fair covariate. 95% Student-t interval over replicates (clusters)."
+)
+
+STATES_NOTE = (
+    "One row per backbone, variant and prompt layer ('-': the run's only layer) over its runs "
+    "(every scene, replicate and lambda): the layer's state at the start and the end (closed / "
+    "between / open counts: a static pixel's gain below 0.1, between, above 0.9), how many "
+    "changed state, how far the shift b moved (median and max of |b_end - b_start|), the mean "
+    "gate at the end (gated layers). prompt_states_runs.csv has a, b, the gate, the static "
+    "attention and gain of every layer at the start and the end."
+)
+
+
+def write_strata(strata: pd.DataFrame, prefix: str | Path) -> list[Path]:
+    """``<prefix>_strata.csv`` and ``<prefix>_strata.md``."""
+    prefix = Path(prefix)
+    return [
+        write_csv(prefix.with_name(prefix.name + "_strata.csv"), rounded(strata)),
+        write_text(
+            prefix.with_name(prefix.name + "_strata.md"),
+            markdown_table(display_strata(strata)) + f"\n\n{STRATA_NOTE}\n",
+        ),
+    ]
+
+
+def write_states(layers: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
+    """``<prefix>.csv`` (per backbone, variant, layer), ``<prefix>_runs.csv`` (per run and
+    layer) and ``<prefix>.md``."""
+    prefix = Path(prefix)
+    shown = summary.assign(
+        **{
+            "|Δb| median [max]": [
+                f"{m:.3f} [{x:.3f}]"
+                for m, x in zip(
+                    summary["shift_moved_median"], summary["shift_moved_max"], strict=True
+                )
+            ],
+            "end gate": summary["end_gate_mean"].map(lambda v: "" if pd.isna(v) else f"{v:.2f}"),
+        }
+    ).drop(columns=["shift_moved_median", "shift_moved_max", "end_gate_mean"])
+    return [
+        write_csv(prefix.with_suffix(".csv"), rounded(summary)),
+        write_csv(prefix.with_name(prefix.name + "_runs.csv"), rounded(layers)),
+        write_text(prefix.with_suffix(".md"), markdown_table(shown) + f"\n\n{STATES_NOTE}\n"),
+    ]
