@@ -106,6 +106,21 @@ def test_fig4_points_are_the_runs_values(runs):
         np.testing.assert_allclose(by_gid[f"mean:{group}"], [expected.mean(axis=0)])
 
 
+def test_fig4_trajectories_start_at_the_recorded_start(runs):
+    fig = figures.fig4_trajectories(list(runs.values()))
+    ax_a, ax_b, ax_c = fig.axes
+    for run in runs.values():
+        metrics, history = figures.load_run(run)
+        name, start = metrics["settings"]["name"], metrics["prompt_start"]
+        for ax, kind, column in ((ax_a, "shift", "shift"), (ax_b, "gain", "static_gain")):
+            line = _by_gid(ax, f"{kind}:{name}:-")
+            np.testing.assert_array_equal(line.get_xdata(), [0, *history["epoch"]])
+            np.testing.assert_allclose(line.get_ydata(), [start[column], *history[column]])
+            state_colour = figures.STATE_COLOURS[start["state"]]
+            assert line.get_color() == state_colour
+    assert "no runs" in " ".join(t.get_text() for t in ax_c.texts)  # no identity or gate runs
+
+
 def _fake_ablation_run(root, lam, seed, slopes, shifts, top1):
     """A run directory with the two files Fig. 4 reads (no model)."""
     run = root / f"lambda~{lam:g}" / f"seed~{seed}"
@@ -330,6 +345,7 @@ def test_notebook_writes_the_five_figures(notebook, runs, tiny_scene, tmp_path):
         "fig1_motion_representations",
         "fig3_power_normalisation",
         "fig4_slope_shift",
+        "fig4_trajectories",
         "fig5_attention",
         "fig6_regularisation",
     ]

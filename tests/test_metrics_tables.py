@@ -74,6 +74,7 @@ def test_top5_is_none_with_five_classes_or_fewer():
 def _write_run(tmp_path, dataset, split, variant, seed, top1, lam=2.5, backbone="x3d_tiny"):
     path = tmp_path / f"{dataset}-{split}-{backbone}-{variant}-{seed}.json"
     settings = dict(dataset=dataset, split=split, backbone=backbone, variant=variant, seed=seed)
+    settings["arch"] = backbone.removesuffix("_scratch")
     settings["lambda"] = 0.0 if variant == "baseline" else lam
     metrics = dict(
         top1=top1, top5=top1 + 10, mean_average_precision=top1 - 5, mean_class_accuracy=top1
@@ -513,6 +514,29 @@ def test_run_matrix_adds_the_prompt_function_comparison_outside_table_1():
     ]
     assert all(r["lambda"] == 2.5 and not r["table"] and not r["ablation"] for r in compared)
     assert len(runs) == 2 * 2 + 1 + 4
+
+
+def test_run_matrix_places_the_layer_on_every_backbone_with_a_sigmoid_variant():
+    config = _config(
+        backbones={
+            "x3d_tiny": {"variants": ["baseline", "vmp"], "lambda": 1.0},
+            "slowfast_tiny": {"variants": ["baseline", "vmp_both"]},
+            "c2d_tiny": {"variants": ["baseline", "vmp_gate"]},  # no paper-start partner
+        },
+        placement={"dataset": "synth_gym", "variant": "vmp_normalized"},
+    )
+    check_config(config)
+    placed = [r for r in run_matrix(config) if r["placement"]]
+    assert sorted((r["backbone"], r["lambda"], r["seed"]) for r in placed) == [
+        ("slowfast_tiny", 2.5, 0),
+        ("slowfast_tiny", 2.5, 1),
+        ("x3d_tiny", 1.0, 0),
+        ("x3d_tiny", 1.0, 1),
+    ]
+    assert all(r["variant"] == "vmp_normalized" and not r["table"] for r in placed)
+    config["placement"]["dataset"] = "synth_moon"
+    with pytest.raises(ConfigError, match="placement.dataset: unknown value 'synth_moon'"):
+        check_config(config)
 
 
 @pytest.mark.parametrize(

@@ -86,8 +86,10 @@ def test_tiny_forward_backward(name, variant):
     assert len(out.attentions) == len(model.prompt_layers)
     for (key, layer), attention in zip(model.prompt_layers.items(), out.attentions, strict=True):
         assert attention.shape == (2, expected[key], SIZE, SIZE)
-        assert layer.m.grad is not None and layer.m.grad.abs() > 0, key
-        assert layer.n.grad is not None and layer.n.grad.abs() > 0, key
+        # a gate at 0 passes the frames: its gradient flows, m's and n's wait for g > 0
+        learning = [layer.gate] if layer.gate is not None else [layer.m, layer.n]
+        for param in learning:
+            assert param.grad is not None and param.grad.abs() > 0, key
 
 
 @pytest.mark.parametrize("variant", PROMPT_FUNCTION_VARIANTS)
@@ -101,22 +103,54 @@ def test_prompt_function_variants_learn_eta(variant):
 
 
 def test_variants():
-    assert list_variants("x3d_tiny") == ["baseline", "vmp", *PROMPT_FUNCTION_VARIANTS]
+    alternatives = ["vmp_identity", "vmp_gate", "vmp_normalized"]
+    assert list_variants("x3d_tiny") == [
+        "baseline",
+        "vmp",
+        *alternatives,
+        *PROMPT_FUNCTION_VARIANTS,
+    ]
     assert variant_options("i3d_tiny", "vmp_maxexp") == {"prompt": "maxexp"}
     assert sigmoid_variant("x3d_tiny") == "vmp" and sigmoid_variant("slowfast_r50") == "vmp_both"
-    assert list_variants("slowfast_r50") == ["baseline", "vmp_slow", "vmp_fast", "vmp_both"]
+    assert list_variants("slowfast_r50") == [
+        "baseline",
+        "vmp_slow",
+        "vmp_fast",
+        "vmp_both",
+        *alternatives,
+    ]
+    assert variant_options("slowfast_tiny", "vmp_gate") == {"prompt": "vmp", "prompt_gate": True}
     assert variant_options("timesformer", "vmp") == {"prompt": "vmp"}
     assert variant_options("slowfast_tiny", "vmp_fast") == {
         "prompt": "vmp",
         "prompt_pathways": ("fast",),
     }
-    with pytest.raises(ValueError, match=r"allowed: \['baseline', 'vmp', 'vmp_gamma'"):
+    with pytest.raises(ValueError, match=r"allowed: \['baseline', 'vmp', 'vmp_identity'"):
         variant_options("c2d_tiny", "vmp_fast")
     sf = tiny("slowfast_tiny", "vmp_both")
     assert list(sf.prompt_layers) == ["slow", "fast"]
     assert sf.prompt_layers["slow"] is not sf.prompt_layers["fast"]
     assert list(tiny("c2d_tiny", "vmp").prompt_layers) == ["video"]
     assert len(tiny("c2d_tiny").prompt_layers) == 0
+    for pathway, layer in tiny("slowfast_tiny", "vmp_identity").prompt_layers.items():
+        assert layer.init == "identity" and layer.n.item() == -2.0, pathway
+    gated = tiny("slowfast_tiny", "vmp_gate")
+    assert list(gated.prompt_layers) == ["slow", "fast"]
+    assert all(layer.gate is not None for layer in gated.prompt_layers.values())
+    normalized = tiny("i3d_tiny", "vmp_normalized")
+    assert normalized.prompt_input == "normalized"
+    assert normalized.prompt_layers["video"].input_normalized
+
+
+@pytest.mark.parametrize("name", ["x3d_tiny", "slowfast_tiny"])
+def test_gated_model_starts_as_its_baseline(name):
+    torch.manual_seed(0)
+    baseline = tiny(name).eval()
+    gated = tiny(name, "vmp_gate").eval()
+    gated.backbone.load_state_dict(baseline.backbone.state_dict())
+    video = clip()
+    with torch.no_grad():
+        torch.testing.assert_close(gated(video).logits, baseline(video).logits, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("name", TINY)

@@ -75,6 +75,87 @@ def test_init_is_normal_from_torch_rng():
     assert abs(draws.mean().item()) < 0.2 and 0.85 < draws.std().item() < 1.15
 
 
+def test_identity_init_opens_the_layer_for_every_m():
+    torch.manual_seed(5)
+    paper, identity = MotionPromptLayer(), MotionPromptLayer(init="identity")
+    assert identity.n.item() == -2.0
+    assert identity.shift.item() == pytest.approx(0.6 * math.tanh(-2.0))
+    for m in (0.0, 0.5, 3.0, -20.0):  # the smallest slope, 9.09, is the worst case
+        with torch.no_grad():
+            identity.m.fill_(m)
+        state = identity.static_gain()
+        assert state["static_attention"] >= 0.9948 and state["state"] == "open"
+    assert paper.init == "paper" and "init='identity'" in repr(identity)
+    with pytest.raises(ValueError, match="init='zero'; choose one of"):
+        MotionPromptLayer(init="zero")
+    with pytest.raises(ValueError, match="needs power_norm='sigmoid'"):
+        MotionPromptLayer(init="identity", power_norm="gamma")
+
+
+def test_reset_parameters_from_a_generator_and_shared_m():
+    def drawn(init, seed):
+        layer = MotionPromptLayer(init=init)
+        layer.reset_parameters(torch.Generator().manual_seed(seed))
+        return layer.m.item(), layer.n.item()
+
+    expected = torch.empty(2).normal_(1e-5, 1.0, generator=torch.Generator().manual_seed(7))
+    assert drawn("paper", 7) == pytest.approx(tuple(expected.tolist()))
+    assert drawn("identity", 7) == (drawn("paper", 7)[0], -2.0)  # same m, n at -2
+    assert drawn("paper", 8) != drawn("paper", 7)
+
+
+def test_static_gain_closed_form_and_states():
+    layer = make_layer(m=0.3, n=-0.2)
+    expected = 1 / (1 + math.exp(layer.slope.item() * layer.shift.item()))
+    state = layer.static_gain()
+    assert state["static_attention"] == pytest.approx(expected)
+    assert state["static_gain"] == state["static_attention"]
+    assert [prompt_module.layer_state(g) for g in (0.05, 0.1, 0.5, 0.9, 0.95)] == [
+        "closed",
+        "between",
+        "between",
+        "between",
+        "open",
+    ]
+
+
+@pytest.mark.parametrize("implementation", IMPLS)
+def test_gate_starts_as_the_identity_and_learns(implementation):
+    layer = make_layer(implementation, m=0.3, n=0.5, gate=True)  # a closed layer
+    video = rand_clip()
+    out = layer(video)
+    assert torch.equal(out.prompts, video[:, :, 1:])  # exactly the frames at g = 0
+    assert layer.static_gain()["static_gain"] == 1.0 and layer.static_gain()["state"] == "open"
+    g_prompts = torch.rand_like(out.prompts)
+    (out.prompts * g_prompts).sum().backward()
+    plain = make_layer(implementation, m=0.3, n=0.5)(video).prompts.detach()
+    expected = ((plain - video[:, :, 1:]) * g_prompts).sum()  # dZ/dg = A F - F
+    assert layer.gate.grad.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert layer.m.grad.item() == 0 and layer.n.grad.item() == 0  # no path while g = 0
+    assert set(layer.pn_parameters()) == {"slope", "shift", "gate"}
+
+
+def test_gate_value_is_clamped_with_straight_through_gradient():
+    layer = make_layer(m=0.3, n=-0.2, gate=True)
+    video = rand_clip()
+    attention_prompts = make_layer(m=0.3, n=-0.2)(video).prompts
+    for raw, used in ((0.4, 0.4), (1.7, 1.0), (-0.5, 0.0)):
+        with torch.no_grad():
+            layer.gate.fill_(raw)
+        layer.gate.grad = None
+        out = layer(video).prompts
+        frames = video[:, :, 1:]
+        torch.testing.assert_close(out, frames + used * (attention_prompts - frames))
+        out.sum().backward()
+        assert layer.gate.grad.item() != 0  # also outside [0, 1]: it can come back
+    gain = layer.static_gain()
+    assert gain["static_gain"] == 1.0  # g clamped to 0
+    with torch.no_grad():
+        layer.gate.fill_(0.5)
+    gain = layer.static_gain()
+    assert gain["static_gain"] == pytest.approx(1 + 0.5 * (gain["static_attention"] - 1))
+
+
 # --- forward values ---------------------------------------------------------------------------
 
 

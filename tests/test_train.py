@@ -21,6 +21,7 @@ from vmp.train import (
     OptimConfig,
     progress_line,
     recompute_batchnorm,
+    schedule_sum,
     split_parameters,
     warmup_cosine,
     warmup_step_decay,
@@ -73,6 +74,24 @@ def test_prompt_parameters_get_their_own_group():
     assert counted == len(list(model.parameters()))
 
 
+def test_prompt_lr_is_absolute_and_its_travel_budget():
+    model = create_model("x3d_tiny", 5, prompt="vmp", prompt_gate=True, num_frames=4, crop_size=32)
+    cfg = OptimConfig(lr=0.003, prompt_lr=0.05, prompt_lr_mult=10.0, epochs=5, warmup_epochs=1)
+    groups = {g["name"]: g for g in split_parameters(model, cfg)}
+    assert groups["prompt"]["lr"] == 0.05 and len(groups["prompt"]["params"]) == 3  # m, n, gate
+    assert groups["backbone"]["lr"] == 0.003
+    # the default profile's schedule: 18 steps x 5 epochs, 18 warm-up steps, then cosine
+    warmup = sum((s + 1) / 18 for s in range(18))
+    cosine = sum(0.5 * (1 + math.cos(math.pi * (s - 18) / 72)) for s in range(18, 90))
+    assert schedule_sum(cfg, 18) == pytest.approx(warmup + cosine)
+    assert schedule_sum(cfg, 18) * cfg.prompt_group_lr == pytest.approx(2.3, abs=0.01)
+    steps = OptimConfig(epochs=4, warmup_epochs=1, schedule="steps", milestones=(2, 3))
+    # 10 warm-up steps (sum 5.5), 10 at 1, 10 at 0.1, 10 at 0.01
+    assert schedule_sum(steps, 10) == pytest.approx(5.5 + 10 + 1 + 0.1)
+    with pytest.raises(ValueError, match="prompt_lr must be > 0 or None"):
+        OptimConfig(prompt_lr=0.0)
+
+
 def _run(scene, out_dir, **changes):
     defaults = {
         "out_dir": str(out_dir),
@@ -101,6 +120,12 @@ def test_same_seed_same_metrics_and_history_records_prompt(tiny_scene, tmp_path)
     } <= set(h1)
     assert h1["slope"].iloc[0] != h1["slope"].iloc[1]  # m is trained
     assert 9.09 <= first["prompt"]["slope"] <= 50 and -0.6 <= first["prompt"]["shift"] <= 0.6
+    start = first["prompt_start"]
+    assert {"slope", "shift", "static_attention", "static_gain", "state"} <= set(start)
+    assert start["slope"] != first["prompt"]["slope"]
+    a, b = start["slope"], start["shift"]
+    assert start["static_attention"] == pytest.approx(1 / (1 + math.exp(a * b)), rel=1e-5)
+    assert first["settings"]["seed"] == 0 and first["settings"]["run_seed"] != 0
     assert first["test_views"] == 2 and first["num_videos"] > 0
     assert not (tmp_path / "a" / "checkpoints").exists()
     reloaded = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
@@ -116,13 +141,14 @@ def test_other_seed_other_result(tiny_scene, tmp_path):
 def test_non_finite_loss_names_run_epoch_and_step(tiny_scene, tmp_path, monkeypatch):
     import vmp.experiment
 
-    def poisoned(*args, **kwargs):
-        model = create_model(*args, **kwargs)
+    seed_prompt_layers = vmp.experiment.seed_prompt_layers
+
+    def poisoned(model, run_seed):
+        seed_prompt_layers(model, run_seed)
         with torch.no_grad():
             model.prompt_layers["video"].m.fill_(float("nan"))
-        return model
 
-    monkeypatch.setattr(vmp.experiment, "create_model", poisoned)
+    monkeypatch.setattr(vmp.experiment, "seed_prompt_layers", poisoned)
     with pytest.raises(
         FloatingPointError,
         match=r"synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0: non-finite loss .* epoch 0, step 0",
@@ -338,3 +364,34 @@ def test_ddp_in_two_processes_matches_one_process(tiny_scene, tmp_path, monkeypa
     assert list(h3["epoch"]) == [1, 2] and h3["train_loss"].notna().all()
     with pytest.raises(ValueError, match="batch_size 4 must be a multiple of devices=3"):
         _run(tiny_scene, tmp_path / "three", devices=3, **still)
+
+
+def test_replicates_draw_their_own_start_and_variants_share_it():
+    from vmp.experiment import derived_seed, replicate_model
+
+    seed = derived_seed("synth_gym", "1", "slowfast_tiny", 0)
+    assert seed == derived_seed("synth_gym", "1", "slowfast_tiny", 0) < 2**31
+    others = {
+        derived_seed(d, s, "slowfast_tiny", r) for d in ("a", "b") for s in "12" for r in (0, 1)
+    }
+    assert len(others) == 8
+
+    def build(variant, run_seed=seed):
+        return replicate_model("slowfast_tiny", 5, variant, run_seed, num_frames=8, crop_size=32)
+
+    def start(model):
+        return {k: (v.m.item(), v.n.item()) for k, v in model.prompt_layers.items()}
+
+    both, slow, fast = start(build("vmp_both")), start(build("vmp_slow")), start(build("vmp_fast"))
+    assert slow["slow"] == both["slow"] and fast["fast"] == both["fast"]
+    assert both["slow"] != both["fast"]
+    assert start(build("vmp_gate")) == both
+    identity = start(build("vmp_identity"))
+    assert {k: m for k, (m, _) in identity.items()} == {k: m for k, (m, _) in both.items()}
+    assert start(build("vmp_both", derived_seed("synth_gym", "2", "slowfast_tiny", 0))) != both
+    # the backbone and its head are the same in every variant of the replicate
+    baseline = build("baseline").backbone.state_dict()
+    for name, value in build("vmp_both").backbone.state_dict().items():
+        assert torch.equal(value, baseline[name]), name
+    other = build("baseline", derived_seed("synth_gym", "1", "slowfast_tiny", 1)).backbone
+    assert not all(torch.equal(v, baseline[k]) for k, v in other.state_dict().items())

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vmp.stats import holm, replicates_needed, t_interval, t_test_p, significance_verdict
+from vmp.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
 from vmp.tables import load_runs, run_state
 from vmp.verdict import (
     paired_runs,

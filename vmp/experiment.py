@@ -68,6 +68,19 @@ def seed_prompt_layers(net: torch.nn.Module, run_seed: int) -> None:
         layer.reset_parameters(torch.Generator().manual_seed(derived_seed(run_seed, pathway)))
 
 
+def replicate_model(
+    arch: str, num_classes: int, variant: str, run_seed: int, **options: Any
+) -> torch.nn.Module:
+    """``variant`` of ``arch`` as replicate ``run_seed`` draws it (``options`` go to
+    ``create_model``): the backbone and its head from ``torch.manual_seed(run_seed)``, drawn
+    before any prompt layer, so all variants of a replicate share them; then the prompt layers
+    (:func:`seed_prompt_layers`)."""
+    torch.manual_seed(run_seed)
+    net = create_model(arch, num_classes, **variant_options(arch, variant), **options)
+    seed_prompt_layers(net, run_seed)
+    return net
+
+
 def train_run(
     *,
     dataset: str,
@@ -110,15 +123,14 @@ def train_run(
     num_classes = int(pd.concat(subsets.values())["label"].max()) + 1
     single_view = spec.single_view()
 
-    torch.manual_seed(run_seed)  # the backbone and its head, drawn before any prompt layer
-    net = create_model(
+    net = replicate_model(
         arch,
         num_classes,
+        variant,
+        run_seed,
         pretrained=pretrained,
-        **variant_options(arch, variant),
         **({"num_frames": spec.num_frames, "crop_size": spec.crop_size} | (model or {})),
     )
-    seed_prompt_layers(net, run_seed)
     optim = optim | {"milestones": tuple(optim.get("milestones", ()))}
     optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if net.prompt_layers else 0.0}))
     settings = {

@@ -521,7 +521,8 @@ def fig4_trajectories(table_runs: Sequence[str | Path]) -> Figure:
     layer's state at the start (closed: gain < 0.1, open: > 0.9, else between); the dotted
     lines mark 0.1 and 0.9. (c) the gain of the layers started otherwise (vmp_identity) and
     of the gated ones (vmp_gate: 1 + g (f(0) - 1)), coloured by variant. Lines have gid
-    ``<panel>:<run name>:<layer>``. Runs without these layers give "no runs" notes.
+    ``shift:<run name>:<layer>`` in (a) and ``gain:<run name>:<layer>`` in (b, c); ``layer``
+    is "-" for a run's only layer. Runs without these layers give "no runs" notes.
 
     Returns:
         Figure with 3 axes (a), (b), (c).
@@ -543,21 +544,24 @@ def fig4_trajectories(table_runs: Sequence[str | Path]) -> Figure:
             gain = _trajectory(metrics, history, "static_gain" + suffix)
             layer = suffix[1:] or "-"
             if variant in others:
-                panels = [(ax_c, gain, others[variant], variant)]
+                panels = [(ax_c, "gain", gain, others[variant], variant)]
             else:
                 state = (metrics.get("prompt_start") or {}).get("state" + suffix)
                 colour = STATE_COLOURS.get(state, "grey")
                 shift = _trajectory(metrics, history, "shift" + suffix)
-                panels = [(ax_a, shift, colour, state), (ax_b, gain, colour, state)]
-            for ax, values, colour, label in panels:
+                panels = [
+                    (ax_a, "shift", shift, colour, state),
+                    (ax_b, "gain", gain, colour, state),
+                ]
+            for ax, kind, values, colour, label in panels:
                 ax.plot(
                     values.index,
                     values.to_numpy(),
                     color=colour,
                     alpha=0.35,
                     lw=1,
-                    label=None if label in drawn[ax] else f"{label}",
-                    gid=f"{ax.get_title()[:3]}:{settings['name']}:{layer}",
+                    label=None if label in drawn[ax] else str(label),
+                    gid=f"{kind}:{settings['name']}:{layer}",
                 )
                 drawn[ax].add(label)
     for ax, ylabel in ((ax_a, "shift b"), (ax_b, "static gain"), (ax_c, "static gain")):

@@ -30,7 +30,7 @@ import pandas as pd
 from vmp.io import write_csv, write_text
 from vmp.names import PAPER_VARIANTS, SIGMOID_ALTERNATIVES, sigmoid_variant
 from vmp.runs import read_metrics
-from vmp.stats import holm, replicates_needed, t_interval, t_test_p, significance_verdict
+from vmp.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
 from vmp.tables import blank_if_na, interval_text, markdown_table, rounded, signed
 
 REPLICATE = ["dataset", "split", "backbone", "seed"]
@@ -139,6 +139,19 @@ def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(sections)
 
 
+STRATA_COLUMNS = [
+    "family",
+    "start_state",
+    "runs",
+    "clusters",
+    "delta_top1",
+    "delta_ci_low",
+    "delta_ci_high",
+    *(f"ended_{s}" for s in STATES),
+    "changed",
+]
+
+
 def start_strata(pairs: pd.DataFrame) -> pd.DataFrame:
     """The paired difference to the baseline per family and the layer's start state.
 
@@ -169,7 +182,7 @@ def start_strata(pairs: pd.DataFrame) -> pd.DataFrame:
                 | {f"ended_{s}": int(ended.get(s, 0)) for s in STATES}
                 | {"changed": int((group["end_state"] != state).sum())}
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=STRATA_COLUMNS)
 
 
 # --- the prompt layers' start and end ---------------------------------------------------------
