@@ -416,15 +416,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _prepare_config(tmp_path: Path, hmdb: Path) -> Path:
-    """The paper profile reduced to HMDB-51 split 1 at ``hmdb`` (checkpoints: empty files)."""
+    """The paper profile reduced to HMDB-51 split 1 at ``hmdb`` and one tiny backbone, whose
+    Kinetics checkpoint is a freshly initialised x3d_tiny (it fits, so the checks pass)."""
+    from vmp.models import create_model, save_checkpoint
+
     config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     config["results"], config["data_root"] = str(tmp_path / "results"), str(tmp_path / "data")
     config["datasets"] = {"hmdb51": config["datasets"]["hmdb51"] | {"root": str(hmdb)}}
     config["datasets"]["hmdb51"]["splits"] = ["1"]
-    config["ablation"] |= {"dataset": "hmdb51", "split": "1"}
-    for backbone in config["pretrain"]["checkpoints"]:
-        config["pretrain"]["checkpoints"][backbone] = str(tmp_path / f"{backbone}.pyth")
-        (tmp_path / f"{backbone}.pyth").touch()
+    config["backbones"] = {"x3d_tiny": {"variants": ["baseline"]}}
+    config["ablation"] = None
+    checkpoint = save_checkpoint(create_model("x3d_tiny", 400), tmp_path / "x3d_tiny.pyth")
+    config["pretrain"]["checkpoints"] = {"x3d_tiny": str(checkpoint)}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
