@@ -1,9 +1,11 @@
 import functools
 import json
 import re
+import sys
 from pathlib import Path
 
 from vmp.names import VARIANTS
+from vmp.runs import set_aside_damaged
 from vmp.sources import list_files, video_fingerprint, video_folders
 
 from vmp import workflow as vmp_workflow
@@ -64,6 +66,16 @@ def pretrain_dir(backbone):
 def run_dir(run):
     """The folder of a run of vmp.workflow.run_matrix."""
     return seed_dir(cell_path(run), run["seed"])
+
+
+# A run record that is not complete JSON, or whose history or model has another size than the
+# run wrote, is set aside (metrics.json -> metrics.json.damaged) so that its job runs again.
+if workflow.is_main_process:
+    for line in set_aside_damaged(
+        [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]],
+        dry_run=workflow.dryrun,
+    ):
+        print(line, file=sys.stderr)
 
 
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),

@@ -7,7 +7,6 @@ other warning (a replaced head, remapped checkpoint keys, a dropped video) still
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 
 from vmp.io import DiskFull
@@ -69,9 +68,9 @@ def short_errors() -> None:
         return
 
     def one_line(shell, etype, value, tb, tb_offset=None):  # noqa: ARG001
-        line = f"{etype.__name__}: {value}"
-        print(line, file=sys.stderr)
-        return [line]
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)  # the kernel's error message, as IPython sends it
+        return stb
 
     shell.set_custom_exc(SHORT_ERRORS, one_line)
 

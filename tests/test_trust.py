@@ -1,5 +1,6 @@
 """Outside inputs checked before any job (vmp.preflight) and changes noticed (vmp.sources)."""
 
+import json
 import os
 import subprocess
 import time
@@ -126,45 +127,96 @@ def test_video_fingerprint_notices_added_replaced_emptied_and_removed_videos(tmp
     changed(video.unlink)
 
 
-@pytest.mark.slow
-def test_a_checkpoint_that_does_not_fit_stops_the_workflow_and_keeps_the_results(tmp_path):
+def test_vmp_errors_are_one_line_in_a_notebook(tmp_path):
+    import nbformat
+    import papermill
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("from vmp.logs import prepare_job\nprepare_job()"),
+        nbformat.v4.new_code_cell(
+            f"from vmp.io import disk_full\nraise disk_full('{tmp_path}/model.pt')"
+        ),
+    ]
+    path = tmp_path / "job.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(
+            str(path), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False
+        )
+    assert err.value.ename == "DiskFull"
+    assert [line for line in err.value.traceback if line.strip()] == [
+        f"DiskFull: {err.value.evalue}"
+    ]
+    assert err.value.evalue.startswith(f"no space left on the disk of {tmp_path} (")
+
+
+def small_profile(tmp_path, **changes) -> Path:
+    """The smoke profile with one x3d_tiny baseline cell of two seeds and nothing else."""
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
-    checkpoint = tmp_path / "kinetics.pt"
-    save_checkpoint(create_model("x3d_tiny", 400), checkpoint)
     config |= {
         "results": str(tmp_path / "results"),
         "data_root": str(tmp_path / "data"),
-        "pretrain": {"dataset": "kinetics", "checkpoints": {"x3d_tiny": str(checkpoint)}},
         "ablation": None,
         "placement": None,
         "prompt_functions": None,
-    }
+    } | changes
     config["backbones"]["x3d_tiny"]["variants"] = ["baseline"]
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    metrics = [
-        tmp_path / f"results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0/seed~{s}/metrics.json"
-        for s in (0, 1)
-    ]
+    return path
 
-    def run():
-        return subprocess.run(
-            ["snakemake", "--cores", "2", *map(str, metrics), "--configfile", str(path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
 
-    first = run()
+def small_metrics(tmp_path) -> list[Path]:
+    cell = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0"
+    return [cell / f"seed~{s}" / "metrics.json" for s in (0, 1)]
+
+
+def snakemake(config: Path, *targets, dry=False):
+    return subprocess.run(
+        ["snakemake", "--cores", "2", *(["-n"] if dry else []), *map(str, targets)]
+        + ["--configfile", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+def test_a_damaged_record_is_noticed_and_recomputed(tmp_path):
+    config, metrics = small_profile(tmp_path), small_metrics(tmp_path)
+    first = snakemake(config, *metrics)
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = metrics[1].read_text()
+    model = metrics[0].parent / "model.pt"
+    model.write_bytes(model.read_bytes()[:1000])  # a truncated model.pt
+    planned = snakemake(config, *metrics, dry=True)
+    assert f"damaged run record {metrics[0].parent}: model.pt has 1000 bytes" in planned.stderr
+    assert metrics[0].exists()  # a dry run only reports
+    again = snakemake(config, *metrics)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "set aside, recomputing it" in again.stderr
+    assert metrics[0].with_name("metrics.json.damaged").exists()
+    assert json.loads(metrics[0].read_text())["files"]["model.pt"]["bytes"] == model.stat().st_size
+    retrained = json.loads(metrics[1].read_text())  # the cell's job trains both seeds again
+    assert retrained["top1"] == json.loads(kept)["top1"]
+    assert "damaged" not in snakemake(config, *metrics, dry=True).stderr
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_does_not_fit_stops_the_workflow_and_keeps_the_results(tmp_path):
+    checkpoint = tmp_path / "kinetics.pt"
+    save_checkpoint(create_model("x3d_tiny", 400), checkpoint)
+    pretrain = {"dataset": "kinetics", "checkpoints": {"x3d_tiny": str(checkpoint)}}
+    config, metrics = small_profile(tmp_path, pretrain=pretrain), small_metrics(tmp_path)
+    first = snakemake(config, *metrics)
     assert first.returncode == 0, first.stderr[-3000:]
     before = [m.read_text() for m in metrics]
     save_checkpoint(create_model("c2d_tiny", 400), checkpoint)  # another backbone's weights
-    failed = run()
+    failed = snakemake(config, *metrics)
     assert failed.returncode != 0
-    assert (
-        "pretrain.checkpoints.x3d_tiny" in failed.stderr
-        and "does not fit x3d_tiny" in failed.stderr
-    )
+    assert "pretrain.checkpoints.x3d_tiny" in failed.stderr
+    assert "does not fit x3d_tiny" in failed.stderr
     assert "rule finetune" not in failed.stderr.split("rule check_inputs")[-1]
     assert [m.read_text() for m in metrics] == before  # the earlier results are kept
