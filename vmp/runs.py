@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmp.io import temporary_path, write_csv, write_json
+from vmp.workflow import cell_dir, cell_path, seed_dir  # noqa: F401 - the layout, spelled there
 
 if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas import there
     import pandas as pd
-from vmp.workflow import cell_dir, cell_path, seed_dir  # noqa: F401 - the layout, spelled there
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,15 @@ def run_files(folder: str | Path) -> list[str]:
 
 
 class DamagedRun(ValueError):
-    """A run record that cannot be trusted: incomplete, truncated or changed since written."""
+    """A run record that cannot be trusted: incomplete, truncated or changed since written.
+
+    ``path`` is the damaged file, ``why`` what is wrong with it; the message adds the command
+    that recomputes the run.
+    """
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path, self.why = path, why
+        super().__init__(f"{path} is damaged ({why}); recompute it: {rerun_command(path.parent)}")
 
 
 def _require(path: Path) -> Path:
@@ -92,11 +100,6 @@ def rerun_command(folder: str | Path) -> str:
     folder = Path(folder)
     notebook = (folder.parent if folder.name.startswith("seed~") else folder) / "train.ipynb"
     return f"snakemake --cores 2 --forcerun '{notebook}' (with your profile's --configfile)"
-
-
-def _damaged(path: Path, what: str) -> DamagedRun:
-    folder = path.parent
-    return DamagedRun(f"{path} is damaged ({what}); recompute it: {rerun_command(folder)}")
 
 
 def _digest(path: Path) -> dict[str, Any]:
@@ -119,9 +122,9 @@ def read_metrics(folder: str | Path) -> dict[str, Any]:
     try:
         metrics = json.loads(_require(path).read_text())
     except json.JSONDecodeError as err:
-        raise _damaged(path, f"not complete JSON: {err.msg} at character {err.pos}") from None
+        raise DamagedRun(path, f"not complete JSON: {err.msg} at character {err.pos}") from None
     if not isinstance(metrics, dict) or "settings" not in metrics:
-        raise _damaged(path, "no 'settings'")
+        raise DamagedRun(path, "no 'settings'")
     return metrics
 
 
@@ -137,9 +140,9 @@ def verify_file(folder: str | Path, name: str, metrics: dict[str, Any] | None = 
     if expected:
         found = _digest(path)
         if found["bytes"] != expected["bytes"]:
-            raise _damaged(path, f"{found['bytes']} bytes, the run wrote {expected['bytes']}")
+            raise DamagedRun(path, f"{found['bytes']} bytes, the run wrote {expected['bytes']}")
         if found["sha256"] != expected["sha256"]:
-            raise _damaged(path, "its checksum differs from the one the run recorded")
+            raise DamagedRun(path, "its checksum differs from the one the run recorded")
     return path
 
 
@@ -156,7 +159,7 @@ def read_history(folder: str | Path, metrics: dict[str, Any] | None = None) -> p
     history = pd.read_csv(path)
     epochs = metrics.get("epochs")
     if epochs is not None and list(history.get("epoch", [])) != list(range(1, int(epochs) + 1)):
-        raise _damaged(path, f"{len(history)} epoch rows, the run trained {epochs}")
+        raise DamagedRun(path, f"{len(history)} epoch rows, the run trained {epochs}")
     return history
 
 
@@ -176,7 +179,7 @@ def damage(folder: str | Path) -> str | None:
     try:
         metrics = read_metrics(folder)
     except DamagedRun as err:
-        return str(err).split(" (", 1)[1].split("); recompute", 1)[0]
+        return err.why
     for name, expected in metrics.get("files", {}).items():
         path = folder / name
         if not path.is_file():
@@ -263,9 +266,9 @@ def load_model(folder: str | Path):
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError) as err:
-        raise _damaged(path, f"torch.load failed: {str(err).splitlines()[0]}") from None
+        raise DamagedRun(path, f"torch.load failed: {str(err).splitlines()[0]}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != "vmp":
-        raise _damaged(path, "not a vmp checkpoint")
+        raise DamagedRun(path, "not a vmp checkpoint")
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
 
