@@ -23,9 +23,9 @@ runs = {}  # +VMP run folder -> the SynthMotion scene folder it trained on (vide
 out_prefix = "results/tables/attention"
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 import pandas as pd
 from IPython.display import Markdown, display

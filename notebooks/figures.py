@@ -24,9 +24,9 @@ clip = {"num_frames": 8, "sampling_rate": 2, "crop_size": 48, "test_scale": 48, 
 out_dir = "results/figures"
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 from pathlib import Path
 

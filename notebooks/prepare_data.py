@@ -26,9 +26,9 @@ workers = 1
 short_side = None
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 from pathlib import Path
 

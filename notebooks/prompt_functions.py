@@ -22,9 +22,9 @@ runs = {}  # run folder (the alternatives and their sigmoid partners) -> its Syn
 out_prefix = "results/tables/prompt_functions"
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 from IPython.display import Markdown, display
 

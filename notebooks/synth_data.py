@@ -22,9 +22,9 @@ overrides = {}
 seed = 0
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 import json
 from pathlib import Path

@@ -29,9 +29,9 @@ states_prefix = "results/tables/prompt_states"
 scratch_pairs = {}  # backbone trained from scratch -> its pre-trained counterpart (same arch)
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 import pandas as pd
 from IPython.display import display

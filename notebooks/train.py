@@ -68,9 +68,9 @@ devices = 1
 precision = "32-true"
 
 # %%
-from vmp.logs import quiet_known_warnings
+from vmp.logs import prepare_job
 
-quiet_known_warnings()  # before the libraries that warn at import
+prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 import logging
 import sys

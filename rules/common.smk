@@ -1,15 +1,17 @@
+import functools
 import json
 import re
+import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 from vmp.names import VARIANTS
+from vmp.runs import set_aside_damaged
+from vmp.sources import list_files, video_fingerprint, video_folders
 
 from vmp import workflow as vmp_workflow
-from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups
+from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups, validate_config
 
-validate(config, schema="../config/schema.yaml")
+validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 check_config(config)
 
 RESULTS = config["results"]
@@ -17,6 +19,10 @@ DATA_ROOT = config["data_root"]
 RES = config["resources"]
 SYNTH_DATASETS = vmp_workflow.synth_datasets(config)
 RUNS = run_matrix(config)
+# Real datasets' lists and Kinetics checkpoints: checked by one job (rules/data.smk, check_inputs)
+# that every data and training job waits for.
+OUTSIDE_INPUTS = vmp_workflow.outside_inputs(config)
+CHECKED = [f"{RESULTS}/checks/inputs.json"] if OUTSIDE_INPUTS else []
 
 # Every notebook job runs its notebook the same way: papermill, the parameters as one YAML/JSON
 # string (`{params.parameters}`), the log beside it. Rerun one alone with `papermill ... -f`.
@@ -62,6 +68,16 @@ def run_dir(run):
     return seed_dir(cell_path(run), run["seed"])
 
 
+# A run record that is not complete JSON, or whose history or model has another size than the
+# run wrote, is set aside (metrics.json -> metrics.json.damaged) so that its job runs again.
+if workflow.is_main_process:
+    for line in set_aside_damaged(
+        [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]],
+        dry_run=workflow.dryrun,
+    ):
+        print(line, file=sys.stderr)
+
+
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
 # so cells are grouped by their seed list: each group gets a rule with that many declared runs.
 CELL_SEEDS = cell_seeds(RUNS)
@@ -70,6 +86,19 @@ SEED_GROUPS = seed_groups(CELL_SEEDS)
 
 def dataset_root(name):
     return vmp_workflow.dataset_root(config, name)
+
+
+def dataset_lists(wildcards):
+    """The list and annotation files a real dataset's split is indexed from."""
+    dataset = config["datasets"][wildcards.dataset]
+    return list_files(dataset["format"], dataset_root(wildcards.dataset), wildcards.split, **dataset.get("paths", {}))
+
+
+@functools.cache
+def videos_fingerprint(name):
+    """Changes when a video of the dataset is added, removed, replaced or emptied (size, mtime)."""
+    dataset = config["datasets"][name]
+    return video_fingerprint(video_folders(dataset["format"], dataset_root(name), **dataset.get("paths", {})))
 
 
 def data_ready_file(name, split="1"):

@@ -42,11 +42,34 @@ rule synth_data:
         PAPERMILL
 
 
+if OUTSIDE_INPUTS:
+
+    rule check_inputs:
+        """Before any job: every real dataset's split lists give each class a train and a test item,
+        and every Kinetics checkpoint fits its backbone (vmp.preflight). Reruns when one changes."""
+        input:
+            OUTSIDE_INPUTS,
+        output:
+            f"{RESULTS}/checks/inputs.json",
+        log:
+            f"{RESULTS}/logs/check_inputs.log",
+        run:
+            from vmp.io import write_json
+            from vmp.preflight import check_inputs
+
+            write_json(output[0], check_inputs(config))
+
+
 rule prepare_data:
-    """Index, validate, cut and probe one split of a real dataset (HMDB-51, FineGym, MPII Cooking 2)."""
+    """Index, validate, cut and probe one split of a real dataset (HMDB-51, FineGym, MPII Cooking 2).
+
+    Reruns when the split's list or annotation files change (its inputs) or when a video is added,
+    removed, replaced or emptied (the videos' fingerprint is one of its params)."""
     input:
         notebook=f"{RESULTS}/notebooks/prepare_data.ipynb",
         root=lambda wc: dataset_root(wc.dataset),
+        lists=dataset_lists,
+        checked=CHECKED,
     output:
         manifest=f"{RESULTS}/data/{{dataset}}/{{split}}/manifest.csv",
         report=f"{RESULTS}/data/{{dataset}}/{{split}}/prepare_report.json",
@@ -63,6 +86,7 @@ rule prepare_data:
                 "short_side": config["datasets"][wc.dataset].get("short_side"),
             }
         ),
+        videos=lambda wc: videos_fingerprint(wc.dataset),
     conda:
         "../envs/environment.yaml"
     log:

@@ -416,15 +416,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _prepare_config(tmp_path: Path, hmdb: Path) -> Path:
-    """The paper profile reduced to HMDB-51 split 1 at ``hmdb`` (checkpoints: empty files)."""
+    """The paper profile reduced to HMDB-51 split 1 at ``hmdb`` and one tiny backbone, whose
+    Kinetics checkpoint is a freshly initialised x3d_tiny (it fits, so the checks pass)."""
+    from vmp.models import create_model, save_checkpoint
+
     config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     config["results"], config["data_root"] = str(tmp_path / "results"), str(tmp_path / "data")
     config["datasets"] = {"hmdb51": config["datasets"]["hmdb51"] | {"root": str(hmdb)}}
     config["datasets"]["hmdb51"]["splits"] = ["1"]
-    config["ablation"] |= {"dataset": "hmdb51", "split": "1"}
-    for backbone in config["pretrain"]["checkpoints"]:
-        config["pretrain"]["checkpoints"][backbone] = str(tmp_path / f"{backbone}.pyth")
-        (tmp_path / f"{backbone}.pyth").touch()
+    config["backbones"] = {"x3d_tiny": {"variants": ["baseline"]}}
+    config["ablation"] = None
+    checkpoint = save_checkpoint(create_model("x3d_tiny", 400), tmp_path / "x3d_tiny.pyth")
+    config["pretrain"]["checkpoints"] = {"x3d_tiny": str(checkpoint)}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -464,3 +467,37 @@ def test_prepare_data_rule_prints_one_summary_line(hmdb, tmp_path):
         f"6 readable (report: {out / 'prepare_report.md'})"
     )
     assert [x for x in done.stderr.splitlines() if x.startswith("prepare_data hmdb51")] == [line]
+
+
+@pytest.mark.slow
+def test_prepare_data_reruns_when_a_list_or_a_video_changes(hmdb, tmp_path):
+    for cls, name in (("catch", "a"), ("cartwheel", "b")):  # every class keeps a readable pair
+        write_video(hmdb / "videos" / cls / f"{cls}_{name}.avi", 40)
+    config = _prepare_config(tmp_path, hmdb)
+    manifest = tmp_path / "results" / "data" / "hmdb51" / "1" / "manifest.csv"
+
+    def snakemake(*args):
+        done = subprocess.run(
+            ["snakemake", "--cores", "1", str(manifest), "--configfile", str(config), *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout + done.stderr
+
+    snakemake()
+    assert "Nothing to be done" in snakemake("-n")
+    split = hmdb / "testTrainMulti_7030_splits" / "catch_test_split1.txt"
+    split.write_text(split.read_text().replace("catch_c.avi 0", "catch_c.avi 1"))  # a list edited
+    assert "rule prepare_data" in snakemake("-n")
+    snakemake()
+    assert len(pd.read_csv(manifest)) == 7  # catch_c.avi is a training video now
+    assert "Nothing to be done" in snakemake("-n")
+    write_video(hmdb / "videos" / "kick" / "catch_b.avi", 40)  # a video added (unlisted)
+    assert "rule prepare_data" in snakemake("-n")
+    snakemake()
+    write_video(hmdb / "videos" / "catch" / "catch_b.avi", 20)  # a video replaced
+    planned = snakemake("-n")
+    assert "rule prepare_data" in planned and "rule check_inputs" not in planned

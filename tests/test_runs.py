@@ -52,7 +52,7 @@ def _write_tiny_run(folder, backbone, arch):
     }
     history = pd.DataFrame({"epoch": [1, 2], "slope": [10.0, 11.0], "shift": [0.0, 0.1]})
     written = runs.write_run(
-        folder, metrics={"top1": 25.0}, history=history, model=model, settings=settings
+        folder, metrics={"top1": 25.0, "epochs": 2}, history=history, model=model, settings=settings
     )
     return model, written
 
@@ -86,8 +86,96 @@ def test_reading_an_unfinished_run_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"metrics\.json not found"):
         runs.read_metrics(tmp_path)
     (tmp_path / "metrics.json").write_text("{}")
-    with pytest.raises(ValueError, match="no 'settings'"):
+    with pytest.raises(runs.DamagedRun, match="no 'settings'"):
         runs.read_metrics(tmp_path)
+
+
+def test_records_carry_checksums_and_provenance(tmp_path):
+    _write_tiny_run(tmp_path / "run", "x3d_tiny", "x3d_tiny")
+    metrics = runs.read_metrics(tmp_path / "run")
+    for name in ("history.csv", "model.pt"):
+        data = (tmp_path / "run" / name).read_bytes()
+        import hashlib
+
+        assert metrics["files"][name] == {
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    made = metrics["provenance"]
+    assert made["pid"] == os.getpid() and made["host"] and made["written"]
+    assert made["snakemake"] is None  # not started by a workflow
+
+
+def _damaged_run(tmp_path):
+    folder = tmp_path / "runs" / "synth_gym" / "1" / "x3d_tiny" / "vmp" / "lambda~2.5" / "seed~0"
+    _write_tiny_run(folder, "x3d_tiny", "x3d_tiny")
+    return folder
+
+
+def test_a_truncated_metrics_json_is_named_with_the_command_that_recomputes_it(tmp_path):
+    folder = _damaged_run(tmp_path)
+    path = folder / "metrics.json"
+    path.write_text(path.read_text()[:200])
+    cell = folder.parent / "train.ipynb"
+    with pytest.raises(runs.DamagedRun) as err:
+        runs.read_metrics(folder)
+    message = str(err.value)
+    assert message.startswith(f"{path} is damaged (not complete JSON: ")
+    assert f"snakemake --cores 2 --forcerun '{cell}'" in message and "\n" not in message
+    assert runs.damage(folder).startswith("not complete JSON")
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "cheap", "message"),
+    [
+        ("model.pt", lambda data: data[: len(data) // 2], "model.pt has", "bytes, the run wrote"),
+        ("history.csv", lambda data: data[: data.rindex(b"2,")], "history.csv has", "bytes"),
+        ("model.pt", lambda data: data[:-1] + bytes([data[-1] ^ 1]), None, "checksum differs"),
+        ("model.pt", None, "model.pt is missing", "not found"),
+    ],
+)
+def test_damaged_history_and_weights_are_caught_when_read(tmp_path, name, damage, cheap, message):
+    folder = _damaged_run(tmp_path)
+    path = folder / name
+    if damage is None:
+        path.unlink()
+    else:
+        path.write_bytes(damage(path.read_bytes()))
+    assert (runs.damage(folder) or "").startswith(cheap or "") and (
+        runs.damage(folder) is None
+    ) == (cheap is None)
+    read = runs.load_model if name == "model.pt" else runs.read_history
+    with pytest.raises((runs.DamagedRun, FileNotFoundError), match=message):
+        read(folder)
+
+
+def test_a_history_without_every_epoch_is_damaged_also_without_checksums(tmp_path):
+    folder = _damaged_run(tmp_path)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    del metrics["files"]  # a record written before checksums were kept
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    history = folder / "history.csv"
+    history.write_text("\n".join(history.read_text().splitlines()[:2]) + "\n")
+    with pytest.raises(runs.DamagedRun, match="1 epoch rows, the run trained 2"):
+        runs.read_history(folder)
+
+
+def test_damaged_records_are_set_aside_so_their_jobs_run_again(tmp_path):
+    good, bad = tmp_path / "good", _damaged_run(tmp_path)
+    _write_tiny_run(good, "x3d_tiny", "x3d_tiny")
+    (bad / "model.pt").write_bytes(b"")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    assert runs.set_aside_damaged([good, bad, unfinished], dry_run=True) == [
+        f"damaged run record {bad}: model.pt has 0 bytes, the run wrote "
+        f"{runs.read_metrics(bad)['files']['model.pt']['bytes']}; would be recomputed"
+    ]
+    assert (bad / "metrics.json").exists()
+    (line,) = runs.set_aside_damaged([good, bad, unfinished])
+    assert line.endswith("set aside, recomputing it")
+    assert not (bad / "metrics.json").exists() and (bad / "metrics.json.damaged").exists()
+    assert (good / "metrics.json").exists()
+    assert runs.set_aside_damaged([good, bad]) == []
 
 
 # --- atomic writes --------------------------------------------------------------------------
@@ -335,3 +423,80 @@ def test_killing_only_snakemake_stops_the_kernel_below_a_live_papermill(tmp_path
         _kill(kernel)
     # Without a snakemake ancestor only the parent is watched (nohup runs survive a logout).
     assert [p for p, _, _ in runs.watched_processes()] == [os.getppid()]
+
+
+# A job's kernel, stopped from its first line: it signals it is ready, then "imports" for 30 s and
+# would write argv[1] (an orphan write) if nothing stopped it.
+JOB = """
+import sys, time
+from vmp.runs import stop_with_parents
+stop_with_parents(interval=0.1, grace=2.0)
+open(sys.argv[1] + ".ready", "w").close()
+try:
+    for _ in range(300):
+        time.sleep(0.1)
+except KeyboardInterrupt:
+    open(sys.argv[1] + ".interrupted", "w").close()
+    raise
+open(sys.argv[1], "w").write("written by an orphan")
+"""
+
+
+def test_a_job_stops_when_snakemake_dies_before_training(tmp_path):
+    """snakemake -> shell (papermill) -> kernel: killing only snakemake stops the kernel while it
+    is still importing, before it trains or writes anything."""
+    snakemake = tmp_path / "bin" / "snakemake"
+    snakemake.parent.mkdir()
+    snakemake.write_text(PARENT)
+    out = tmp_path / "record"
+    top = subprocess.Popen(
+        [sys.executable, str(snakemake), sys.executable, "-c", PARENT]
+        + [sys.executable, "-c", JOB, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    middle, kernel = int(top.stdout.readline()), int(top.stdout.readline())
+    try:
+        assert _wait_for(Path(f"{out}.ready"))
+        top.kill()
+        top.wait()
+        started = time.monotonic()
+        while runs._alive(kernel) and time.monotonic() - started < 20:
+            time.sleep(0.05)
+        assert not runs._alive(kernel), "the kernel went on after snakemake was killed"
+        assert time.monotonic() - started < 5
+        assert Path(f"{out}.interrupted").exists() and not out.exists()
+    finally:
+        _kill(middle)
+        _kill(kernel)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs (needs root, as CI runs); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)  # torch may hold a handle
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_keeps_the_old_file(full_disk):
+    kept = io.write_text(full_disk / "metrics.json", "old")
+    for write in (
+        lambda: io.write_text(kept, "x" * 400_000),
+        lambda: io.write_torch(full_disk / "model.pt", torch.zeros(100_000)),
+    ):
+        with pytest.raises(io.DiskFull) as err:
+            write()
+        message = str(err.value)
+        assert "\n" not in message and err.value.errno == 28
+        assert message.startswith(f"no space left on the disk of {full_disk} (")
+        assert "MiB free)" in message and "the files already there are kept" in message
+    assert kept.read_text() == "old"
+    assert sorted(p.name for p in full_disk.iterdir()) == ["metrics.json"]  # no temporary

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from vmp.io import atomic_path, write_csv, write_json, write_text
+from vmp.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ def _index_synthmotion(root: Path, split: str | int) -> pd.DataFrame:
 def _index_hmdb51(
     root: Path,
     split: str | int,
-    video_dir: str = "videos",
-    split_dir: str = "testTrainMulti_7030_splits",
+    video_dir: str = LAYOUT["hmdb51"]["video_dir"],
+    split_dir: str = LAYOUT["hmdb51"]["split_dir"],
 ) -> pd.DataFrame:
     k = int(split) if str(split).isdigit() else None
     if k not in (1, 2, 3):
@@ -190,18 +191,18 @@ def _gym_class_names(path: Path) -> dict[int, str]:
 def _index_finegym(
     root: Path,
     split: str | int,
-    clip_dir: str = "clips",
-    event_dir: str = "events",
-    annotation_dir: str = ".",
+    clip_dir: str = LAYOUT["finegym"]["clip_dir"],
+    event_dir: str = LAYOUT["finegym"]["event_dir"],
+    annotation_dir: str = LAYOUT["finegym"]["annotation_dir"],
 ) -> pd.DataFrame:
     if str(split) != "gym99":
         raise ValueError(f"finegym: split must be 'gym99', got {split!r}")
     ann = root / annotation_dir
     lists = {
-        "train": _require(ann / "gym99_train_element_v1.1.txt", "finegym", "train element list"),
-        "test": _require(ann / "gym99_val_element.txt", "finegym", "val element list"),
+        "train": _require(ann / FINEGYM_LISTS[0], "finegym", "train element list"),
+        "test": _require(ann / FINEGYM_LISTS[1], "finegym", "val element list"),
     }
-    cat_file = ann / "gym99_categories.txt"
+    cat_file = ann / FINEGYM_ANNOTATIONS[1]
     names = _gym_class_names(cat_file) if cat_file.exists() else {}
     timestamps: dict | None = None
     rows = []
@@ -225,7 +226,7 @@ def _index_finegym(
                 row["path"] = str(clip.resolve())
             else:
                 if timestamps is None:
-                    js = ann / "finegym_annotation_info_v1.1.json"
+                    js = ann / FINEGYM_ANNOTATIONS[0]
                     timestamps = json.loads(_require(js, "finegym", "annotation JSON").read_text())
                 start, end = _gym_action_span(timestamps, m, js)
                 event = root / event_dir / f"{m['yid']}_{m['event']}.mp4"
@@ -254,18 +255,14 @@ def _gym_action_span(info: dict, m: re.Match, js: Path) -> tuple[float, float]:
 def _index_mpii(
     root: Path,
     split: str | int,
-    video_dir: str = "videos",
-    annotations: str = "annotations.csv",
-    camera: str = "cam-002",
+    video_dir: str = LAYOUT["mpii_cooking2"]["video_dir"],
+    annotations: str = LAYOUT["mpii_cooking2"]["annotations"],
+    camera: str = LAYOUT["mpii_cooking2"]["camera"],
 ) -> pd.DataFrame:
     if str(split) != "test":
         raise ValueError(f"mpii_cooking2: split must be 'test', got {split!r}")
     setup = root / "experimentalSetup"
-    lists = {
-        "train": "sequencesTrainAttr.txt",
-        "val": "sequencesVal.txt",
-        "test": "sequencesTest.txt",
-    }
+    lists = dict(zip(("train", "val", "test"), MPII_LISTS, strict=True))
     subset_of = {}
     for subset, name in lists.items():
         f = _require(setup / name, "mpii_cooking2", "sequence list")

@@ -146,6 +146,9 @@ def train_run(
         "num_classes": num_classes,
         "train_videos": len(subsets["train"]),
         "test_videos": len(subsets["test"]),
+        # val_top1 is measured on this subset; "test" where the dataset has no validation
+        # subset (HMDB-51): nothing is selected on it, the last epoch's weights are tested.
+        "val_subset": "test" if subsets["val"] is subsets["test"] else "val",
         "clip": vars(spec),
         "model": model or {},
         "pretrained": pretrained,

@@ -8,15 +8,22 @@ checkpoint or video in ``vmp`` goes through :func:`atomic_path`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas import there
+    import pandas as pd
+
+
+class DiskFull(OSError):
+    """A result file could not be written for want of space; the files already there are kept."""
 
 
 @contextmanager
@@ -25,12 +32,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The temporary file exists (empty) when the block starts; the block writes it by name (any
     writer: ``open``, ``torch.save``, ``av.open``, ``savefig``...). On success it is flushed to
-    disk and renamed over ``path`` with ``os.replace``; on any exception it is removed.
+    disk and renamed over ``path`` with ``os.replace``; on any exception it is removed. A full
+    disk (or quota) raises :class:`DiskFull`, one line naming the folder and its free space.
     """
     with temporary_path(path) as tmp:
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            _fsync(tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as err:  # torch.save reports a full disk as RuntimeError
+            if isinstance(err, DiskFull) or not _out_of_space(err, tmp.parent):
+                raise
+            tmp.unlink(missing_ok=True)
+            raise disk_full(path) from None
 
 
 @contextmanager
@@ -66,6 +80,29 @@ def _write_with(path: str | Path, write: Callable[[Path], Any]) -> Path:
     with atomic_path(path) as tmp:
         write(tmp)
     return Path(path)
+
+
+def _out_of_space(err: Exception, folder: Path) -> bool:
+    """Whether a failed write ran out of space: ENOSPC / EDQUOT, or no byte left (while the
+    partial temporary file still holds what was written)."""
+    if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free == 0
+    except OSError:
+        return False
+
+
+def disk_full(path: str | Path) -> DiskFull:
+    """The one-line error for ``path`` that could not be written: its folder and its free space."""
+    folder = Path(path).parent
+    free = shutil.disk_usage(folder).free / 2**20
+    error = DiskFull(
+        f"no space left on the disk of {folder} ({free:.1f} MiB free): {Path(path).name} was "
+        "not written and the files already there are kept; free some space and rerun"
+    )
+    error.errno = errno.ENOSPC
+    return error
 
 
 def write_json(path: str | Path, data: Any) -> Path:

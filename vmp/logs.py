@@ -9,6 +9,13 @@ from __future__ import annotations
 import logging
 import warnings
 
+from vmp.io import DiskFull
+from vmp.runs import DamagedRun, ParentGone, RunLocked, stop_with_parents
+from vmp.workflow import ConfigError
+
+# Errors whose message says all a user needs: a notebook shows them in one line, no traceback.
+SHORT_ERRORS = (ConfigError, DamagedRun, DiskFull, ParentGone, RunLocked)
+
 # (message regex, category) of warnings raised by the libraries the runs use.
 KNOWN_WARNINGS = [
     # pytorchvideo scripts a few functions at import time.
@@ -42,6 +49,30 @@ class _DropKnownLines(logging.Filter):
 
 
 _FILTER = _DropKnownLines()
+
+
+def prepare_job() -> None:
+    """What every notebook of the workflow does first, before its heavy imports: stop when its
+    Snakemake job is gone (:func:`vmp.runs.stop_with_parents`), show ``SHORT_ERRORS`` in one
+    line, and silence the known warnings."""
+    stop_with_parents()
+    short_errors()
+    quiet_known_warnings()
+
+
+def short_errors() -> None:
+    """In an IPython kernel, print ``SHORT_ERRORS`` as ``Name: message`` instead of a traceback."""
+    try:
+        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+    except NameError:
+        return
+
+    def one_line(shell, etype, value, tb, tb_offset=None):  # noqa: ARG001
+        stb = [f"{etype.__name__}: {value}"]
+        shell._showtraceback(etype, value, stb)  # the kernel's error message, as IPython sends it
+        return stb
+
+    shell.set_custom_exc(SHORT_ERRORS, one_line)
 
 
 def quiet_known_warnings() -> None:

@@ -4,32 +4,42 @@
 
     <results>/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s>/
         metrics.json   test metrics, final validation top-1, learned a and b, decode failures,
-                       and "settings" (everything the run was built from)
+                       "settings" (everything the run was built from), "files" (size and
+                       SHA-256 of the two files below) and "provenance" (host, PID, start and
+                       end, the Snakemake process that started it); written last
         history.csv    one row per epoch
         model.pt       final weights (vmp checkpoint format)
         train.lock     present while a process trains the run (PID, host, start time)
 
 The workflow's rules, ``vmp.experiment``, ``vmp.train``, ``vmp.tables`` and ``vmp.figures`` read
-and write these files only through this module.
+and write these files only through this module. Reading verifies them: a metrics.json that is
+not complete JSON, a history without every epoch, or a history or model whose size or checksum
+differs from the one recorded raises :class:`DamagedRun`, naming the file and the command that
+recomputes it; the workflow sets damaged records aside when it parses (:func:`set_aside_damaged`)
+so that their jobs run again.
 """
 
 from __future__ import annotations
 
+import _thread
+import hashlib
 import json
 import logging
 import os
 import socket
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from vmp.io import temporary_path, write_csv, write_json
 from vmp.workflow import cell_dir, cell_path, seed_dir  # noqa: F401 - the layout, spelled there
+
+if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas import there
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,18 @@ def run_files(folder: str | Path) -> list[str]:
 # --- reading and writing ----------------------------------------------------------------------
 
 
+class DamagedRun(ValueError):
+    """A run record that cannot be trusted: incomplete, truncated or changed since written.
+
+    ``path`` is the damaged file, ``why`` what is wrong with it; the message adds the command
+    that recomputes the run.
+    """
+
+    def __init__(self, path: Path, why: str) -> None:
+        self.path, self.why = path, why
+        super().__init__(f"{path} is damaged ({why}); recompute it: {rerun_command(path.parent)}")
+
+
 def _require(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
@@ -73,29 +95,114 @@ def _require(path: Path) -> Path:
     return path
 
 
+def rerun_command(folder: str | Path) -> str:
+    """The command that recomputes the run in ``folder`` (its cell's, or pre-training's, job)."""
+    folder = Path(folder)
+    notebook = (folder.parent if folder.name.startswith("seed~") else folder) / "train.ipynb"
+    return f"snakemake --cores 2 --forcerun '{notebook}' (with your profile's --configfile)"
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": sha.hexdigest()}
+
+
 def read_metrics(folder: str | Path) -> dict[str, Any]:
     """A finished run's ``metrics.json`` (``folder`` may also be the JSON file itself).
 
     Raises:
         FileNotFoundError: the file is missing (the run has not finished).
-        ValueError: it has no "settings".
+        DamagedRun: it is not complete JSON, or has no "settings".
     """
     path = Path(folder)
     path = path if path.is_file() else path / METRICS
-    metrics = json.loads(_require(path).read_text())
-    if "settings" not in metrics:
-        raise ValueError(f"{path} has no 'settings'; rerun the training job")
+    try:
+        metrics = json.loads(_require(path).read_text())
+    except json.JSONDecodeError as err:
+        raise DamagedRun(path, f"not complete JSON: {err.msg} at character {err.pos}") from None
+    if not isinstance(metrics, dict) or "settings" not in metrics:
+        raise DamagedRun(path, "no 'settings'")
     return metrics
 
 
-def read_history(folder: str | Path) -> pd.DataFrame:
-    """A finished run's ``history.csv``: one row per epoch."""
-    return pd.read_csv(_require(Path(folder) / HISTORY))
+def verify_file(folder: str | Path, name: str, metrics: dict[str, Any] | None = None) -> Path:
+    """``<folder>/<name>`` after checking its size and SHA-256 against those its metrics.json
+    recorded (records written before checksums were kept are checked for presence only).
+
+    Raises:
+        DamagedRun: the file differs from the one the run wrote.
+    """
+    path = _require(Path(folder) / name)
+    expected = (metrics or read_metrics(folder)).get("files", {}).get(name)
+    if expected:
+        found = _digest(path)
+        if found["bytes"] != expected["bytes"]:
+            raise DamagedRun(path, f"{found['bytes']} bytes, the run wrote {expected['bytes']}")
+        if found["sha256"] != expected["sha256"]:
+            raise DamagedRun(path, "its checksum differs from the one the run recorded")
+    return path
+
+
+def read_history(folder: str | Path, metrics: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A finished run's ``history.csv``: one row per epoch, every epoch (verified).
+
+    Raises:
+        DamagedRun: the file differs from the one written, or lacks epochs.
+    """
+    import pandas as pd  # here, not at the top: the workflow imports this module when it parses
+
+    metrics = metrics or read_metrics(folder)
+    path = verify_file(folder, HISTORY, metrics)
+    history = pd.read_csv(path)
+    epochs = metrics.get("epochs")
+    if epochs is not None and list(history.get("epoch", [])) != list(range(1, int(epochs) + 1)):
+        raise DamagedRun(path, f"{len(history)} epoch rows, the run trained {epochs}")
+    return history
 
 
 def load_run(folder: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """``(metrics, history)`` of a finished run."""
-    return read_metrics(folder), read_history(folder)
+    """``(metrics, history)`` of a finished run, both verified."""
+    metrics = read_metrics(folder)
+    return metrics, read_history(folder, metrics)
+
+
+def damage(folder: str | Path) -> str | None:
+    """Why a finished run's record cannot be trusted, from cheap checks (no checksums), or None:
+    metrics.json not complete JSON, a recorded file missing or of another size. A folder
+    without metrics.json is not finished, not damaged (None)."""
+    folder = Path(folder)
+    if not (folder / METRICS).is_file():
+        return None
+    try:
+        metrics = read_metrics(folder)
+    except DamagedRun as err:
+        return err.why
+    for name, expected in metrics.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["bytes"]:
+            return f"{name} has {path.stat().st_size} bytes, the run wrote {expected['bytes']}"
+    return None
+
+
+def set_aside_damaged(folders: Iterable[str | Path], dry_run: bool = False) -> list[str]:
+    """Rename the metrics.json of every damaged record in ``folders`` to metrics.json.damaged,
+    so the workflow sees the run as not done and trains it again; one line per record (what was
+    found and done). ``dry_run`` only reports."""
+    lines = []
+    for folder in folders:
+        if (why := damage(folder)) is None:
+            continue
+        path = Path(folder) / METRICS
+        if not dry_run:
+            path.replace(path.with_name(METRICS + ".damaged"))
+        done = "would be recomputed" if dry_run else "set aside, recomputing it"
+        lines.append(f"damaged run record {folder}: {why}; {done}")
+    return lines
 
 
 def write_run(
@@ -108,7 +215,8 @@ def write_run(
 ) -> list[Path]:
     """Write a finished run's three files (each atomically); ``metrics.json`` last.
 
-    ``metrics`` gets ``settings`` under "settings" (``load_model`` rebuilds the model from them);
+    ``metrics`` gets ``settings`` under "settings" (``load_model`` rebuilds the model from them),
+    the size and SHA-256 of the other two files under "files" and :func:`provenance`;
     ``model`` is a ``VideoClassifier``, saved on CPU with its settings beside the weights.
     """
     from vmp.models import save_checkpoint
@@ -117,11 +225,10 @@ def write_run(
     model_path = save_checkpoint(
         model.cpu(), folder / MODEL, settings=json.dumps(settings, default=str)
     )
-    return [
-        write_csv(folder / HISTORY, history),
-        model_path,
-        write_json(folder / METRICS, metrics | {"settings": settings}),
-    ]
+    history_path = write_csv(folder / HISTORY, history)
+    files = {HISTORY: _digest(history_path), MODEL: _digest(model_path)}
+    record = metrics | {"settings": settings, "files": files, "provenance": provenance()}
+    return [history_path, model_path, write_json(folder / METRICS, record)]
 
 
 def build_model(settings: dict[str, Any]):
@@ -147,15 +254,21 @@ def build_model(settings: dict[str, Any]):
 def load_model(folder: str | Path):
     """Rebuild a finished run's model from its settings and load its ``model.pt`` (eval mode).
 
-    The weights must match the rebuilt model exactly (strict loading).
+    The file is verified first (:func:`verify_file`); the weights must match the rebuilt model
+    exactly (strict loading).
     """
     import torch
 
     folder = Path(folder)
-    model = build_model(read_metrics(folder)["settings"])
-    checkpoint = torch.load(_require(folder / MODEL), map_location="cpu", weights_only=True)
+    metrics = read_metrics(folder)
+    model = build_model(metrics["settings"])
+    path = verify_file(folder, MODEL, metrics)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError) as err:
+        raise DamagedRun(path, f"torch.load failed: {str(err).splitlines()[0]}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != "vmp":
-        raise ValueError(f"{folder / MODEL} is not a vmp checkpoint; rerun the training job")
+        raise DamagedRun(path, "not a vmp checkpoint")
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
 
@@ -330,6 +443,48 @@ def watched_processes(pid: int | None = None) -> list[tuple[int, int | None, str
     return [(p, _process_start(p), " ".join(_command_line(p)[:3]) or "?") for p in chain]
 
 
+def provenance() -> dict[str, Any]:
+    """Who writes a record: host, PID and start of this process, the time, and the Snakemake
+    process (PID, start in clock ticks since boot, command) whose job this is, if any."""
+    snakemake = [(p, start, cmd) for p, start, cmd in watched_processes() if _is_snakemake(p)]
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "pid_start": _process_start(os.getpid()),
+        "written": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "snakemake": dict(zip(("pid", "pid_start", "command"), snakemake[0], strict=True))
+        if snakemake
+        else None,
+    }
+
+
+def stop_with_parents(interval: float = 1.0, grace: float = 10.0) -> ParentWatch:
+    """Stop this process (a job's notebook kernel) once a process that started it has exited.
+
+    A daemon thread checks :class:`ParentWatch` every ``interval`` seconds, whatever the main
+    thread does (imports, decoding, training, testing, writing). When Snakemake (or the parent)
+    is gone it interrupts the main thread (a KeyboardInterrupt, so a file being written is
+    removed, never left half-written) and ends the process ``grace`` seconds later if it is
+    still there. Call it first in a job, before the heavy imports.
+    """
+    watch = ParentWatch(interval)
+
+    def run() -> None:
+        while (what := watch.gone()) is None:
+            time.sleep(interval)
+        print(
+            f"{what} has exited, so nobody waits for this job: stopping it (PID {os.getpid()})",
+            file=sys.stderr,
+            flush=True,
+        )
+        _thread.interrupt_main()
+        time.sleep(grace)
+        os._exit(3)
+
+    threading.Thread(target=run, daemon=True, name="parent-watch").start()
+    return watch
+
+
 class ParentWatch:
     """Raises :class:`ParentGone` from :meth:`check` once a watched process has exited.
 
@@ -359,10 +514,12 @@ class ParentWatch:
         """Description of the first watched process that has exited, or None."""
         return self._parent_gone() or self._ancestor_gone()
 
-    def check(self) -> None:
+    def check(self, full: bool = False) -> None:
+        """Raise :class:`ParentGone` if a watched process has exited (``full``: read them all
+        now, not only once per interval)."""
         what = self._parent_gone()
         now = time.monotonic()
-        if what is None and now - self._last >= self.interval:
+        if what is None and (full or now - self._last >= self.interval):
             self._last = now
             what = self._ancestor_gone()
         if what is not None:

@@ -431,6 +431,7 @@ def _fit(
         dataset.failure_log = checkpoint.parent / FAILURE_LOG
 
     L.seed_everything(seed, workers=True, verbose=False)
+    orphan_guard = StopWhenOrphaned()
     module = VideoClassificationModule(model, optim, run_name=run_name)
     module.checkpoint_path = checkpoint
     trainer = L.Trainer(
@@ -449,7 +450,7 @@ def _fit(
         # With devices > 1 Lightning forks the processes itself, also inside a SLURM job (whose
         # environment would otherwise make it wait for processes started by srun).
         plugins=[AtomicCheckpointIO()] + ([LightningEnvironment()] if devices > 1 else []),
-        callbacks=[StopWhenOrphaned()],
+        callbacks=[orphan_guard],
         default_root_dir=run_dir,
     )
     train_loader = make_loader(
@@ -499,6 +500,7 @@ def _fit(
         "decode_failures": decode_failures(datasets),
         "settings": settings,
     }
+    orphan_guard.check()  # nobody waits for this run any more: write nothing
     write_run(
         run_dir,
         metrics=metrics,
@@ -524,11 +526,16 @@ class StopWhenOrphaned(L.Callback):
     """Stops training (raises :class:`vmp.runs.ParentGone`) once the process that started it exits.
 
     Killing only Snakemake leaves papermill and the Jupyter kernel training for hours; this
-    checks every few seconds, at each training and validation step (see :class:`ParentWatch`).
+    checks every few seconds, at each training and validation step (see :class:`ParentWatch`),
+    and ``_fit`` checks once more right before writing the run's record. (The workflow's
+    notebooks also watch from their first line, :func:`vmp.runs.stop_with_parents`.)
     """
 
     def __init__(self, interval: float = 5.0) -> None:
         self.watch = ParentWatch(interval)
+
+    def check(self) -> None:
+        self.watch.check(full=True)
 
     def on_train_batch_start(self, *args: Any) -> None:
         self.watch.check()

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import ast
 import copy
+import difflib
 import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 from vmp.names import MODELS, PROMPT_FUNCTION_VARIANTS, SCENES, sigmoid_variant, variants
+from vmp.sources import list_files
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,41 @@ def nested_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+def validate_config(config: dict[str, Any], schema: str | Path) -> None:
+    """Check ``config`` against the JSON schema file ``schema``.
+
+    Raises:
+        ConfigError: a few lines naming the first problem's key (``backbones.x3d_tiny.optim``),
+            what is wrong, and for an unknown key the nearest valid one.
+    """
+    import jsonschema
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(yaml.safe_load(Path(schema).read_text()))
+    errors = list(validator.iter_errors(config))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    where = ".".join(map(str, error.absolute_path)) or "the configuration"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        problem = "; ".join(
+            f"unknown key {key!r}"
+            + (
+                f" (did you mean {near[0]!r}?)"
+                if (near := difflib.get_close_matches(key, allowed, 1))
+                else ""
+            )
+            for key in unknown
+        )
+        problem += f"; allowed: {', '.join(allowed)}"
+    else:
+        problem = error.message if len(error.message) <= 300 else error.message[:300] + " ..."
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    raise ConfigError(f"{where}: {problem}{more}. Every key is described in {schema}.")
 
 
 def _require(value: Any, allowed: list[str], where: str) -> None:
@@ -70,6 +107,13 @@ def check_config(config: dict[str, Any]) -> None:
                 f"data_root. {SOURCES[dataset['format']]}."
             )
     pretrain = config.get("pretrain")
+    for backbone, path in ((pretrain or {}).get("checkpoints") or {}).items():
+        if backbone in config["backbones"] and not Path(path).exists():
+            raise ConfigError(
+                f"pretrain.checkpoints.{backbone}: {path} does not exist; download the Kinetics "
+                f"checkpoint of {config['backbones'][backbone].get('arch', backbone)} there or "
+                "correct the path (README, 'The paper profile: what you need')"
+            )
     if pretrain and "scene" in pretrain:
         _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
     elif pretrain:
@@ -115,6 +159,24 @@ def check_config(config: dict[str, Any]) -> None:
 def dataset_root(config: dict[str, Any], name: str) -> str:
     """Where dataset ``name`` lives: its ``root`` setting, else ``<data_root>/<name>``."""
     return config["datasets"].get(name, {}).get("root", f"{config['data_root']}/{name}")
+
+
+def outside_inputs(config: dict[str, Any]) -> list[str]:
+    """The files from outside the workflow that ``vmp.preflight`` checks before any job: every
+    real dataset split's list and annotation files, and the ``pretrain.checkpoints`` files of the
+    profile's backbones. Empty for a profile of generated data and pre-training (the default)."""
+    files = [
+        path
+        for name, dataset in config["datasets"].items()
+        if dataset["format"] != "synthmotion"
+        for split in dataset["splits"]
+        for path in list_files(
+            dataset["format"], dataset_root(config, name), split, **dataset.get("paths", {})
+        )
+    ]
+    checkpoints = (config.get("pretrain") or {}).get("checkpoints") or {}
+    files += [path for backbone, path in checkpoints.items() if backbone in config["backbones"]]
+    return sorted(set(files))
 
 
 def synth_datasets(config: dict[str, Any]) -> list[str]:

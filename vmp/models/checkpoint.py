@@ -184,26 +184,43 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
             the file and lists up to 10 keys.
     """
     path = Path(path)
-    state = read_state_dict(model, path)
-    target = model.state_dict()
-    if isinstance(model.backbone, TimeSformer):
-        _resize_timesformer_embeddings(state, target, path)
-    head = set(model.head_keys)
-    prompt = {k for k in set(state) | set(target) if k.startswith("prompt_layers.")}
-
-    dropped_head = [k for k in head if k in state and state[k].shape != target[k].shape]
+    state, dropped_head = fitted_state(model, read_state_dict(model, path), path)
     if dropped_head:
         warnings.warn(
             f"{path}: head {sorted(dropped_head)} has another number of classes; "
             "replaced by a freshly initialised head",
             stacklevel=2,
         )
-    for key in dropped_head:
-        del state[key]
-    # A prompt layer of another power norm has other parameters; such keys start fresh.
-    for key in [k for k in prompt if k in state and k not in target]:
-        del state[key]
+    missing_head = sorted(set(model.head_keys) - set(state))
+    if missing_head and not dropped_head:
+        warnings.warn(
+            f"{path} has no head {missing_head}; it stays freshly initialised", stacklevel=2
+        )
+    model.load_state_dict(state, strict=False)
 
+
+def fitted_state(
+    model: nn.Module, state: dict[str, Tensor], path: Path
+) -> tuple[dict[str, Tensor], list[str]]:
+    """``state`` made to fit ``model``: (the weights to load, the head keys dropped).
+
+    A head of another number of classes is dropped, and so are prompt-layer keys the model's
+    layers do not have; TimeSformer embeddings are resized. Only the shapes of ``model``'s
+    tensors are read, so a model built on the meta device can be checked without its weights.
+
+    Raises:
+        ValueError: other keys are missing or unexpected, or other shapes differ (the message
+            names ``path`` and up to 10 keys).
+    """
+    target = model.state_dict()
+    if isinstance(model.backbone, TimeSformer):
+        _resize_timesformer_embeddings(state, target, path)
+    head = set(model.head_keys)
+    prompt = {k for k in set(state) | set(target) if k.startswith("prompt_layers.")}
+    dropped_head = [k for k in head if k in state and state[k].shape != target[k].shape]
+    # A prompt layer of another power norm has other parameters; such keys start fresh.
+    dropped = set(dropped_head) | {k for k in prompt if k in state and k not in target}
+    state = {k: v for k, v in state.items() if k not in dropped}
     ignorable = head | prompt
     missing = sorted(
         k
@@ -220,9 +237,4 @@ def load_pretrained(model: nn.Module, path: str | Path) -> None:
     if mismatched:
         details = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in mismatched]
         raise ValueError(f"pretrained={path}: shape mismatch for {model.name}: {_first(details)}")
-    missing_head = sorted(head - set(state))
-    if missing_head and not dropped_head:
-        warnings.warn(
-            f"{path} has no head {missing_head}; it stays freshly initialised", stacklevel=2
-        )
-    model.load_state_dict(state, strict=False)
+    return state, dropped_head

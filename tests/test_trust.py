@@ -1,0 +1,222 @@
+"""Outside inputs checked before any job (vmp.preflight) and changes noticed (vmp.sources)."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import write_frames
+
+from vmp.models import create_model, save_checkpoint
+from vmp.preflight import check_checkpoints, check_split_lists
+from vmp.sources import list_files, video_fingerprint, video_folders
+from vmp.workflow import ConfigError, check_config, nested_update, outside_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hmdb_tree(root: Path, lines: dict[str, str]) -> Path:
+    """An HMDB-51 split 1: ``lines`` maps a class to its list file's text; videos for every line."""
+    splits = root / "testTrainMulti_7030_splits"
+    splits.mkdir(parents=True, exist_ok=True)
+    for cls, text in lines.items():
+        (splits / f"{cls}_test_split1.txt").write_text(text)
+        for line in text.splitlines():
+            frames = np.full((12, 32, 32, 3), 90, np.uint8)
+            write_frames(root / "videos" / cls / line.split()[0], frames, 10)
+    return root
+
+
+def hmdb_config(root: Path, **changes) -> dict:
+    config = {
+        "datasets": {"hmdb51": {"format": "hmdb51", "root": str(root), "splits": ["1"]}},
+        "backbones": {"x3d_tiny": {"variants": ["baseline"]}},
+        "clip": {"num_frames": 4, "crop_size": 32},
+        "data_root": str(root.parent),
+        "seeds": [0],
+        "lambda": 2.5,
+    }
+    return nested_update(config, changes)
+
+
+def test_split_lists_give_every_class_a_train_and_a_test_item(tmp_path):
+    root = hmdb_tree(tmp_path / "hmdb51", {"catch": "c1.avi 1\nc2.avi 2\n", "kick": "k1.avi 2\n"})
+    with pytest.raises(ConfigError) as err:
+        check_split_lists(hmdb_config(root))
+    message = str(err.value)
+    assert message.startswith("datasets.hmdb51 split 1: no train item listed for class kick in ")
+    assert message.count("\n") == 0
+    assert str(root / "testTrainMulti_7030_splits" / "kick_test_split1.txt") in message
+    assert "catch_test_split1" not in message and "Fix the list" in message
+    (root / "testTrainMulti_7030_splits" / "kick_test_split1.txt").write_text(
+        "k1.avi 2\nk0.avi 1\n"
+    )
+    assert check_split_lists(hmdb_config(root)) == {
+        "hmdb51/1": {"classes": 2, "train": 2, "test": 2}
+    }
+
+
+def test_checkpoints_must_exist_and_fit_their_backbone(tmp_path):
+    good = save_checkpoint(create_model("x3d_tiny", 400), tmp_path / "x3d.pt")
+    other = save_checkpoint(create_model("c2d_tiny", 400), tmp_path / "c2d.pt")
+    config = hmdb_config(tmp_path, pretrain={"dataset": "kinetics", "checkpoints": {}})
+    config["datasets"] = {}
+    config["pretrain"]["checkpoints"]["x3d_tiny"] = str(good)
+    started = time.perf_counter()
+    assert check_checkpoints(config) == {"x3d_tiny": str(good)}
+    assert time.perf_counter() - started < 10  # built on the meta device, no weights
+    config["pretrain"]["checkpoints"]["x3d_tiny"] = str(other)
+    with (
+        pytest.warns(UserWarning, match="saved from 'c2d_tiny'"),
+        pytest.raises(
+            ConfigError,
+            match=r"pretrain\.checkpoints\.x3d_tiny: pretrained=.*c2d\.pt does not fit x3d_tiny: missing keys \[backbone\.",
+        ) as err,
+    ):
+        check_checkpoints(config)
+    assert "Fix: point pretrain.checkpoints.x3d_tiny at a Kinetics checkpoint of x3d_tiny" in str(
+        err.value
+    )
+    config["pretrain"]["checkpoints"]["x3d_tiny"] = str(tmp_path / "gone.pt")
+    with pytest.raises(
+        ConfigError, match=r"pretrain\.checkpoints\.x3d_tiny: .*gone\.pt does not exist"
+    ):
+        check_config(config)
+
+
+def test_outside_inputs_are_the_lists_and_the_checkpoints(tmp_path):
+    root = hmdb_tree(tmp_path / "hmdb51", {"catch": "c1.avi 1\n", "kick": "k1.avi 2\n"})
+    checkpoint = tmp_path / "x3d.pt"
+    checkpoint.touch()
+    config = hmdb_config(
+        root, pretrain={"dataset": "k", "checkpoints": {"x3d_tiny": str(checkpoint)}}
+    )
+    lists = list_files("hmdb51", root, "1")
+    assert [Path(f).name for f in lists] == ["catch_test_split1.txt", "kick_test_split1.txt"]
+    assert outside_inputs(config) == sorted([*lists, str(checkpoint)])
+    config["datasets"] = {"synth": {"format": "synthmotion", "scene": "synth_gym", "splits": ["1"]}}
+    config["pretrain"] = {"dataset": "k", "scene": "synth_kinetics"}
+    assert outside_inputs(config) == []
+
+
+def test_video_fingerprint_notices_added_replaced_emptied_and_removed_videos(tmp_path):
+    root = hmdb_tree(tmp_path / "hmdb51", {"catch": "c1.avi 1\nc2.avi 2\n"})
+    folders = video_folders("hmdb51", root)
+    assert folders == [root / "videos"]
+    seen = {video_fingerprint(folders)}
+    assert video_fingerprint(folders) in seen  # nothing changed
+    video = root / "videos" / "catch" / "c1.avi"
+
+    def changed(what) -> None:
+        what()
+        new = video_fingerprint(folders)
+        assert new not in seen
+        seen.add(new)
+
+    changed(
+        lambda: write_frames(
+            root / "videos" / "catch" / "c3.avi", np.zeros((5, 32, 32, 3), np.uint8), 10
+        )
+    )
+    changed(lambda: os.utime(video, ns=(1, 1)))  # replaced by a file of the same size
+    changed(lambda: video.write_bytes(b""))
+    changed(video.unlink)
+
+
+def test_vmp_errors_are_one_line_in_a_notebook(tmp_path):
+    import nbformat
+    import papermill
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("from vmp.logs import prepare_job\nprepare_job()"),
+        nbformat.v4.new_code_cell(
+            f"from vmp.io import disk_full\nraise disk_full('{tmp_path}/model.pt')"
+        ),
+    ]
+    path = tmp_path / "job.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(
+            str(path), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False
+        )
+    assert err.value.ename == "DiskFull"
+    assert [line for line in err.value.traceback if line.strip()] == [
+        f"DiskFull: {err.value.evalue}"
+    ]
+    assert err.value.evalue.startswith(f"no space left on the disk of {tmp_path} (")
+
+
+def small_profile(tmp_path, **changes) -> Path:
+    """The smoke profile with one x3d_tiny baseline cell of two seeds and nothing else."""
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config |= {
+        "results": str(tmp_path / "results"),
+        "data_root": str(tmp_path / "data"),
+        "ablation": None,
+        "placement": None,
+        "prompt_functions": None,
+    } | changes
+    config["backbones"]["x3d_tiny"]["variants"] = ["baseline"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def small_metrics(tmp_path) -> list[Path]:
+    cell = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0"
+    return [cell / f"seed~{s}" / "metrics.json" for s in (0, 1)]
+
+
+def snakemake(config: Path, *targets, dry=False):
+    return subprocess.run(
+        ["snakemake", "--cores", "2", *(["-n"] if dry else []), *map(str, targets)]
+        + ["--configfile", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+def test_a_damaged_record_is_noticed_and_recomputed(tmp_path):
+    config, metrics = small_profile(tmp_path), small_metrics(tmp_path)
+    first = snakemake(config, *metrics)
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = metrics[1].read_text()
+    model = metrics[0].parent / "model.pt"
+    model.write_bytes(model.read_bytes()[:1000])  # a truncated model.pt
+    planned = snakemake(config, *metrics, dry=True)
+    assert f"damaged run record {metrics[0].parent}: model.pt has 1000 bytes" in planned.stderr
+    assert metrics[0].exists()  # a dry run only reports
+    again = snakemake(config, *metrics)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "set aside, recomputing it" in again.stderr
+    assert metrics[0].with_name("metrics.json.damaged").exists()
+    assert json.loads(metrics[0].read_text())["files"]["model.pt"]["bytes"] == model.stat().st_size
+    retrained = json.loads(metrics[1].read_text())  # the cell's job trains both seeds again
+    assert retrained["top1"] == json.loads(kept)["top1"]
+    assert "damaged" not in snakemake(config, *metrics, dry=True).stderr
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_does_not_fit_stops_the_workflow_and_keeps_the_results(tmp_path):
+    checkpoint = tmp_path / "kinetics.pt"
+    save_checkpoint(create_model("x3d_tiny", 400), checkpoint)
+    pretrain = {"dataset": "kinetics", "checkpoints": {"x3d_tiny": str(checkpoint)}}
+    config, metrics = small_profile(tmp_path, pretrain=pretrain), small_metrics(tmp_path)
+    first = snakemake(config, *metrics)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = [m.read_text() for m in metrics]
+    save_checkpoint(create_model("c2d_tiny", 400), checkpoint)  # another backbone's weights
+    failed = snakemake(config, *metrics)
+    assert failed.returncode != 0
+    assert "pretrain.checkpoints.x3d_tiny" in failed.stderr
+    assert "does not fit x3d_tiny" in failed.stderr
+    assert "rule finetune" not in failed.stderr.split("rule check_inputs")[-1]
+    assert [m.read_text() for m in metrics] == before  # the earlier results are kept
