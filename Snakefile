@@ -26,7 +26,6 @@ include: "rules/report.smk"
 # Light rules run where Snakemake runs, not as cluster jobs (profiles/slurm).
 localrules:
     all,
-    check_inputs,
     notebook_template,
     table1,
     attention,

@@ -73,7 +73,7 @@ def run_dir(run):
 if workflow.is_main_process:
     for line in set_aside_damaged(
         [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]],
-        dry_run=workflow.dryrun,
+        dry_run=workflow.output_settings.dryrun,
     ):
         print(line, file=sys.stderr)
 

@@ -47,6 +47,7 @@ if OUTSIDE_INPUTS:
     rule check_inputs:
         """Before any job: every real dataset's split lists give each class a train and a test item,
         and every Kinetics checkpoint fits its backbone (vmp.preflight). Reruns when one changes."""
+        localrule: True
         input:
             OUTSIDE_INPUTS,
         output:

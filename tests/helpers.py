@@ -147,9 +147,10 @@ def assert_near_float64_truth(layer, video, g_prompts, g_attention, **kw):
 
 
 def comparable_results(run_dir: Path) -> tuple[dict, pd.DataFrame]:
-    """A finished run's metrics and history without wall times and resume bookkeeping."""
+    """A finished run's metrics and history without wall times, resume bookkeeping and who wrote
+    them (the files' checksums cover the model file, which names its run folder)."""
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-    for key in ("train_seconds", "test_seconds", "resumed_from_epoch"):
+    for key in ("train_seconds", "test_seconds", "resumed_from_epoch", "files", "provenance"):
         metrics.pop(key)
     history = pd.read_csv(Path(run_dir) / "history.csv").drop(columns="seconds")
     return metrics, history

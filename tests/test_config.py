@@ -80,6 +80,9 @@ def test_parsing_the_workflow_and_checking_every_profile_imports_no_torch(tmp_pa
     paper = load("paper.yaml")
     for dataset in paper["datasets"].values():
         dataset["root"] = str(tmp_path)  # the check looks for each real dataset's folder
+    for backbone in paper["pretrain"]["checkpoints"]:  # and for each checkpoint file
+        paper["pretrain"]["checkpoints"][backbone] = str(tmp_path / f"{backbone}.pyth")
+        (tmp_path / f"{backbone}.pyth").touch()
     (tmp_path / "paper.yaml").write_text(yaml.safe_dump(paper))
     configs = [
         ROOT / "config" / "config.yaml",

@@ -355,7 +355,9 @@ def test_ddp_in_two_processes_matches_one_process(tiny_scene, tmp_path, monkeypa
     h1, h2 = (comparable_results(tmp_path / name)[1] for name in ("one", "two"))
     assert list(h2["epoch"]) == [1, 2] and h1["train_loss"].iloc[0] != h1["train_loss"].iloc[1]
     pd.testing.assert_frame_equal(h1, h2, check_exact=False, rtol=1e-4)
-    assert two["prompt"] == pytest.approx(one["prompt"], rel=1e-4)
+    numbers = {k: v for k, v in one["prompt"].items() if not isinstance(v, str)}
+    assert {k: two["prompt"][k] for k in numbers} == pytest.approx(numbers, rel=1e-4)
+    assert two["prompt"]["state"] == one["prompt"]["state"]
     assert two["top1"] == pytest.approx(one["top1"], abs=1e-6)
     assert not list(tmp_path.glob("**/*.temp.ckpt"))
     # With BatchNorm each process normalises its own 2 clips: it runs, a little differently.

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("train", "synth_data", "table1", "attention", "prompt_functions", "figures")
 NOTEBOOKS += ("prepare_data",)
 FIGURES = ("fig1_motion_representations", "fig3_power_normalisation", "fig4_slope_shift")
+FIGURES += ("fig4_trajectories",)
 FIGURES += ("fig5_attention", "fig6_regularisation")
 
 
@@ -178,18 +179,19 @@ def test_smoke_workflow_end_to_end(smoke_run):
     config, results = smoke_run
 
     table = pd.read_csv(results / "tables" / "table1.csv", dtype={"split": str})
-    assert list(table["variant"]) == ["baseline", "vmp"]
+    variants = ["baseline", "vmp", "vmp_gate", "vmp_normalized"]  # the last: placement
+    assert list(table["variant"]) == variants
     assert set(table["dataset"]) == {"synth_gym"} and set(table["backbone"]) == {"x3d_tiny"}
     assert (table["seeds"] == 2).all()
     runs = sorted(results.glob("runs/synth_gym/1/x3d_tiny/*/lambda~*/seed~*/metrics.json"))
-    assert len(runs) == 5  # 2 variants x 2 seeds, plus the ablation's lambda 0
+    assert len(runs) == 9  # 4 variants x 2 seeds, plus the ablation's lambda 0
     top1 = {
         variant: [
             json.loads(p.read_text())["top1"]
             for p in runs
             if f"/{variant}/lambda~{lam}/" in p.as_posix()
         ]
-        for variant, lam in (("baseline", "0"), ("vmp", "2.5"))
+        for variant, lam in zip(variants, ("0", "2.5", "2.5", "2.5"), strict=True)
     }
     for row in table.itertuples():
         values = pd.Series(top1[row.variant])
@@ -277,7 +279,7 @@ def library_noise(results: Path) -> list[str]:
 @pytest.mark.slow
 def test_smoke_notebooks_show_no_library_noise(smoke_run):
     _, results = smoke_run
-    assert len(list(results.glob("runs/**/train.ipynb"))) == 3
+    assert len(list(results.glob("runs/**/train.ipynb"))) == 5
     assert library_noise(results) == []
 
 
