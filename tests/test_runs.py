@@ -397,19 +397,25 @@ def test_the_watch_fires_when_the_parent_dies(tmp_path, interval):
         _kill(child)
 
 
-def test_killing_only_snakemake_stops_the_kernel_below_a_live_papermill(tmp_path):
-    # snakemake -> papermill -> kernel; the kernel's parent lives on when snakemake is killed.
+def _snakemake_papermill_kernel(tmp_path, kernel_code: str, out: Path):
+    """A fake ``snakemake`` process -> a middle process (papermill) -> ``kernel_code`` with
+    argument ``out``; returns (snakemake's Popen, the middle's PID, the kernel's PID)."""
     snakemake = tmp_path / "bin" / "snakemake"
     snakemake.parent.mkdir()
     snakemake.write_text(PARENT)
-    out = tmp_path / "stopped"
     top = subprocess.Popen(
         [sys.executable, str(snakemake), sys.executable, "-c", PARENT]
-        + [sys.executable, "-c", CHILD, str(out)],
+        + [sys.executable, "-c", kernel_code, str(out)],
         stdout=subprocess.PIPE,
         text=True,
     )
-    middle, kernel = int(top.stdout.readline()), int(top.stdout.readline())
+    return top, int(top.stdout.readline()), int(top.stdout.readline())
+
+
+def test_killing_only_snakemake_stops_the_kernel_below_a_live_papermill(tmp_path):
+    # snakemake -> papermill -> kernel; the kernel's parent lives on when snakemake is killed.
+    out = tmp_path / "stopped"
+    top, middle, kernel = _snakemake_papermill_kernel(tmp_path, CHILD, out)
     try:
         assert _wait_for(Path(f"{out}.watched"))
         watched = Path(f"{out}.watched").read_text()
@@ -446,18 +452,8 @@ open(sys.argv[1], "w").write("written by an orphan")
 def test_a_job_stops_when_snakemake_dies_before_training(tmp_path):
     """snakemake -> shell (papermill) -> kernel: killing only snakemake stops the kernel while it
     is still importing, before it trains or writes anything."""
-    snakemake = tmp_path / "bin" / "snakemake"
-    snakemake.parent.mkdir()
-    snakemake.write_text(PARENT)
     out = tmp_path / "record"
-    top = subprocess.Popen(
-        [sys.executable, str(snakemake), sys.executable, "-c", PARENT]
-        + [sys.executable, "-c", JOB, str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    middle, kernel = int(top.stdout.readline()), int(top.stdout.readline())
+    top, middle, kernel = _snakemake_papermill_kernel(tmp_path, JOB, out)
     try:
         assert _wait_for(Path(f"{out}.ready"))
         top.kill()

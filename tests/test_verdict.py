@@ -197,7 +197,7 @@ def test_prompt_states_per_layer(experiment, tmp_path):
     assert x3d["end closed / between / open"] == "2 / 0 / 4"
     assert (x3d["changed"], x3d["shift_moved_max"]) == (2, pytest.approx(0.7))
     assert summary.loc[("x3d_tiny", "vmp_gate", "-"), "end_gate_mean"] == 0.0
-    csv, runs, md = write_states(layers, summary.reset_index(), tmp_path / "prompt_states")
+    csv, md, runs = write_states(layers, summary.reset_index(), tmp_path / "prompt_states")
     assert len(pd.read_csv(runs)) == len(layers)
     assert "0.000 [0.700]" in md.read_text()  # 4 of 6 x3d layers did not move
 

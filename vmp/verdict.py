@@ -309,16 +309,19 @@ VERDICT_NOTE = (
 )
 
 
+def _write_table(frame: pd.DataFrame, shown: pd.DataFrame, stem: Path, note: str) -> list[Path]:
+    """``<stem>.csv`` (the numbers, 6 significant digits) and ``<stem>.md`` (``shown`` and the
+    method as a footnote)."""
+    return [
+        write_csv(stem.with_name(stem.name + ".csv"), rounded(frame)),
+        write_text(stem.with_name(stem.name + ".md"), markdown_table(shown) + f"\n\n{note}\n"),
+    ]
+
+
 def write_verdict(summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
     """``<prefix>_verdict.csv`` and ``<prefix>_verdict.md`` (with the method as footnote)."""
-    prefix = Path(prefix)
-    return [
-        write_csv(prefix.with_name(prefix.name + "_verdict.csv"), rounded(summary)),
-        write_text(
-            prefix.with_name(prefix.name + "_verdict.md"),
-            markdown_table(display_verdict(summary)) + f"\n\n{VERDICT_NOTE}\n",
-        ),
-    ]
+    stem = Path(prefix).with_name(Path(prefix).name + "_verdict")
+    return _write_table(summary, display_verdict(summary), stem, VERDICT_NOTE)
 
 
 def display_strata(strata: pd.DataFrame) -> pd.DataFrame:
@@ -365,19 +368,13 @@ STATES_NOTE = (
 
 def write_strata(strata: pd.DataFrame, prefix: str | Path) -> list[Path]:
     """``<prefix>_strata.csv`` and ``<prefix>_strata.md``."""
-    prefix = Path(prefix)
-    return [
-        write_csv(prefix.with_name(prefix.name + "_strata.csv"), rounded(strata)),
-        write_text(
-            prefix.with_name(prefix.name + "_strata.md"),
-            markdown_table(display_strata(strata)) + f"\n\n{STRATA_NOTE}\n",
-        ),
-    ]
+    stem = Path(prefix).with_name(Path(prefix).name + "_strata")
+    return _write_table(strata, display_strata(strata), stem, STRATA_NOTE)
 
 
 def write_states(layers: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
-    """``<prefix>.csv`` (per backbone, variant, layer), ``<prefix>_runs.csv`` (per run and
-    layer) and ``<prefix>.md``."""
+    """``<prefix>.csv`` (per backbone, variant, layer), ``<prefix>.md`` and ``<prefix>_runs.csv``
+    (per run and layer)."""
     prefix = Path(prefix)
     shown = summary.assign(
         **{
@@ -391,7 +388,6 @@ def write_states(layers: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path
         }
     ).drop(columns=["shift_moved_median", "shift_moved_max", "end_gate_mean"])
     return [
-        write_csv(prefix.with_suffix(".csv"), rounded(summary)),
+        *_write_table(summary, shown, prefix, STATES_NOTE),
         write_csv(prefix.with_name(prefix.name + "_runs.csv"), rounded(layers)),
-        write_text(prefix.with_suffix(".md"), markdown_table(shown) + f"\n\n{STATES_NOTE}\n"),
     ]
