@@ -34,7 +34,7 @@ def load(name: str) -> dict:
 
 def test_names_equal_the_real_registry_scenes_and_formats():
     from vmp.datasets import SOURCES
-    from vmp.models import list_models, list_variants
+    from vmp.models import list_models, list_variants, sigmoid_variant
     from vmp.models.registry import get_entry
     from vmp.synth import SCENES
 
@@ -42,6 +42,10 @@ def test_names_equal_the_real_registry_scenes_and_formats():
     for model, pathways in names.MODELS.items():
         assert pathways == get_entry(model).pathways, model
         assert names.variants(model) == list_variants(model), model
+        assert names.sigmoid_variant(model) == sigmoid_variant(model), model
+    assert set(names.PAPER_VARIANTS) | set(names.SIGMOID_ALTERNATIVES) | {"baseline"} | set(
+        names.PROMPT_FUNCTION_VARIANTS
+    ) == set(names.VARIANTS)
     assert set(names.VARIANTS) == {v for m in names.MODELS for v in list_variants(m)}
     assert set(names.SCENES) == set(SCENES)
     assert set(names.DATASET_FORMATS) == set(SOURCES) - {"prepared"}
