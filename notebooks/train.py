@@ -66,6 +66,7 @@ cache_frames = True
 accelerator = "cpu"
 devices = 1
 precision = "32-true"
+log_every_steps = 0
 
 # %%
 from vmp.logs import prepare_job
@@ -108,6 +109,7 @@ for seed, out_dir in zip(seeds, out_dirs, strict=True):
         devices=devices,
         precision=precision,
         progress_bar=False,
+        log_every_steps=log_every_steps,
     )
 
 # %% [markdown]

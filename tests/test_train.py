@@ -1,8 +1,10 @@
 """Training loop: schedule, seeding, parameter groups, determinism, NaN guard and resume after SIGKILL."""
 
 import json
+import logging
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -397,3 +399,39 @@ def test_replicates_draw_their_own_start_and_variants_share_it():
         assert torch.equal(value, baseline[name]), name
     other = build("baseline", derived_seed("synth_gym", "1", "slowfast_tiny", 1)).backbone
     assert not all(torch.equal(v, baseline[k]) for k, v in other.state_dict().items())
+
+
+def test_step_log_lines_progress_and_a_history_that_grows(
+    tiny_scene, tmp_path, caplog, monkeypatch
+):
+    import vmp.train
+
+    seen = {}
+    write_run = vmp.train.write_run
+
+    def before_the_record(folder, **kwargs):  # history.csv is there before the final write
+        seen["history"] = pd.read_csv(folder / "history.csv")
+        return write_run(folder, **kwargs)
+
+    monkeypatch.setattr(vmp.train, "write_run", before_the_record)
+    with caplog.at_level(logging.INFO, logger="vmp.train"):
+        _run(tiny_scene, tmp_path / "run", log_every_steps=2)
+    assert list(seen["history"]["epoch"]) == [1, 2]
+    name = "synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0"
+    steps = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    assert steps, "no step lines"
+    pattern = (
+        rf"{re.escape(name)} epoch [12]/2 step \d+/\d+ \(\d+/\d+\): loss \d+\.\d{{3}}, "
+        r"top-1 \d+\.\d, lr [\d.e-]+, data \d+\.\d{3} s, step \d+\.\d{3} s, ETA \d+:\d\d$"
+    )
+    assert all(re.match(pattern, line) for line in steps), steps
+    last = re.search(r"\((\d+)/(\d+)\)", steps[-1])
+    assert last[1] == last[2]  # the last step of the run
+    messages = " | ".join(r.getMessage() for r in caplog.records)
+    for what in ("precise BN", "validation", "test"):
+        assert re.search(rf"{re.escape(name)} {what}: (\d+)/\1 batches", messages), what
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vmp.train"):
+        _run(tiny_scene, tmp_path / "quiet")
+    ours = [r.getMessage() for r in caplog.records if r.name == "vmp.train"]
+    assert ours and not [m for m in ours if " step " in m or "batches" in m]

@@ -104,11 +104,13 @@ def train_run(
     devices: int = 1,
     precision: str = "32-true",
     progress_bar: bool = True,
+    log_every_steps: int = 0,
 ) -> dict[str, Any]:
     """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`.
 
     ``cache_frames`` keeps decoded frames in memory (small videos such as SynthMotion's).
     ``devices`` > 1 trains with DDP over that many devices (or CPU processes) of this machine.
+    ``log_every_steps`` > 0 logs a line every that many training steps (see :func:`vmp.train.fit`).
     ``backbone`` names the run (and Table 1's row); ``arch`` is the registry model it builds, when
     they differ (e.g. ``timesformer_k600`` built as ``timesformer`` from a Kinetics-600 checkpoint).
     """
@@ -183,4 +185,5 @@ def train_run(
         devices=devices,
         precision=precision,
         progress_bar=progress_bar,
+        log_every=log_every_steps,
     )

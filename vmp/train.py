@@ -19,7 +19,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,10 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset
 
 from vmp.data import FAILURE_LOG, ClipDataset, make_loader
-from vmp.io import atomic_path, write_text
+from vmp.io import atomic_path, write_csv, write_text
 from vmp.metrics import aggregate_views, classification_metrics
 from vmp.prompt import temporal_variation
-from vmp.runs import ParentWatch, run_lock, write_run
+from vmp.runs import HISTORY, ParentWatch, run_lock, write_run
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,7 @@ class VideoClassificationModule(L.LightningModule):
         self.model, self.optim, self.run_name = model, optim, run_name
         self.history: list[dict[str, float]] = []
         self.checkpoint_path: Path | None = None
+        self.history_path: Path | None = None  # rewritten after every epoch, while it grows
         self._sums: dict[str, float] = {}
         self._epoch_started = 0.0
 
@@ -238,6 +239,8 @@ class VideoClassificationModule(L.LightningModule):
         row["seconds"] = time.perf_counter() - self._epoch_started
         self.history.append(row)
         log.info(progress_line(self.run_name, row, self.optim.epochs))
+        if self.history_path is not None and self.trainer.is_global_zero:
+            write_csv(self.history_path, pd.DataFrame(self.history))
         self.log("val_top1", row.get("val_top1", float("nan")), prog_bar=True)
         if self.checkpoint_path is not None:
             self.trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
@@ -269,6 +272,67 @@ def progress_line(run_name: str, row: dict[str, float], epochs: int) -> str:
         if k.startswith(("slope", "shift", "gate", "static_gain"))
     ]
     return ", ".join(parts + [f"{row['seconds']:.1f} s"])
+
+
+class StepLog(L.Callback):
+    """One log line every ``every`` training steps (and at each epoch's last step).
+
+    ``<run> epoch 2/5 step 10/18 (28/90): loss 2.113, top-1 35.0, lr 0.0024, data 0.004 s,
+    step 0.051 s, ETA 0:03, GPU 1.20 GiB``: the batch's loss, the epoch's running top-1, the
+    backbone's learning rate, the mean time per step spent waiting for data and computing over
+    the steps since the last line, the time left at that pace, and the peak GPU memory (on a
+    GPU). MMAction2's ``LoggerHook(interval=20)`` and PySlowFast's ``LOG_PERIOD`` do the same.
+    """
+
+    def __init__(self, run_name: str, every: int) -> None:
+        self.run_name, self.every = run_name, every
+        self._last: float | None = None
+        self._began = 0.0
+        self._data = self._compute = 0.0
+        self._steps = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._last = None  # the wait after validation is not data time
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        self._began = time.perf_counter()
+        if self._last is not None:
+            self._data += self._began - self._last
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx: int) -> None:
+        self._last = time.perf_counter()
+        self._compute += self._last - self._began
+        self._steps += 1
+        per_epoch = trainer.num_training_batches
+        if (batch_idx + 1) % self.every and batch_idx + 1 != per_epoch:
+            return
+        data, compute = self._data / self._steps, self._compute / self._steps
+        self._data = self._compute = 0.0
+        self._steps = 0
+        total, done = int(trainer.estimated_stepping_batches), trainer.global_step
+        eta = int((total - done) * (data + compute))
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        sums = getattr(module, "_sums", {})
+        parts = [
+            f"{self.run_name} epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step "
+            f"{batch_idx + 1}/{per_epoch} ({done}/{total}): loss {float(loss):.3f}",
+            f"top-1 {100.0 * sums.get('correct', 0.0) / max(1.0, sums.get('n', 0.0)):.1f}",
+            f"lr {trainer.optimizers[0].param_groups[0]['lr']:.3g}",
+            f"data {data:.3f} s, step {compute:.3f} s, ETA {eta // 60}:{eta % 60:02d}",
+        ]
+        if module.device.type == "cuda":
+            parts.append(f"GPU {torch.cuda.max_memory_allocated(module.device) / 2**30:.2f} GiB")
+        log.info(", ".join(parts))
+
+
+def logged(batches: DataLoader, run_name: str, what: str, quiet: bool = False) -> Iterator:
+    """The batches of ``batches``, logging ``<run> <what>: k/n batches`` at each quarter."""
+    total = len(batches)
+    marks = {max(1, round(total * q / 4)) for q in (1, 2, 3, 4)}
+    for done, batch in enumerate(batches, 1):
+        yield batch
+        if not quiet and done in marks:
+            log.info("%s %s: %d/%d batches", run_name, what, done, total)
 
 
 @torch.no_grad()
@@ -361,8 +425,13 @@ def fit(
     devices: int = 1,
     precision: str = "32-true",
     progress_bar: bool = True,
+    log_every: int = 0,
 ) -> dict[str, Any]:
     """Fine-tune ``model``, evaluate it on ``test_set`` and write the run's files into ``run_dir``.
+
+    ``log_every`` > 0 logs a line every that many training steps (:class:`StepLog`) and the
+    progress of the precise-BN pass, the validation and the multi-view test; 0 logs one line per
+    epoch. ``history.csv`` is rewritten after every epoch, so it shows a run while it trains.
 
     Writes ``history.csv`` (one row per epoch), ``metrics.json`` (test metrics, learned prompt
     parameters, timings and ``settings``) and ``model.pt`` (final weights, vmp checkpoint format).
@@ -398,6 +467,7 @@ def fit(
             devices=devices,
             precision=precision,
             progress_bar=progress_bar,
+            log_every=log_every,
         )
 
 
@@ -416,6 +486,7 @@ def _fit(
     devices: int,
     precision: str,
     progress_bar: bool,
+    log_every: int,
 ) -> dict[str, Any]:
     if devices < 1 or optim.batch_size % devices:
         raise ValueError(
@@ -434,6 +505,7 @@ def _fit(
     orphan_guard = StopWhenOrphaned()
     module = VideoClassificationModule(model, optim, run_name=run_name)
     module.checkpoint_path = checkpoint
+    module.history_path = run_dir / HISTORY
     trainer = L.Trainer(
         max_epochs=optim.epochs,
         accelerator=accelerator,
@@ -450,7 +522,7 @@ def _fit(
         # With devices > 1 Lightning forks the processes itself, also inside a SLURM job (whose
         # environment would otherwise make it wait for processes started by srun).
         plugins=[AtomicCheckpointIO()] + ([LightningEnvironment()] if devices > 1 else []),
-        callbacks=[orphan_guard],
+        callbacks=[orphan_guard] + ([StepLog(run_name, log_every)] if log_every else []),
         default_root_dir=run_dir,
     )
     train_loader = make_loader(
@@ -482,11 +554,19 @@ def _fit(
 
     device = trainer.strategy.root_device
     train_loader.sampler.set_epoch(optim.epochs)  # a fixed, seeded pass for the statistics
-    recompute_batchnorm(model, train_loader, device)
-    val_metrics = evaluate(model, val_loader, device) if val_loader is not None else {}
+
+    def progress(loader: DataLoader, what: str):
+        return logged(loader, run_name, what, quiet=not log_every)
+
+    recompute_batchnorm(model, progress(train_loader, "precise BN"), device)
+    val_metrics = (
+        evaluate(model, progress(val_loader, "validation"), device)
+        if val_loader is not None
+        else {}
+    )
     test_loader = eval_loader(test_set)
     started = time.perf_counter()
-    metrics = evaluate(model, test_loader, device)
+    metrics = evaluate(model, progress(test_loader, "test"), device)
     metrics |= {
         "val_top1": val_metrics.get("top1"),
         "test_views": len(test_set) // max(1, metrics["num_videos"]),

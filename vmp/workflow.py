@@ -283,6 +283,7 @@ def train_parameters(
         "precision": config["backbones"][backbone].get(
             "precision", resources.get("precision", "32-true")
         ),
+        "log_every_steps": resources.get("log_every_steps", 0),
     }
 
 
