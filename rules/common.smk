@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vmp.names import VARIANTS
 from vmp.runs import set_aside_damaged
-from vmp.sources import list_files, video_fingerprint, video_folders
+from vmp.sources import video_fingerprint, video_folders
 
 from vmp import workflow as vmp_workflow
 from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups, validate_config
@@ -90,8 +90,7 @@ def dataset_root(name):
 
 def dataset_lists(wildcards):
     """The list and annotation files a real dataset's split is indexed from."""
-    dataset = config["datasets"][wildcards.dataset]
-    return list_files(dataset["format"], dataset_root(wildcards.dataset), wildcards.split, **dataset.get("paths", {}))
+    return vmp_workflow.dataset_list_files(config, wildcards.dataset, wildcards.split)
 
 
 @functools.cache

@@ -271,6 +271,18 @@ def summarise_states(layers: pd.DataFrame) -> pd.DataFrame:
 # --- files ------------------------------------------------------------------------------------
 
 
+def _delta_cells(frame: pd.DataFrame) -> dict[str, object]:
+    """The "mean Δ top-1" and "95% CI" columns of a display table, from ``delta_top1``,
+    ``delta_ci_low`` and ``delta_ci_high``."""
+    return {
+        "mean Δ top-1": frame["delta_top1"].map(signed),
+        "95% CI": [
+            interval_text(lo, hi)
+            for lo, hi in zip(frame["delta_ci_low"], frame["delta_ci_high"], strict=True)
+        ],
+    }
+
+
 def display_verdict(summary: pd.DataFrame) -> pd.DataFrame:
     """Human-readable verdict (1 decimal; p-values with 2 significant digits)."""
     return pd.DataFrame(
@@ -279,11 +291,7 @@ def display_verdict(summary: pd.DataFrame) -> pd.DataFrame:
             "variant": summary["variant"],
             "against": summary["against"],
             "pairs": summary["pairs"],
-            "mean Δ top-1": summary["delta_top1"].map(signed),
-            "95% CI": [
-                interval_text(lo, hi)
-                for lo, hi in zip(summary["delta_ci_low"], summary["delta_ci_high"], strict=True)
-            ],
+            **_delta_cells(summary),
             "± half-width": summary["half_width"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
             f"pairs for ±{GOAL_HALF_WIDTH:g}": summary["needed"].map(
                 lambda v: "" if pd.isna(v) else str(int(v))
@@ -330,11 +338,7 @@ def display_strata(strata: pd.DataFrame) -> pd.DataFrame:
             "family": strata["family"],
             "start state": strata["start_state"],
             "runs": strata["runs"],
-            "mean Δ top-1": strata["delta_top1"].map(signed),
-            "95% CI": [
-                interval_text(lo, hi)
-                for lo, hi in zip(strata["delta_ci_low"], strata["delta_ci_high"], strict=True)
-            ],
+            **_delta_cells(strata),
             "ended closed / between / open": [
                 f"{c} / {b} / {o}"
                 for c, b, o in zip(

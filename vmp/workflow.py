@@ -161,6 +161,13 @@ def dataset_root(config: dict[str, Any], name: str) -> str:
     return config["datasets"].get(name, {}).get("root", f"{config['data_root']}/{name}")
 
 
+def dataset_list_files(config: dict[str, Any], name: str, split: str) -> list[str]:
+    """The list and annotation files real dataset ``name``'s ``split`` is indexed from."""
+    dataset = config["datasets"][name]
+    root = dataset_root(config, name)
+    return list_files(dataset["format"], root, split, **dataset.get("paths", {}))
+
+
 def outside_inputs(config: dict[str, Any]) -> list[str]:
     """The files from outside the workflow that ``vmp.preflight`` checks before any job: every
     real dataset split's list and annotation files, and the ``pretrain.checkpoints`` files of the
@@ -170,9 +177,7 @@ def outside_inputs(config: dict[str, Any]) -> list[str]:
         for name, dataset in config["datasets"].items()
         if dataset["format"] != "synthmotion"
         for split in dataset["splits"]
-        for path in list_files(
-            dataset["format"], dataset_root(config, name), split, **dataset.get("paths", {})
-        )
+        for path in dataset_list_files(config, name, split)
     ]
     checkpoints = (config.get("pretrain") or {}).get("checkpoints") or {}
     files += [path for backbone, path in checkpoints.items() if backbone in config["backbones"]]
