@@ -1,0 +1,392 @@
+"""vmp.fetch against a real HTTP server on 127.0.0.1 serving fixture files made here.
+
+The catalogue's own URLs are never contacted: every test passes entries pointing at the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+import tarfile
+import threading
+import zipfile
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from vmp import fetch as F
+from vmp.sources import LAYOUT
+
+PAYLOAD = bytes(range(256)) * 400  # 100 KiB
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """GET of ``server.files[path]``, honouring ``Range: bytes=N-``; a path in ``server.cut``
+    is answered once with its full Content-Length but only that many bytes, then closed."""
+
+    def do_GET(self):  # noqa: N802
+        self.server.requests.append((self.path, self.headers.get("Range")))
+        data = self.server.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start = 0
+        if rng := self.headers.get("Range"):
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if (limit := self.server.cut.pop(self.path, None)) is not None:
+            body = body[:limit]
+            self.close_connection = True
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.files, httpd.cut, httpd.requests = {}, {}, []
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def serve(server, name: str, data: bytes) -> str:
+    server.files[f"/{name}"] = data
+    return f"{server.url}/{name}"
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def files_under(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def rar4(entries: dict[str, bytes]) -> bytes:
+    """A RAR 4 archive of stored (uncompressed) files: marker, archive header, file blocks."""
+
+    def block(kind: int, flags: int, body: bytes, data: bytes = b"") -> bytes:
+        head = struct.pack("<BHH", kind, flags, 7 + len(body)) + body
+        return struct.pack("<H", zlib.crc32(head) & 0xFFFF) + head + data
+
+    out = b"Rar!\x1a\x07\x00" + block(0x73, 0, bytes(6))
+    for name, data in entries.items():
+        raw = name.encode()
+        fields = (len(data), len(data), 3, zlib.crc32(data), 20513 << 16, 20, 0x30, len(raw))
+        body = struct.pack("<IIBIIBBHI", *fields, 0o100644) + raw
+        out += block(0x74, 0x8000, body, data)
+    return out + block(0x7B, 0x4000, b"")
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+
+def test_fetch_verifies_and_places_the_file(server, tmp_path):
+    url = serve(server, "model.pyth", PAYLOAD)
+    file = F.File("model.pyth", (url,), sha256=sha256(PAYLOAD))
+    path = F.download(file, tmp_path, log=quiet)
+    assert path == tmp_path / "model.pyth"
+    assert path.read_bytes() == PAYLOAD
+    assert not (tmp_path / "model.pyth.part").exists()
+    assert not (tmp_path / F.LOCK_NAME).exists()
+
+
+def test_md5_pin_is_verified(server, tmp_path):
+    url = serve(server, "splits.rar", PAYLOAD)
+    file = F.File("splits.rar", (url,), md5=hashlib.md5(PAYLOAD).hexdigest())
+    assert F.download(file, tmp_path, log=quiet).read_bytes() == PAYLOAD
+
+
+def test_interrupted_transfer_resumes_with_a_range_request(server, tmp_path):
+    url = serve(server, "big.bin", PAYLOAD)
+    server.cut["/big.bin"] = 30_000
+    messages = []
+    path = F.download(
+        F.File("big.bin", (url,), sha256=sha256(PAYLOAD)), tmp_path, log=messages.append
+    )
+    assert path.read_bytes() == PAYLOAD
+    assert server.requests == [("/big.bin", None), ("/big.bin", "bytes=30000-")]
+    assert any("interrupted after 30000 bytes; resuming" in m for m in messages)
+
+
+def test_interruption_past_retries_keeps_the_part_and_the_next_call_resumes(server, tmp_path):
+    url = serve(server, "big.bin", PAYLOAD)
+    file = F.File("big.bin", (url,), sha256=sha256(PAYLOAD))
+    server.cut["/big.bin"] = 10_000
+    with pytest.raises(F.FetchError, match="interrupted after 10000 bytes.*kept: fetch again"):
+        F.download(file, tmp_path, retries=0, log=quiet)
+    assert (tmp_path / "big.bin.part").stat().st_size == 10_000
+    assert not (tmp_path / "big.bin").exists()
+    assert F.download(file, tmp_path, log=quiet).read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("/big.bin", "bytes=10000-")
+
+
+def test_checksum_mismatch_names_url_and_digests_and_leaves_nothing(server, tmp_path):
+    url = serve(server, "model.pyth", PAYLOAD)
+    wrong = "0" * 64
+    with pytest.raises(F.ChecksumMismatch) as info:
+        F.download(F.File("model.pyth", (url,), sha256=wrong), tmp_path, log=quiet)
+    message = str(info.value)
+    assert url in message and wrong in message and sha256(PAYLOAD) in message
+    assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_file_names_the_url(server, tmp_path):
+    url = f"{server.url}/nowhere.pyth"
+    with pytest.raises(F.FetchError, match=rf"not found \(HTTP 404\): {url}$"):
+        F.download(F.File("nowhere.pyth", (url,), sha256="0" * 64), tmp_path, log=quiet)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_second_url_is_tried_when_the_first_is_missing(server, tmp_path):
+    url = serve(server, "mirror.bin", PAYLOAD)
+    file = F.File("mirror.bin", (f"{server.url}/gone.bin", url), sha256=sha256(PAYLOAD))
+    assert F.download(file, tmp_path, log=quiet).read_bytes() == PAYLOAD
+
+
+def test_present_file_with_the_right_checksum_is_not_downloaded(server, tmp_path):
+    url = serve(server, "model.pyth", PAYLOAD)
+    (tmp_path / "model.pyth").write_bytes(PAYLOAD)
+    messages = []
+    F.download(F.File("model.pyth", (url,), sha256=sha256(PAYLOAD)), tmp_path, log=messages.append)
+    assert server.requests == []
+    assert messages == [f"present {tmp_path / 'model.pyth'}"]
+
+
+def test_present_file_with_a_wrong_checksum_is_reported_not_replaced(server, tmp_path):
+    url = serve(server, "model.pyth", PAYLOAD)
+    (tmp_path / "model.pyth").write_bytes(b"other")
+    with pytest.raises(F.ChecksumMismatch, match="is present but its sha256 is .* remove it"):
+        F.download(F.File("model.pyth", (url,), sha256=sha256(PAYLOAD)), tmp_path, log=quiet)
+    assert (tmp_path / "model.pyth").read_bytes() == b"other"
+    assert server.requests == []
+
+
+def test_trust_on_first_use_records_then_verifies(server, tmp_path):
+    url = serve(server, "zoo.pyth", PAYLOAD)
+    file = F.File("zoo.pyth", (url,))
+    with pytest.warns(UserWarning, match="no checksum is pinned.*recorded sha256"):
+        F.download(file, tmp_path, log=quiet)
+    lock = json.loads((tmp_path / F.LOCK_NAME).read_text())
+    assert lock == {"zoo.pyth": {"sha256": sha256(PAYLOAD), "url": url}}
+
+    (tmp_path / "zoo.pyth").unlink()
+    F.download(file, tmp_path, log=quiet)  # same bytes: verified against the record
+    server.files["/zoo.pyth"] = b"changed upstream"
+    (tmp_path / "zoo.pyth").unlink()
+    with pytest.raises(F.ChecksumMismatch, match=f"lock file {tmp_path / F.LOCK_NAME}"):
+        F.download(file, tmp_path, log=quiet)
+    assert not (tmp_path / "zoo.pyth").exists() and not (tmp_path / "zoo.pyth.part").exists()
+
+
+def test_lock_path_given_by_the_caller(server, tmp_path):
+    url = serve(server, "zoo.pyth", PAYLOAD)
+    lock = tmp_path / "locks" / "fetch.json"
+    with pytest.warns(UserWarning):
+        F.download(F.File("zoo.pyth", (url,)), tmp_path / "dest", lock=lock, log=quiet)
+    assert json.loads(lock.read_text())["zoo.pyth"]["sha256"] == sha256(PAYLOAD)
+    assert not (tmp_path / "dest" / F.LOCK_NAME).exists()
+
+
+# --- extraction ---------------------------------------------------------------------------------
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tar_gz_bytes(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as t:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def item_with_archive(server, name: str, data: bytes, into: str, nested: bool = False) -> F.Item:
+    url = serve(server, name, data)
+    return F.Item(
+        "toy",
+        files=(F.File(f"archives/{name}", (url,), sha256=sha256(data)),),
+        unpack=(F.Unpack(f"archives/{name}", into, nested=nested),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "pack"), [("splits.zip", zip_bytes), ("splits.tar.gz", tar_gz_bytes)]
+)
+def test_extraction_lands_in_the_layout_once(server, tmp_path, name, pack):
+    split_dir = LAYOUT["hmdb51"]["split_dir"]
+    data = pack({f"{split_dir}/run_test_split1.txt": b"a.avi 1\n", f"{split_dir}/x.txt": b"x"})
+    item = item_with_archive(server, name, data, split_dir)
+    produced = F.fetch("toy", tmp_path, catalogue={"toy": item}, log=quiet)
+    into = tmp_path / "toy" / split_dir
+    assert produced == [tmp_path / "toy" / "archives" / name, into]
+    assert (into / "run_test_split1.txt").read_text() == "a.avi 1\n"
+    assert (into / F.MARKER).is_file()
+    assert [p.name for p in (tmp_path / "toy").iterdir() if p.name.startswith(".")] == []
+
+    (into / "run_test_split1.txt").write_text("edited")  # proves it is not extracted again
+    messages = []
+    F.fetch("toy", tmp_path, catalogue={"toy": item}, log=messages.append)
+    assert (into / "run_test_split1.txt").read_text() == "edited"
+    assert f"present {into} (extracted from {name})" in messages
+    assert len(server.requests) == 1
+
+
+def test_interrupted_extraction_leaves_nothing_and_is_redone(server, tmp_path):
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(zip_bytes({"a.txt": b"a"})[:-30])
+    with pytest.raises(F.FetchError, match="could not extract"):
+        F.extract(archive, tmp_path / "out", log=quiet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.zip"]
+    (tmp_path / ".out.dead.extracting").mkdir()  # leftover of a killed process
+    archive.write_bytes(zip_bytes({"a.txt": b"a"}))
+    F.extract(archive, tmp_path / "out", log=quiet)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.zip", "out"]
+
+
+def test_existing_folder_not_made_by_fetch_is_left_alone(tmp_path):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(zip_bytes({"a.txt": b"a"}))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("mine")
+    with pytest.raises(F.FetchError, match="was not extracted by vmp.fetch"):
+        F.extract(archive, tmp_path / "out", log=quiet)
+    assert files_under(tmp_path / "out") == ["mine.txt"]
+
+
+def hmdb_like_rar() -> bytes:
+    classes = {
+        name: rar4({f"{name}/{name}_{i}.avi": f"{name}{i}".encode() for i in range(2)})
+        for name in ("brush_hair", "cartwheel")
+    }
+    return rar4({f"{name}.rar": data for name, data in classes.items()})
+
+
+@pytest.mark.skipif(F.rar_tool() is None, reason="no RAR extractor (bsdtar, 7z, unrar) here")
+def test_nested_rar_becomes_one_folder_per_class(server, tmp_path):
+    video_dir = LAYOUT["hmdb51"]["video_dir"]
+    item = item_with_archive(server, "hmdb51_org.rar", hmdb_like_rar(), video_dir, nested=True)
+    F.fetch("toy", tmp_path, catalogue={"toy": item}, log=quiet)
+    assert files_under(tmp_path / "toy" / video_dir) == [
+        F.MARKER,
+        "brush_hair/brush_hair_0.avi",
+        "brush_hair/brush_hair_1.avi",
+        "cartwheel/cartwheel_0.avi",
+        "cartwheel/cartwheel_1.avi",
+    ]
+    assert (
+        tmp_path / "toy" / video_dir / "cartwheel/cartwheel_1.avi"
+    ).read_bytes() == b"cartwheel1"
+
+
+def test_rar_without_an_extractor_says_how_to_install_one(server, tmp_path, monkeypatch):
+    monkeypatch.setattr(F.shutil, "which", lambda name: None)
+    item = item_with_archive(server, "hmdb51_org.rar", hmdb_like_rar(), "videos", nested=True)
+    with pytest.raises(F.FetchError) as info:
+        F.fetch("toy", tmp_path, catalogue={"toy": item}, log=quiet)
+    message = str(info.value)
+    assert "no RAR extractor" in message and "apt-get install libarchive-tools" in message
+    assert "unrar-free" in message and "the archive is kept" in message
+    assert (tmp_path / "toy" / "archives" / "hmdb51_org.rar").is_file()
+    assert not (tmp_path / "toy" / "videos").exists()
+
+
+# --- items and the command line -----------------------------------------------------------------
+
+
+def test_unfetchable_item_names_the_page_and_the_layout(tmp_path):
+    with pytest.raises(F.Unfetchable) as info:
+        F.fetch("mpii_cooking2", tmp_path / "data", catalogue=F.CATALOGUE, log=quiet)
+    message = str(info.value)
+    assert "mpii-cooking-2-dataset" in message
+    assert f"{tmp_path / 'data'}/mpii_cooking2" in message
+    assert "videos/<sequence>-cam-002.avi" in message and "sequencesTest.txt" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_exit_is_nonzero_only_when_the_unfetchable_item_was_asked_for(server, tmp_path, capsys):
+    url = serve(server, "zoo.pyth", PAYLOAD)
+    catalogue = {
+        "checkpoints": F.Item(
+            "checkpoints", base="checkpoints", files=(F.File("zoo.pyth", (url,), sha256(PAYLOAD)),)
+        ),
+        "mpii_cooking2": F.CATALOGUE["mpii_cooking2"],
+    }
+    args = ["--root", str(tmp_path / "data"), "--checkpoints", str(tmp_path / "ckpt")]
+    assert F.main([*args, "mpii_cooking2"], catalogue) == 1
+    assert "mpi-inf.mpg.de" in capsys.readouterr().err
+    assert F.main([*args, "all"], catalogue) == 0
+    assert (tmp_path / "ckpt" / "zoo.pyth").read_bytes() == PAYLOAD
+    assert "is not fetched" in capsys.readouterr().err
+
+
+def test_cli_reports_a_failed_download(server, tmp_path, capsys):
+    catalogue = {"toy": F.Item("toy", files=(F.File("a", (f"{server.url}/missing",), "0" * 64),))}
+    assert F.main(["--root", str(tmp_path), "toy"], catalogue) == 1
+    assert f"toy: error: not found (HTTP 404): {server.url}/missing" in capsys.readouterr().err
+
+
+def test_finegym_fetches_annotations_and_notes_the_videos(server, tmp_path):
+    files = tuple(
+        F.File(f.name, (serve(server, f.name, f.name.encode()),), sha256(f.name.encode()))
+        for f in F.CATALOGUE["finegym"].files
+    )
+    toy = F.Item("finegym", files=files, manual=F.CATALOGUE["finegym"].manual)
+    messages = []
+    produced = F.fetch("finegym", tmp_path, catalogue={"finegym": toy}, log=messages.append)
+    assert sorted(p.name for p in produced) == sorted(
+        ["gym99_train_element_v1.1.txt", "gym99_val_element.txt",
+         "finegym_annotation_info_v1.1.json", "gym99_categories.txt"]
+    )  # fmt: skip
+    assert all(p.parent == tmp_path / "finegym" for p in produced)
+    assert any(
+        m.startswith("note: FineGym's videos") and "clips/<element id>.mp4" in m for m in messages
+    )
+
+
+def test_cli_list_prints_the_catalogue(capsys):
+    assert F.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/X3D_M.pyth" in out
+    assert F.TIMESFORMER_REVISIONS["k400"] in out and "recorded on first use" in out
+    assert "md5 15e67781e70dcfbdce2d7dbb9b3344b5" in out
+    assert "unpack archives/hmdb51_org.rar -> videos" in out
+    assert "not fetched: MPII Cooking 2" in out
+
+
+def test_catalogue_urls_are_https_and_revisions_pinned():
+    for item in F.CATALOGUE.values():
+        for f in item.files:
+            assert all(url.startswith("https://") for url in f.urls)
+            assert "/resolve/main/" not in " ".join(f.urls)
