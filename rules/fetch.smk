@@ -23,9 +23,10 @@ for _item in ("checkpoints", "hmdb51", "finegym"):
             f"{RESULTS}/logs/fetch/{_item}.log",
         params:
             item=_item,
+            root=DATA_ROOT,
         localrule: True
         shell:
-            "python -m vmp.fetch --root {DATA_ROOT:q} --checkpoints checkpoints {params.item} "
+            "python -m vmp.fetch --root {params.root:q} --checkpoints checkpoints {params.item} "
             "> {log:q} 2>&1"
 
 
