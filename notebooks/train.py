@@ -67,6 +67,7 @@ accelerator = "cpu"
 devices = 1
 precision = "32-true"
 log_every_steps = 0
+confusion = "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/confusion.png"
 
 # %%
 from vmp.logs import prepare_job
@@ -145,3 +146,18 @@ for ax, column in zip(axes, curves, strict=True):
         ax=ax, title=column, marker="o", legend=column == curves[0]
     )
 plt.show()
+
+# %% [markdown]
+# ## Test confusion matrix, every seed's videos together
+# Rows are true classes in percent of their videos; the diagonal is each class's accuracy
+# (per seed in `seed~<s>/per_class.csv`; every test video's scores in `seed~<s>/test_scores.csv`).
+
+# %%
+if confusion:
+    from IPython.display import Image, display
+
+    from vmp.figures import confusion_figure, save_figure
+
+    figure = confusion_figure(out_dirs, title=f"{dataset} split {split}, {backbone} {variant}")
+    (png,) = save_figure(figure, confusion.removesuffix(".png"), formats=("png",))
+    display(Image(filename=str(png)))

@@ -9,9 +9,14 @@ from vmp.runs import set_aside_damaged
 from vmp.sources import video_fingerprint, video_folders
 
 from vmp import workflow as vmp_workflow
-from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups, validate_config
+from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups, select_part, validate_config
 
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
+# `only` (a second --configfile) keeps part of the protocol: every rule below sees that part.
+if config.get("only"):
+    _part = select_part(config)
+    config.clear()
+    config.update(_part)
 check_config(config)
 
 RESULTS = config["results"]

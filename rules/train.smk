@@ -41,6 +41,7 @@ for seeds, cells in SEED_GROUPS.items():
             history=[f"{seed_dir('{cell}', seed)}/history.csv" for seed in seeds],
             model=[f"{seed_dir('{cell}', seed)}/model.pt" for seed in seeds],
             notebook=f"{cell_dir('{cell}')}/train.ipynb",
+            confusion=f"{cell_dir('{cell}')}/confusion.png",
         wildcard_constraints:
             cell="|".join(re.escape(cell) for cell in cells),
         params:

@@ -16,7 +16,7 @@ from helpers import check_report_page, comparable_results, needs_chromium
 
 from vmp.experiment import train_run
 from vmp.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
-from vmp.workflow import nested_update
+from vmp.workflow import nested_update, select_part
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("train", "synth_data", "table1", "attention", "prompt_functions", "figures")
@@ -126,6 +126,40 @@ def test_paper_profile_plans_every_cell_of_table1(tmp_path):
     assert "pretrain" not in counts and "synth_data" not in counts
 
 
+def test_a_part_file_runs_part_of_the_protocol_with_only_its_data(tmp_path):
+    (tmp_path / "data" / "hmdb51").mkdir(parents=True)
+    checkpoint = tmp_path / "i3d.pyth"
+    checkpoint.touch()
+    config = write_config(
+        tmp_path,
+        "paper.yaml",
+        base="config/paper.yaml",
+        pretrain={"checkpoints": {"i3d_r50": str(checkpoint)}},
+    )
+    part = ROOT / "config" / "parts" / "hmdb51_i3d.yaml"
+    # FineGym and MPII are absent and other checkpoints missing: the part needs none of them.
+    counts = planned_jobs("--configfile", str(config), str(part))
+    assert counts["finetune_seeds_0"] == 3 * 2  # 3 splits x (baseline, vmp)
+    assert counts["prepare_data"] == 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("only: {backbones: [i3d]}\n")
+    proc = snakemake("-n", "--configfile", str(config), str(bad), check=False)
+    assert proc.returncode != 0
+    assert "only.backbones: unknown value 'i3d'; allowed: c2d_r50" in proc.stdout + proc.stderr
+
+
+def test_select_part_keeps_the_ablation_only_with_what_it_trains():
+    config = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    finegym = select_part(
+        config | {"only": {"datasets": ["finegym"], "backbones": ["timesformer"]}}
+    )
+    assert list(finegym["datasets"]) == ["finegym"] and finegym["ablation"] == config["ablation"]
+    split = select_part(config | {"only": {"splits": ["2"]}})
+    assert list(split["datasets"]) == ["hmdb51"] and split["datasets"]["hmdb51"]["splits"] == ["2"]
+    assert split["ablation"] is None and len(split["backbones"]) == len(config["backbones"])
+    assert select_part(config) is config
+
+
 def passed_parameters(config: Path, *targets: str) -> dict[str, set[str]]:
     """Parameter names each notebook receives from the rules, read from a dry run's commands."""
     proc = snakemake("-n", "-p", "--configfile", str(config), "--forceall", *targets)
@@ -215,6 +249,15 @@ def test_smoke_workflow_end_to_end(smoke_run):
     assert "synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~1 epoch 2/2, loss " in log
     index = (results / "report" / "index.html").read_text()
     assert "tables/table1.ipynb" in index and "runs/synth_gym/1/x3d_tiny/vmp" in index
+    # Each cell's notebook draws its confusion matrix, which the results page links.
+    cell = runs[0].parent.parent
+    assert (cell / "confusion.png").read_bytes().startswith(b"\x89PNG")
+    assert (
+        f'href="../{(cell / "confusion.png").relative_to(results).as_posix()}">confusion' in index
+    )
+    assert (runs[0].parent / "test_scores.csv").exists() and (
+        runs[0].parent / "tensorboard"
+    ).is_dir()
     assert (results / "report" / "tables" / "table1.html").stat().st_size > 10_000
 
     # Nothing changed: nothing to do.

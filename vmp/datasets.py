@@ -51,11 +51,12 @@ SOURCES = {
         "HMDB-51 comes from the HMDB project page "
         "(https://serre-lab.clps.brown.edu/resource/hmdb-a-large-human-motion-database/): "
         "unpack hmdb51_org.rar into <root>/videos/<class>/ and test_train_splits.rar into "
-        "<root>/testTrainMulti_7030_splits/"
+        "<root>/testTrainMulti_7030_splits/, or run `python -m vmp.fetch hmdb51`"
     ),
     "finegym": (
         "FineGym comes from https://sdolivia.github.io/FineGym/ (Gym99 v1.1 element lists, "
-        "finegym_annotation_info_v1.1.json, and the YouTube videos cut into events or elements)"
+        "finegym_annotation_info_v1.1.json: `python -m vmp.fetch finegym`; and the YouTube "
+        "videos cut into events or elements)"
     ),
     "mpii_cooking2": (
         "MPII Cooking 2 comes from the MPI Informatics page "

@@ -142,6 +142,8 @@ def train_run(
         "backbone": backbone,
         "arch": arch,
         "variant": variant,
+        "dataset_format": dataset_format,
+        "data_root": str(data_root),  # where vmp.evaluate finds the test split again
         "lambda": lambda_reg,
         "seed": seed,
         "run_seed": run_seed,

@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from vmp import runs as run_record
 from vmp.io import atomic_path
 from vmp.maps import attention_maps
+from vmp.metrics import confusion_matrix
 from vmp.motion import frame_differences, taylor_video, time_colour_reordering
 from vmp.names import PAPER_VARIANTS
 from vmp.prompt import (
@@ -673,11 +674,53 @@ def fig6_regularisation(
     return fig
 
 
-def save_figure(fig: Figure, path_stem: str | Path) -> list[Path]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` atomically; return both paths."""
+def confusion_figure(run_dirs: Sequence[str | Path], title: str = "") -> Figure:
+    """The test confusion matrix of one cell, its seeds' videos together: each row (a true
+    class) in percent of its videos, the diagonal its per-class accuracy."""
+    tables = [run_record.read_scores(folder) for folder in run_dirs]
+    names = pd.read_csv(run_record.verify_file(run_dirs[0], run_record.PER_CLASS))
+    num_classes = sum(c.startswith("score_") for c in tables[0].columns)
+    counts = sum(
+        confusion_matrix(
+            torch.tensor(t["prediction"].to_numpy()),
+            torch.tensor(t["label"].to_numpy()),
+            num_classes,
+        )
+        for t in tables
+    ).numpy()
+    percent = 100.0 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    labels = dict(zip(names["label"], names["class_name"].astype(str), strict=True))
+    ticks = [labels.get(k, str(k)) for k in range(num_classes)]
+    side = min(14.0, 2.5 + 0.28 * num_classes)
+    fig = Figure(figsize=(side + 1.2, side), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(percent, cmap="Blues", vmin=0, vmax=100)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="% of the true class's videos")
+    fontsize = 8 if num_classes <= 20 else 5
+    ax.set_xticks(range(num_classes), ticks, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(num_classes), ticks, fontsize=fontsize)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if num_classes <= 15:
+        for (row, col), value in np.ndenumerate(percent):
+            if counts[row, col]:
+                colour = "white" if value > 60 else "black"
+                ax.text(
+                    col, row, f"{value:.0f}", ha="center", va="center", fontsize=7, color=colour
+                )
+    videos = sum(len(t) for t in tables)
+    top1 = 100.0 * np.trace(counts) / max(1, counts.sum())
+    ax.set_title(f"{title}\n{len(tables)} runs, {videos} test videos, top-1 {top1:.1f}", fontsize=9)
+    return fig
+
+
+def save_figure(
+    fig: Figure, path_stem: str | Path, formats: Sequence[str] = ("png", "pdf")
+) -> list[Path]:
+    """Write ``<stem>.png`` (150 dpi) and ``<stem>.pdf`` (or ``formats``) atomically."""
     stem = Path(path_stem)
     written = []
-    for ext in ("png", "pdf"):
+    for ext in formats:
         path = stem.with_name(f"{stem.name}.{ext}")
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=150)

@@ -1,7 +1,9 @@
-"""Evaluation metrics: multi-view aggregation, top-k accuracy, mean class accuracy and mAP."""
+"""Evaluation metrics: multi-view aggregation, top-k accuracy, mean class accuracy, mAP, and the
+per-video scores, per-class accuracy and confusion matrix every run keeps."""
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
@@ -65,3 +67,60 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor) -> dict[s
         ),
         "num_videos": int(labels.numel()),
     }
+
+
+def confusion_matrix(
+    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """(K, K) counts: row = true class, column = predicted class."""
+    flat = labels.long() * num_classes + predictions.long()
+    return torch.bincount(flat, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
+
+
+def video_scores(scores: torch.Tensor, labels: torch.Tensor, videos: pd.DataFrame) -> pd.DataFrame:
+    """One row per test video: its path, label, predicted class and averaged softmax scores.
+
+    ``videos`` holds the test table's rows of these videos (column ``path``), in the order of
+    ``scores`` (:func:`aggregate_views` orders by video index). Scores stay float32, written as
+    their shortest exact text, so every metric can be recomputed and runs ensembled.
+    """
+    table = pd.DataFrame(
+        {
+            "path": videos["path"].astype(str).to_numpy(),
+            "label": labels.numpy(),
+            "prediction": scores.argmax(1).numpy(),
+        }
+    )
+    probabilities = pd.DataFrame(
+        scores.float().numpy(), columns=[f"score_{k}" for k in range(scores.shape[1])]
+    )
+    return pd.concat([table, probabilities], axis=1)
+
+
+def per_class_accuracy(
+    table: pd.DataFrame, class_names: dict[int, str] | None = None
+) -> pd.DataFrame:
+    """Per class of a :func:`video_scores` table: its videos, those predicted right and the
+    accuracy in percent (classes without a test video are left out)."""
+    correct = table["prediction"] == table["label"]
+    grouped = correct.groupby(table["label"])
+    out = pd.DataFrame({"videos": grouped.size(), "correct": grouped.sum()})
+    out["accuracy"] = 100.0 * out["correct"] / out["videos"]
+    out.index.name = "label"
+    out = out.reset_index()
+    names = class_names or {}
+    out.insert(1, "class_name", [names.get(int(k), str(k)) for k in out["label"]])
+    return out
+
+
+def scores_from_table(table: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, K) scores and (N,) labels of a :func:`video_scores` table, for
+    :func:`classification_metrics` or an ensemble of runs."""
+    columns = [c for c in table.columns if c.startswith("score_")]
+    columns.sort(key=lambda c: int(c.removeprefix("score_")))
+    return (
+        torch.tensor(table[columns].to_numpy(), dtype=torch.float32),
+        torch.tensor(table["label"].to_numpy(), dtype=torch.long),
+    )

@@ -140,7 +140,7 @@ def build_report(
         ),
         ("ablation", "Lambda ablation", _ablation_section(ablation)),
         ("data", "Data", _data_section(data, converted)),
-        ("notebooks", "Executed notebooks", _notebooks_section(converted)),
+        ("notebooks", "Executed notebooks", _notebooks_section(converted, root, out_dir)),
         ("time", "Time per rule", _times_section(times)),
     ]
     profile = (config or {}).get("profile", "?")
@@ -446,7 +446,13 @@ def _convert_notebooks(notebooks, out_dir: Path, root: Path) -> list[tuple[tuple
     return converted
 
 
-def _notebooks_section(converted) -> str:
+def _confusion_link(parts: tuple[str, ...], root: Path, out_dir: Path) -> str:
+    """ " · confusion" linking a cell's confusion matrix (drawn by its notebook), if there is one."""
+    figure = root.joinpath(*parts[:-1], "confusion.png")
+    return f" · {_link(figure, out_dir, 'confusion')}" if figure.exists() else ""
+
+
+def _notebooks_section(converted, root: Path, out_dir: Path) -> str:
     parts = [f"<p class='note'>{len(converted)} executed notebooks, as HTML.</p>"]
     for stage, title in STAGES.items():
         entries = [(p, link) for p, link in converted if p[0] == stage]
@@ -460,7 +466,7 @@ def _notebooks_section(converted) -> str:
             rows = "".join(
                 "<tr>"
                 + "".join(f"<td>{html.escape(x.removeprefix('lambda~'))}</td>" for x in p[1:6])
-                + f'<td><a href="{html.escape(link)}">notebook</a></td></tr>'
+                + f'<td><a href="{html.escape(link)}">notebook</a>{_confusion_link(p, root, out_dir)}</td></tr>'
                 for p, link in entries
             )
             parts.append(

@@ -9,6 +9,9 @@
                        end, the Snakemake process that started it); written last
         history.csv    one row per epoch
         model.pt       final weights (vmp checkpoint format)
+        test_scores.csv  one row per test video: path, label, prediction, averaged softmax scores
+        per_class.csv  test accuracy per class
+        tensorboard/   TensorBoard event files (loss and lr per step, the history per epoch)
         train.lock     present while a process trains the run (PID, host, start time)
 
 The workflow's rules, ``vmp.experiment``, ``vmp.train``, ``vmp.tables`` and ``vmp.figures`` read
@@ -44,6 +47,7 @@ if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas 
 log = logging.getLogger(__name__)
 
 METRICS, HISTORY, MODEL, LOCK = "metrics.json", "history.csv", "model.pt", "train.lock"
+SCORES, PER_CLASS, TENSORBOARD = "test_scores.csv", "per_class.csv", "tensorboard"
 RUN_FILES = (METRICS, HISTORY, MODEL)
 
 
@@ -163,6 +167,14 @@ def read_history(folder: str | Path, metrics: dict[str, Any] | None = None) -> p
     return history
 
 
+def read_scores(folder: str | Path, metrics: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A finished run's per-video test scores (``test_scores.csv``, verified; see
+    :func:`vmp.metrics.video_scores`)."""
+    import pandas as pd
+
+    return pd.read_csv(verify_file(folder, SCORES, metrics or read_metrics(folder)))
+
+
 def load_run(folder: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     """``(metrics, history)`` of a finished run, both verified."""
     metrics = read_metrics(folder)
@@ -212,12 +224,14 @@ def write_run(
     history: pd.DataFrame,
     model: Any,
     settings: dict[str, Any],
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
-    """Write a finished run's three files (each atomically); ``metrics.json`` last.
+    """Write a finished run's files (each atomically); ``metrics.json`` last.
 
     ``metrics`` gets ``settings`` under "settings" (``load_model`` rebuilds the model from them),
-    the size and SHA-256 of the other two files under "files" and :func:`provenance`;
-    ``model`` is a ``VideoClassifier``, saved on CPU with its settings beside the weights.
+    the size and SHA-256 of every other file under "files" and :func:`provenance`;
+    ``model`` is a ``VideoClassifier``, saved on CPU with its settings beside the weights;
+    ``tables`` are further CSV files by name (the test scores and per-class accuracy).
     """
     from vmp.models import save_checkpoint
 
@@ -225,10 +239,11 @@ def write_run(
     model_path = save_checkpoint(
         model.cpu(), folder / MODEL, settings=json.dumps(settings, default=str)
     )
-    history_path = write_csv(folder / HISTORY, history)
-    files = {HISTORY: _digest(history_path), MODEL: _digest(model_path)}
+    written = [write_csv(folder / HISTORY, history), model_path]
+    written += [write_csv(folder / name, table) for name, table in (tables or {}).items()]
+    files = {path.name: _digest(path) for path in written}
     record = metrics | {"settings": settings, "files": files, "provenance": provenance()}
-    return [history_path, model_path, write_json(folder / METRICS, record)]
+    return written + [write_json(folder / METRICS, record)]
 
 
 def build_model(settings: dict[str, Any]):

@@ -34,9 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vmp.data import FAILURE_LOG, ClipDataset, make_loader
 from vmp.io import atomic_path, write_csv, write_text
-from vmp.metrics import aggregate_views, classification_metrics
+from vmp.metrics import aggregate_views, classification_metrics, per_class_accuracy, video_scores
 from vmp.prompt import temporal_variation
-from vmp.runs import HISTORY, ParentWatch, run_lock, write_run
+from vmp.runs import HISTORY, PER_CLASS, SCORES, TENSORBOARD, ParentWatch, run_lock, write_run
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ class VideoClassificationModule(L.LightningModule):
         self.history: list[dict[str, float]] = []
         self.checkpoint_path: Path | None = None
         self.history_path: Path | None = None  # rewritten after every epoch, while it grows
+        self.tensorboard: TensorBoard | None = None
         self._sums: dict[str, float] = {}
         self._epoch_started = 0.0
 
@@ -197,14 +198,16 @@ class VideoClassificationModule(L.LightningModule):
                 f"variation {variation.item()}. Lower the learning rate or check the input clips."
             )
         n = len(labels)
+        values = {"loss": loss.item(), "ce": ce.item(), "variation": variation.item()}
         self._accumulate(
             n=n,
-            loss=loss.item() * n,
-            ce=ce.item() * n,
-            variation=variation.item() * n,
+            **{key: value * n for key, value in values.items()},
             correct=float((out.logits.argmax(1) == labels).sum()),
         )
         self.log("loss", loss, prog_bar=True, batch_size=n)
+        if self.tensorboard is not None and self.trainer.is_global_zero:
+            lr = self.optimizers().param_groups[0]["lr"]
+            self.tensorboard.scalars("train", values | {"lr": lr}, self.global_step)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -241,6 +244,8 @@ class VideoClassificationModule(L.LightningModule):
         log.info(progress_line(self.run_name, row, self.optim.epochs))
         if self.history_path is not None and self.trainer.is_global_zero:
             write_csv(self.history_path, pd.DataFrame(self.history))
+        if self.tensorboard is not None and self.trainer.is_global_zero:
+            self.tensorboard.scalars("epoch", row, self.global_step)
         self.log("val_top1", row.get("val_top1", float("nan")), prog_bar=True)
         if self.checkpoint_path is not None:
             self.trainer.save_checkpoint(self.checkpoint_path, weights_only=False)
@@ -250,6 +255,10 @@ class VideoClassificationModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.history = json.loads(checkpoint.get("vmp_history", "[]"))
+
+    def on_train_end(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def configure_optimizers(self):
         optimizer = OPTIMIZERS[self.optim.optimizer](
@@ -384,6 +393,38 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
+class TensorBoard:
+    """A run's TensorBoard event files (``tensorboard --logdir results/runs`` shows every run).
+
+    The writer opens in the process that first writes: under DDP (forked processes) that is
+    rank 0, never the parent that forked it. ``purge_step`` (a resumed run: its first step) tells
+    TensorBoard to drop what an interrupted attempt logged from that step on.
+    """
+
+    def __init__(self, folder: str | Path, purge_step: int | None = None) -> None:
+        self.folder, self.purge_step = Path(folder), purge_step
+        self._writer = None
+
+    def scalars(self, prefix: str, values: dict[str, Any], step: int) -> None:
+        """``<prefix>/<key>`` at ``step`` for every finite number in ``values``."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(self.folder, purge_step=self.purge_step)
+        for key, value in values.items():
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                self._writer.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu"):
     """Softmax scores, labels and video indices of every item (view) of ``loader``."""
@@ -402,6 +443,26 @@ def evaluate(
     """Multi-view evaluation: softmax averaged over each video's views, then the metrics."""
     scores, labels = aggregate_views(*predict(model, loader, device))
     return classification_metrics(scores, labels)
+
+
+def score_videos(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    videos: pd.DataFrame,
+    device: torch.device | str = "cpu",
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Multi-view test of ``loader`` (a :class:`ClipDataset` over the table ``videos``): the
+    metrics, one row per video (:func:`vmp.metrics.video_scores`) and the accuracy per class."""
+    probs, labels, index = predict(model, loader, device)
+    scores, video_labels = aggregate_views(probs, labels, index)
+    rows = videos.reset_index(drop=True).iloc[torch.unique(index, sorted=True).numpy()]
+    table = video_scores(scores, video_labels, rows)
+    names = (
+        dict(zip(videos["label"].astype(int), videos["class_name"].astype(str), strict=True))
+        if "class_name" in videos
+        else None
+    )
+    return classification_metrics(scores, video_labels), table, per_class_accuracy(table, names)
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -506,6 +567,13 @@ def _fit(
     module = VideoClassificationModule(model, optim, run_name=run_name)
     module.checkpoint_path = checkpoint
     module.history_path = run_dir / HISTORY
+    if not resume:  # events of an earlier attempt of this run would overlap this one's
+        shutil.rmtree(run_dir / TENSORBOARD, ignore_errors=True)
+    drop_last = len(train_set) > optim.batch_size
+    steps_per_epoch = (len(train_set) // optim.batch_size) if drop_last else 1  # global steps
+    module.tensorboard = TensorBoard(
+        run_dir / TENSORBOARD, purge_step=resume * steps_per_epoch if resume else None
+    )
     trainer = L.Trainer(
         max_epochs=optim.epochs,
         accelerator=accelerator,
@@ -531,7 +599,7 @@ def _fit(
         shuffle=True,
         num_workers=num_workers,
         seed=seed,
-        drop_last=len(train_set) > optim.batch_size,
+        drop_last=drop_last,
     )
     eval_loader = functools.partial(
         make_loader, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
@@ -566,7 +634,9 @@ def _fit(
     )
     test_loader = eval_loader(test_set)
     started = time.perf_counter()
-    metrics = evaluate(model, progress(test_loader, "test"), device)
+    metrics, scores, per_class = score_videos(
+        model, progress(test_loader, "test"), test_set.table, device
+    )
     metrics |= {
         "val_top1": val_metrics.get("top1"),
         "test_views": len(test_set) // max(1, metrics["num_videos"]),
@@ -581,12 +651,17 @@ def _fit(
         "settings": settings,
     }
     orphan_guard.check()  # nobody waits for this run any more: write nothing
+    tensorboard = TensorBoard(run_dir / TENSORBOARD)
+    final_step = len(module.history) * steps_per_epoch
+    tensorboard.scalars("test", metrics, final_step)
+    tensorboard.close()
     write_run(
         run_dir,
         metrics=metrics,
         history=pd.DataFrame(module.history),
         model=model,
         settings=settings,
+        tables={SCORES: scores, PER_CLASS: per_class},
     )
     shutil.rmtree(checkpoint.parent)
     return metrics

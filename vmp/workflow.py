@@ -80,6 +80,44 @@ def _require(value: Any, allowed: list[str], where: str) -> None:
         )
 
 
+def select_part(config: dict[str, Any]) -> dict[str, Any]:
+    """The profile restricted to its ``only`` key: part of the protocol, without editing it.
+
+    ``only: {datasets: [hmdb51], splits: ["1"], backbones: [i3d_r50]}`` keeps those datasets,
+    splits and backbones (each key optional); the lambda ablation, the placement comparison and
+    the prompt-function comparison stay only where what they train is kept. Only the kept
+    datasets and checkpoints must then exist. Layer it on a profile with a second config file:
+    ``--configfile config/paper.yaml config/parts/hmdb51_i3d.yaml``.
+    """
+    only = config.get("only") or {}
+    if not only:
+        return config
+    part = copy.deepcopy(config)
+    for key in ("datasets", "backbones"):
+        if key in only:
+            for name in only[key]:
+                _require(name, sorted(config[key]), f"only.{key}")
+            part[key] = {k: v for k, v in config[key].items() if k in only[key]}
+    if "splits" in only:
+        for dataset in part["datasets"].values():
+            dataset["splits"] = [s for s in dataset["splits"] if s in only["splits"]]
+        part["datasets"] = {k: v for k, v in part["datasets"].items() if v["splits"]}
+        if not part["datasets"]:
+            raise ConfigError(f"only.splits: no kept dataset has a split in {only['splits']}")
+    ablation, placement = part.get("ablation"), part.get("placement")
+    if ablation and (
+        ablation["backbone"] not in part["backbones"]
+        or ablation["split"] not in part["datasets"].get(ablation["dataset"], {}).get("splits", [])
+    ):
+        part["ablation"] = None
+    if placement and placement["dataset"] not in part["datasets"]:
+        part["placement"] = None
+    functions = part.get("prompt_functions")
+    if functions and functions["backbone"] not in part["backbones"]:
+        part["prompt_functions"] = None
+    return part
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Cross-checks the JSON schema cannot express: names known to vmp and references between keys.
 
@@ -110,9 +148,9 @@ def check_config(config: dict[str, Any]) -> None:
     for backbone, path in ((pretrain or {}).get("checkpoints") or {}).items():
         if backbone in config["backbones"] and not Path(path).exists():
             raise ConfigError(
-                f"pretrain.checkpoints.{backbone}: {path} does not exist; download the Kinetics "
-                f"checkpoint of {config['backbones'][backbone].get('arch', backbone)} there or "
-                "correct the path (README, 'The paper profile: what you need')"
+                f"pretrain.checkpoints.{backbone}: {path} does not exist; `python -m vmp.fetch "
+                f"checkpoints` downloads the Kinetics checkpoints, or correct the path (README, "
+                "'The paper profile, from git clone to Table 1')"
             )
     if pretrain and "scene" in pretrain:
         _require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
@@ -257,6 +295,7 @@ def train_parameters(
         optim = nested_update(optim, config["backbones"][backbone].get("pretrain_optim", {}))
         fmt, root, pretrained = "synthmotion", dataset_root(config, dataset), None
         out_dirs = [pretrain_dir(config, backbone)]
+        confusion = None
     else:
         dataset, split, _, variant, lam = cell.split("/")
         lam = float(lam.removeprefix("lambda~"))
@@ -265,6 +304,7 @@ def train_parameters(
         fmt, root = training_data(config, dataset, split)
         out_dirs = [seed_dir(config["results"], cell, seed) for seed in seeds]
         pretrained = pretrained_checkpoint(config, backbone)
+        confusion = f"{cell_dir(config['results'], cell)}/confusion.png"
     return {
         "dataset": dataset,
         "dataset_format": fmt,
@@ -289,6 +329,7 @@ def train_parameters(
             "precision", resources.get("precision", "32-true")
         ),
         "log_every_steps": resources.get("log_every_steps", 0),
+        "confusion": confusion,
     }
 
 
@@ -457,6 +498,8 @@ def rerun_parameters(notebook: str | Path, out_dir: str | Path) -> dict[str, Any
         if out == old or out in old.parents or old in out.parents:
             raise ValueError(f"{out_dir} overlaps the workflow's run folder {old}; choose another")
     params["out_dirs"] = [f"{out_dir}/seed~{seed}" for seed in params["seeds"]]
+    if params.get("confusion"):
+        params["confusion"] = f"{out_dir}/confusion.png"
     return params
 
 
