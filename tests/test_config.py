@@ -185,6 +185,29 @@ def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
     assert scratch["pretrained"] is None and scratch["arch"] == "i3d_tiny"
 
 
+def test_lambda_travels_as_its_value_and_names_its_folder_exactly():
+    from vmp.workflow import cell_path, lambda_text, run_matrix
+
+    assert [lambda_text(v) for v in (2.5, 0, 10, 0.1234567, 1e-05)] == [
+        "2.5",
+        "0",
+        "10",
+        "0.1234567",
+        "1e-05",
+    ]
+    config = load("config.yaml")
+    config["lambda"] = 0.1234567  # ":g" would have trained it as 0.123457
+    (cell,) = {
+        cell_path(r)
+        for r in run_matrix(config)
+        if r["backbone"] == "x3d_tiny" and r["variant"] == "vmp" and r["dataset"] == "synth_gym"
+    }
+    assert cell == "synth_gym/1/x3d_tiny/vmp/lambda~0.1234567"
+    assert train_parameters(config, "x3d_tiny", cell)["lambda_reg"] == 0.1234567
+    with pytest.raises(ValueError, match="not a cell of this configuration"):
+        train_parameters(config, "x3d_tiny", "synth_gym/1/x3d_tiny/vmp/lambda~0.123457")
+
+
 def test_released_timesformer_entry_runs_the_authors_recipe():
     from vmp.models import create_model, variant_options
     from vmp.workflow import run_matrix

@@ -297,9 +297,13 @@ def train_parameters(
         out_dirs = [pretrain_dir(config, backbone)]
         confusion = None
     else:
-        dataset, split, _, variant, lam = cell.split("/")
-        lam = float(lam.removeprefix("lambda~"))
-        seeds = cell_seeds(run_matrix(config))[cell]
+        runs = [run for run in run_matrix(config) if cell_path(run) == cell]
+        if not runs:
+            raise ValueError(f"{cell} is not a cell of this configuration's runs")
+        dataset, split, variant, lam = (
+            runs[0][k] for k in ("dataset", "split", "variant", "lambda")
+        )
+        seeds = sorted(run["seed"] for run in runs)
         optim = backbone_settings(config, backbone, "optim", dataset)
         fmt, root = training_data(config, dataset, split)
         out_dirs = [seed_dir(config["results"], cell, seed) for seed in seeds]
@@ -425,10 +429,19 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     return list(runs.values())
 
 
+def lambda_text(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``: 2.5, 0, 10, 0.1234567, 1e-05."""
+    text = repr(float(value))
+    return text.removesuffix(".0")
+
+
 def cell_path(run: dict[str, Any]) -> str:
-    """``<dataset>/<split>/<backbone>/<variant>/lambda~<l>``: a run's cell; its seeds live below."""
+    """``<dataset>/<split>/<backbone>/<variant>/lambda~<l>``: a run's cell; its seeds live below.
+
+    The folder names lambda exactly (:func:`lambda_text`); the workflow passes the value itself
+    to the notebook, never reading it back from the folder."""
     parts = [run["dataset"], run["split"], run["backbone"], run["variant"]]
-    return "/".join([*parts, f"lambda~{run['lambda']:g}"])
+    return "/".join([*parts, f"lambda~{lambda_text(run['lambda'])}"])
 
 
 def cell_seeds(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
