@@ -5,11 +5,12 @@ import sys
 from pathlib import Path
 
 from vmp.names import VARIANTS
-from vmp.runs import set_aside_damaged
+from vmp.runs import cell_path, set_aside_damaged
 from vmp.sources import video_fingerprint, video_folders
 
+from vmp import runs as vmp_runs
 from vmp import workflow as vmp_workflow
-from vmp.workflow import cell_path, cell_seeds, check_config, run_matrix, seed_groups, select_part, validate_config
+from vmp.workflow import cell_seeds, check_config, run_matrix, seed_groups, select_part, validate_config
 
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 # `only` (a second --configfile) keeps part of the protocol: every rule below sees that part.
@@ -55,12 +56,12 @@ def notebook_template(name):
 
 def cell_dir(cell):
     """results/runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>: one cell of Table 1."""
-    return vmp_workflow.cell_dir(RESULTS, cell)
+    return vmp_runs.cell_dir(RESULTS, cell)
 
 
 def seed_dir(cell, seed):
     """<cell_dir>/seed~<s>: one run of a cell."""
-    return vmp_workflow.seed_dir(RESULTS, cell, seed)
+    return vmp_runs.seed_dir(RESULTS, cell, seed)
 
 
 def pretrain_dir(backbone):

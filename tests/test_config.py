@@ -186,7 +186,8 @@ def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
 
 
 def test_lambda_travels_as_its_value_and_names_its_folder_exactly():
-    from vmp.workflow import cell_path, lambda_text, run_matrix
+    from vmp.runs import cell_path, lambda_text
+    from vmp.workflow import run_matrix
 
     assert [lambda_text(v) for v in (2.5, 0, 10, 0.1234567, 1e-05)] == [
         "2.5",

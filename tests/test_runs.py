@@ -16,7 +16,7 @@ import torch
 
 from vmp import figures, io, runs
 from vmp.models import create_model, save_checkpoint, variant_options
-from vmp.workflow import cell_path
+from vmp.runs import cell_path
 
 # --- paths and files ------------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vmp.io import temporary_path, write_csv, write_json
-from vmp.workflow import cell_dir, cell_path, seed_dir  # noqa: F401 - the layout, spelled there
 
 if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas import there
     import pandas as pd
@@ -52,6 +51,31 @@ RUN_FILES = (METRICS, HISTORY, MODEL)
 
 
 # --- paths ----------------------------------------------------------------------------------
+
+
+def lambda_text(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``: 2.5, 0, 10, 0.1234567, 1e-05."""
+    return repr(float(value)).removesuffix(".0")
+
+
+def cell_path(run: dict[str, Any]) -> str:
+    """``<dataset>/<split>/<backbone>/<variant>/lambda~<l>``: a run's cell; its seeds live below.
+
+    The folder names lambda exactly (:func:`lambda_text`); the workflow passes the value itself
+    to the notebook, never reading it back from the folder."""
+    parts = [run["dataset"], run["split"], run["backbone"], run["variant"]]
+    return "/".join([*parts, f"lambda~{lambda_text(run['lambda'])}"])
+
+
+def cell_dir(results: str | Path, cell: str) -> str:
+    """``<results>/runs/<cell>``: one cell of Table 1 (its notebook and one folder per seed)."""
+    return f"{results}/runs/{cell}"
+
+
+def seed_dir(results: str | Path, cell: str, seed: int) -> str:
+    """``<results>/runs/<cell>/seed~<s>``: the folder of one run."""
+    return f"{cell_dir(results, cell)}/seed~{int(seed)}"
+
 
 
 def run_name(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vmp.names import MODELS, PROMPT_FUNCTION_VARIANTS, SCENES, sigmoid_variant, variants
+from vmp.runs import cell_dir, cell_path, seed_dir
 from vmp.sources import list_files
 
 
@@ -256,17 +257,6 @@ def pretrained_checkpoint(config: dict[str, Any], backbone: str) -> str | None:
     return f"{pretrain_dir(config, backbone)}/model.pt"
 
 
-# The folders of a training job (read by vmp.runs, the tables and the figures as well).
-def cell_dir(results: str | Path, cell: str) -> str:
-    """``<results>/runs/<cell>``: one cell of Table 1 (its notebook and one folder per seed)."""
-    return f"{results}/runs/{cell}"
-
-
-def seed_dir(results: str | Path, cell: str, seed: int) -> str:
-    """``<results>/runs/<cell>/seed~<s>``: the folder of one run."""
-    return f"{cell_dir(results, cell)}/seed~{int(seed)}"
-
-
 def pretrain_dir(config: dict[str, Any], backbone: str) -> str:
     """``<results>/pretrain/<backbone>``: a backbone's pre-training run."""
     return f"{config['results']}/pretrain/{backbone}"
@@ -427,21 +417,6 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
             ):
                 add("prompt_functions", name, split, backbone, variant, lam, seed)
     return list(runs.values())
-
-
-def lambda_text(value: float) -> str:
-    """The shortest text that reads back as exactly ``value``: 2.5, 0, 10, 0.1234567, 1e-05."""
-    text = repr(float(value))
-    return text.removesuffix(".0")
-
-
-def cell_path(run: dict[str, Any]) -> str:
-    """``<dataset>/<split>/<backbone>/<variant>/lambda~<l>``: a run's cell; its seeds live below.
-
-    The folder names lambda exactly (:func:`lambda_text`); the workflow passes the value itself
-    to the notebook, never reading it back from the folder."""
-    parts = [run["dataset"], run["split"], run["backbone"], run["variant"]]
-    return "/".join([*parts, f"lambda~{lambda_text(run['lambda'])}"])
 
 
 def cell_seeds(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
