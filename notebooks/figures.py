@@ -34,6 +34,7 @@ import torch
 from IPython.display import Image, display
 
 from vmp import figures
+from vmp.models import prompt_layer
 
 torch.set_num_threads(1)
 out = Path(out_dir)
@@ -87,7 +88,7 @@ examples = []
 for name, video in clips.items():
     run = figures.pick_table_run(table_runs, name)
     if run is not None:
-        layer = figures.prompt_layer(figures.load_run_model(run))
+        layer = prompt_layer(figures.load_run_model(run))
         src = clip_sources[name]
         mask = (
             figures.sample_object_mask(src["root"], src["split"], clip)
@@ -108,7 +109,7 @@ labels = ("lambda = 0", "lambda = 2.5")
 if pair is not None:
     settings = [figures.load_run(run)[0]["settings"] for run in pair]
     video = clips.get(settings[0]["dataset"])
-    layers = [figures.prompt_layer(figures.load_run_model(run)) for run in pair]
+    layers = [prompt_layer(figures.load_run_model(run)) for run in pair]
     labels = tuple(f"lambda = {s['lambda']:g}" for s in settings)
     src = clip_sources.get(settings[0]["dataset"], {})
     if src.get("format") == "synthmotion":

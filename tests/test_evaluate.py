@@ -10,7 +10,8 @@ from helpers import TINY_CLIP, tiny_run_settings
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from vmp import evaluate
-from vmp.experiment import load_splits, train_run
+from vmp.datasets import load_splits
+from vmp.experiment import train_run
 from vmp.metrics import (
     classification_metrics,
     confusion_matrix,

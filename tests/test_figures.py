@@ -10,6 +10,7 @@ import torch
 from helpers import TINY_CLIP, tiny_run_settings
 
 from vmp import figures
+from vmp.models import prompt_layer
 from vmp.motion import frame_differences
 from vmp.prompt import MotionPromptLayer
 
@@ -256,7 +257,7 @@ def test_load_run_model_matches_the_saved_model(runs, clip):
         got, want = model(clip[None]), reference(clip[None])
     torch.testing.assert_close(got.logits, want.logits)
     metrics = figures.load_run(run)[0]
-    layer = figures.prompt_layer(model)
+    layer = prompt_layer(model)
     assert layer.slope.item() == pytest.approx(metrics["prompt"]["slope"], rel=1e-6)
     assert layer.shift.item() == pytest.approx(metrics["prompt"]["shift"], rel=1e-6)
 
@@ -288,7 +289,7 @@ def test_prompt_layer_of_a_baseline_raises():
 
     model = create_model("x3d_tiny", 4, num_frames=4, crop_size=32)
     with pytest.raises(ValueError, match="no prompt layer"):
-        figures.prompt_layer(model)
+        prompt_layer(model)
 
 
 @pytest.fixture(scope="module")

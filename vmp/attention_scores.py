@@ -117,7 +117,7 @@ def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) 
     """Scores of a finished +VMP SynthMotion run on its test clips, one row per prompt layer
     (dataset, split, backbone, variant, lambda, seed, pathway and the mean of each score)."""
     from vmp.data import ClipDataset, ClipSpec, load_decoded, make_loader
-    from vmp.experiment import load_splits
+    from vmp.datasets import load_splits
     from vmp.runs import load_model, read_metrics
 
     settings = read_metrics(run_dir)["settings"]

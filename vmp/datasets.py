@@ -730,3 +730,36 @@ if __name__ == "__main__":
 
     report_md = Path(sys.argv[1]) / "prepare_report.md"
     print(summary_line(json.loads(report_md.with_suffix(".json").read_text()), report_md))
+
+
+def load_splits(
+    dataset_format: str, data_root: str | Path, split: str, **paths: str
+) -> dict[str, pd.DataFrame]:
+    """Index a dataset and return its subsets; 'val' falls back to 'test' where there is none.
+
+    Raises:
+        ValueError: the split has no train or no test video, or a class (any label up to the
+            largest) has none in train or in test.
+    """
+    table = index(dataset_format, data_root, split, **paths)
+    subsets = {
+        name: table[table["subset"] == name].reset_index(drop=True)
+        for name in ("train", "val", "test")
+    }
+    for name in ("train", "test"):
+        if subsets[name].empty:
+            raise ValueError(
+                f"{dataset_format} at {data_root} (split {split}) has no {name} videos"
+            )
+        labels = set(subsets[name]["label"])
+        absent = sorted(set(range(int(table["label"].max()) + 1)) - labels)
+        if absent:
+            names = table.drop_duplicates("label").set_index("label")["class_name"]
+            classes = ", ".join(str(names.get(k, f"label {k}")) for k in absent)
+            raise ValueError(
+                f"{dataset_format} at {data_root} (split {split}): no {name} video of class "
+                f"{classes} (all of them missing or unreadable?); see prepare_report.md"
+            )
+    if subsets["val"].empty:
+        subsets["val"] = subsets["test"]
+    return subsets

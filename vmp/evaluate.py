@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from vmp.data import ClipDataset, ClipSpec, load_decoded, make_loader
-from vmp.experiment import load_splits
+from vmp.datasets import load_splits
 from vmp.io import write_csv, write_json
 from vmp.runs import PER_CLASS, SCORES, load_model, read_metrics
 from vmp.train import score_videos

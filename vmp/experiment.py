@@ -4,52 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
 from vmp.data import ClipDataset, ClipSpec, load_decoded
-from vmp.datasets import index
+from vmp.datasets import load_splits
 from vmp.models import create_model, variant_options
 from vmp.runs import run_name
 from vmp.train import OptimConfig, fit
 
 log = logging.getLogger(__name__)
-
-
-def load_splits(
-    dataset_format: str, data_root: str | Path, split: str, **paths: str
-) -> dict[str, pd.DataFrame]:
-    """Index a dataset and return its subsets; 'val' falls back to 'test' where there is none.
-
-    Raises:
-        ValueError: the split has no train or no test video, or a class (any label up to the
-            largest) has none in train or in test.
-    """
-    table = index(dataset_format, data_root, split, **paths)
-    subsets = {
-        name: table[table["subset"] == name].reset_index(drop=True)
-        for name in ("train", "val", "test")
-    }
-    for name in ("train", "test"):
-        if subsets[name].empty:
-            raise ValueError(
-                f"{dataset_format} at {data_root} (split {split}) has no {name} videos"
-            )
-        labels = set(subsets[name]["label"])
-        absent = sorted(set(range(int(table["label"].max()) + 1)) - labels)
-        if absent:
-            names = table.drop_duplicates("label").set_index("label")["class_name"]
-            classes = ", ".join(str(names.get(k, f"label {k}")) for k in absent)
-            raise ValueError(
-                f"{dataset_format} at {data_root} (split {split}): no {name} video of class "
-                f"{classes} (all of them missing or unreadable?); see prepare_report.md"
-            )
-    if subsets["val"].empty:
-        subsets["val"] = subsets["test"]
-    return subsets
 
 
 def derived_seed(*parts: object) -> int:

@@ -52,24 +52,6 @@ def load_run_model(run_dir: str | Path) -> torch.nn.Module:
     return run_record.load_model(run_dir)
 
 
-def prompt_layer(model: torch.nn.Module, pathway: str | None = None) -> MotionPromptLayer:
-    """A model's prompt layer: ``pathway``, else "video", else "fast", else the first one."""
-    layers = getattr(model, "prompt_layers", {})
-    if not layers:
-        raise ValueError(
-            f"prompt_layer: {getattr(model, 'name', 'model')} has no prompt layer (a baseline); "
-            "pick a run of a vmp variant"
-        )
-    if pathway is not None:
-        if pathway not in layers:
-            raise ValueError(f"prompt_layer: no layer for pathway {pathway!r}; has {list(layers)}")
-        return layers[pathway]
-    for name in ("video", "fast"):
-        if name in layers:
-            return layers[name]
-    return next(iter(layers.values()))
-
-
 def prompt_points(metrics: dict[str, Any]) -> list[tuple[str | None, float, float]]:
     """Learned (layer, slope a, shift b) of a run; layer is None for a single prompt layer.
 

@@ -52,7 +52,7 @@ def default_layer() -> MotionPromptLayer:
 
 def run_layer(run_dir: str | Path, pathway: str | None = None) -> MotionPromptLayer:
     """The prompt layer learned by the training run in ``run_dir`` (a +VMP variant)."""
-    from vmp.figures import prompt_layer
+    from vmp.models import prompt_layer
     from vmp.runs import load_model
 
     return prompt_layer(load_model(run_dir), pathway).eval()

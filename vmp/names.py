@@ -11,9 +11,12 @@ ones, and tests/test_config.py asserts they are equal, so they cannot drift:
 
 from __future__ import annotations
 
+# The prompt functions `MotionPromptLayer(power_norm=...)` accepts: the learnable sigmoid and the
+# paper's alternatives of Fig. 3. A new one is added here and in vmp.prompt.power_norm_curve.
+POWER_NORMS: tuple[str, ...] = ("sigmoid", "gamma", "maxexp", "sigme", "asinhe")
 # +VMP with one of the paper's alternative prompt functions (Fig. 3) instead of the learnable
 # sigmoid: the optional prompt-function comparison (single-pathway backbones).
-PROMPT_FUNCTION_VARIANTS = ("vmp_gamma", "vmp_maxexp", "vmp_sigme", "vmp_asinhe")
+PROMPT_FUNCTION_VARIANTS = tuple(f"vmp_{name}" for name in POWER_NORMS if name != "sigmoid")
 # The paper's learnable sigmoid layer as its Table 1 places it (in front of every pathway, or of
 # SlowFast's slow or fast one).
 PAPER_VARIANTS = ("vmp", "vmp_slow", "vmp_fast", "vmp_both")

@@ -23,9 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from vmp import native
-
-POWER_NORMS: tuple[str, ...] = ("sigmoid", "gamma", "maxexp", "sigme", "asinhe")
-"""Names accepted by ``MotionPromptLayer(power_norm=...)`` and ``power_norm_curve``."""
+from vmp.names import POWER_NORMS
 
 IMPLEMENTATIONS: tuple[str, ...] = ("fused", "eager", "compiled", "native")
 """Names accepted by ``MotionPromptLayer(implementation=...)``."""

@@ -77,7 +77,6 @@ def seed_dir(results: str | Path, cell: str, seed: int) -> str:
     return f"{cell_dir(results, cell)}/seed~{int(seed)}"
 
 
-
 def run_name(
     dataset: str, split: str, backbone: str, variant: str, lambda_reg: float, seed: int
 ) -> str:

@@ -21,6 +21,7 @@ from vmp.models.classifier import (
     Pathway,
     VideoClassifier,
     make_prompt_layer,
+    prompt_layer,
 )
 from vmp.models.registry import (
     get_entry,
@@ -39,6 +40,7 @@ __all__ = [
     "list_models",
     "list_variants",
     "load_pretrained",
+    "prompt_layer",
     "register_model",
     "save_checkpoint",
     "sigmoid_variant",

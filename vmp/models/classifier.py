@@ -171,3 +171,21 @@ def make_prompt_layer(
     return MotionPromptLayer(
         **kwargs, power_norm=power_norm, input_normalized=prompt_input == "normalized"
     )
+
+
+def prompt_layer(model: torch.nn.Module, pathway: str | None = None) -> MotionPromptLayer:
+    """A model's prompt layer: ``pathway``, else "video", else "fast", else the first one."""
+    layers = getattr(model, "prompt_layers", {})
+    if not layers:
+        raise ValueError(
+            f"prompt_layer: {getattr(model, 'name', 'model')} has no prompt layer (a baseline); "
+            "pick a run of a vmp variant"
+        )
+    if pathway is not None:
+        if pathway not in layers:
+            raise ValueError(f"prompt_layer: no layer for pathway {pathway!r}; has {list(layers)}")
+        return layers[pathway]
+    for name in ("video", "fast"):
+        if name in layers:
+            return layers[name]
+    return next(iter(layers.values()))
