@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vmp.data import ClipDataset, ClipSpec, frame_indices
+from vmp.data.clips import ClipDataset, ClipSpec, frame_indices
 
 
 def make_videos(folder: Path, count: int, frames: int, size: int = 64, fps: int = 30) -> list[str]:

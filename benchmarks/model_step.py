@@ -75,7 +75,7 @@ def measure(name: str, batch: int, size: int, repeats: int, **overrides) -> dict
     variant = sigmoid_variant(name)
     base = create_model(name, 10, crop_size=size, **overrides).train()
     vmp = create_model(name, 10, crop_size=size, **overrides, **variant_options(name, variant))
-    vmp.train()
+    vmp.training.fit()
     video_dx = video.clone().requires_grad_(True)  # baseline paying for d loss / d input too
     t_base, t_base_dx, t_vmp, t_layer = median_times(
         [

@@ -32,7 +32,7 @@ from collections.abc import Callable
 
 import torch
 
-from vmp.prompt import IMPLEMENTATIONS, MotionPromptLayer
+from vmp.layer.prompt import IMPLEMENTATIONS, MotionPromptLayer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

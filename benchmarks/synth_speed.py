@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vmp.synth import SCENES, generate
+from vmp.data.synth import SCENES, generate
 
 
 def main() -> None:

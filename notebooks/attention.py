@@ -16,21 +16,21 @@
 # clips are compared with the masks the scene generator drew: the share of attention mass on the
 # class object's motion region (the object in frame t or t+1), on the distractors and on the
 # background, precision and recall of the map thresholded at 0.5 against that region, and the
-# map's temporal variation (Eq. 6). Logic: `vmp.attention_scores`.
+# map's temporal variation (Eq. 6). Logic: `vmp.analysis.attention`.
 
 # %% tags=["parameters"]
 runs = {}  # +VMP run folder -> the SynthMotion scene folder it trained on (videos and masks)
 out_prefix = "results/tables/attention"
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from vmp.attention_scores import score_run, summarise, write_tables
+from vmp.analysis.attention import score_run, summarise, write_tables
 
 rows = pd.DataFrame([row for run, root in runs.items() for row in score_run(run, root)])
 summary = summarise(rows)

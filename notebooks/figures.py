@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Figures 1, 3, 4, 5 and 6
 # The paper's figures from finished training runs and each dataset's test clips. All logic lives
-# in `vmp.figures`; every plotted number is read from the runs' `history.csv`, `metrics.json`
+# in `vmp.analysis.figures`; every plotted number is read from the runs' `history.csv`, `metrics.json`
 # and `model.pt`. Rerun alone with `papermill notebooks/figures.ipynb out.ipynb -f params.yaml`.
 
 # %% tags=["parameters"]
@@ -24,7 +24,7 @@ clip = {"num_frames": 8, "sampling_rate": 2, "crop_size": 48, "test_scale": 48, 
 out_dir = "results/figures"
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from IPython.display import Image, display
 
-from vmp import figures
+from vmp.analysis import figures
 from vmp.models import prompt_layer
 
 torch.set_num_threads(1)

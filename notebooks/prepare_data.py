@@ -14,7 +14,7 @@
 # # Dataset preparation
 # Validates a real dataset's tree in its official layout, cuts segment clips where the protocol
 # needs them, probes every video once and writes the manifest training reads
-# (`vmp.datasets.prepare`). Missing and unreadable videos are listed by file and left out.
+# (`vmp.data.official.prepare`). Missing and unreadable videos are listed by file and left out.
 
 # %% tags=["parameters"]
 dataset_format = "hmdb51"
@@ -26,7 +26,7 @@ workers = 1
 short_side = None
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown
 
-from vmp.datasets import prepare
+from vmp.data.official import prepare
 
 report = prepare(
     dataset_format, root, split, out_dir, workers=workers, short_side=short_side, **paths

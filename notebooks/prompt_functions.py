@@ -15,20 +15,20 @@
 # One backbone's +VMP rows with each prompt function (config `prompt_functions`), on every target
 # scene, each run paired with the sigmoid +VMP run of Table 1 with the same dataset, split and
 # seed. Top-1 and the attention scores against SynthMotion's ground truth (see the attention
-# notebook). Logic: `vmp.prompt_functions`.
+# notebook). Logic: `vmp.analysis.prompt_function_table`.
 
 # %% tags=["parameters"]
 runs = {}  # run folder (the alternatives and their sigmoid partners) -> its SynthMotion scene folder
 out_prefix = "results/tables/prompt_functions"
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 from IPython.display import Markdown, display
 
-from vmp.prompt_functions import compare, score_runs, write_tables
+from vmp.analysis.prompt_function_table import compare, score_runs, write_tables
 
 rows = score_runs(runs)
 summary = compare(rows)

@@ -12,7 +12,7 @@
 
 # %% [markdown]
 # # SynthMotion scene
-# Generates one scene of the embedded benchmark (`vmp.synth.generate`): mp4 clips whose class is
+# Generates one scene of the embedded benchmark (`vmp.data.synth.generate`): mp4 clips whose class is
 # defined only by motion, `manifest.csv`, and `decoded.npy` (every video decoded once, for the runs).
 
 # %% tags=["parameters"]
@@ -22,7 +22,7 @@ overrides = {}
 seed = 0
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vmp.data import write_decoded
-from vmp.synth import generate
+from vmp.data.clips import write_decoded
+from vmp.data.synth import generate
 
 manifest = generate(root, scene, seed=int(seed), **overrides)
 write_decoded(root)  # every video decoded once, memory-mapped by the training runs
@@ -51,7 +51,7 @@ manifest.pivot_table(
 # ## One video of each class (frames 0, 4, 8, 12)
 
 # %%
-from vmp.data import decode_video
+from vmp.data.clips import decode_video
 
 examples = manifest.drop_duplicates("class_name").sort_values("label")
 fig, axes = plt.subplots(len(examples), 4, figsize=(6, 1.5 * len(examples)), squeeze=False)

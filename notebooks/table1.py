@@ -16,7 +16,7 @@
 # seeds, beside the published numbers of the real dataset and backbone each row stands for. Each
 # +VMP row also has its paired difference to the baseline (same split and seed) with a 95%
 # t-interval and a verdict (gain / loss / n.s.); the verdict pools the replicates per backbone and
-# variant and, clustered by replicate, overall (`vmp.verdict`); the strata split it by the prompt
+# variant and, clustered by replicate, overall (`vmp.analysis.verdict`); the strata split it by the prompt
 # layer's state at the start, and the prompt states show what every layer did while training.
 # Backbones trained from scratch are set beside their pre-trained twins.
 
@@ -29,14 +29,14 @@ states_prefix = "results/tables/prompt_states"
 scratch_pairs = {}  # backbone trained from scratch -> its pre-trained counterpart (same arch)
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
 import pandas as pd
 from IPython.display import display
 
-from vmp.tables import (
+from vmp.analysis.tables import (
     attach_published,
     display_pretraining,
     display_table,
@@ -46,7 +46,7 @@ from vmp.tables import (
     write_pretraining,
     write_table1,
 )
-from vmp.verdict import (
+from vmp.analysis.verdict import (
     display_strata,
     display_verdict,
     paired_runs,

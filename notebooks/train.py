@@ -14,7 +14,7 @@
 # # Training runs of one cell
 # Pre-training (source set, no prompts) or fine-tuning (one cell of Table 1: dataset, split,
 # backbone, variant, lambda) of one backbone with loss = CE + lambda * V, once per seed, each seed
-# into its own run folder. All logic lives in `vmp.experiment.train_run`; this notebook is the
+# into its own run folder. All logic lives in `vmp.training.run.train_run`; this notebook is the
 # cell's record. Rerun it alone: `python -m vmp.workflow params <this notebook> <new folder>`
 # writes its parameters to <new folder>/params.yaml and prints the papermill command (README).
 
@@ -70,7 +70,7 @@ log_every_steps = 0
 confusion = "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/confusion.png"
 
 # %%
-from vmp.logs import prepare_job
+from vmp.workflow.logs import prepare_job
 
 prepare_job()  # first: stop with its Snakemake job, quiet known warnings
 
@@ -80,7 +80,7 @@ import sys
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from vmp.experiment import train_run
+from vmp.training.run import train_run
 
 # Progress lines on stdout: the notebook keeps stderr (red) for warnings.
 logging.basicConfig(
@@ -156,7 +156,7 @@ plt.show()
 if confusion:
     from IPython.display import Image, display
 
-    from vmp.figures import confusion_figure, save_figure
+    from vmp.analysis.figures import confusion_figure, save_figure
 
     figure = confusion_figure(out_dirs, title=f"{dataset} split {split}, {backbone} {variant}")
     (png,) = save_figure(figure, confusion.removesuffix(".png"), formats=("png",))

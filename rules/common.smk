@@ -4,13 +4,13 @@ import re
 import sys
 from pathlib import Path
 
+from vmp.data.sources import video_fingerprint, video_folders
 from vmp.names import VARIANTS
-from vmp.runs import cell_path, set_aside_damaged
-from vmp.sources import video_fingerprint, video_folders
-
-from vmp import runs as vmp_runs
-from vmp import workflow as vmp_workflow
-from vmp.workflow import cell_seeds, check_config, run_matrix, seed_groups, select_part, validate_config
+from vmp.training import record as vmp_runs
+from vmp.training.record import cell_path, set_aside_damaged
+from vmp.workflow import config as vmp_config
+from vmp.workflow.config import check_config, select_part, validate_config
+from vmp.workflow.matrix import cell_seeds, run_matrix, seed_groups, train_parameters
 
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 # `only` (a second --configfile) keeps part of the protocol: every rule below sees that part.
@@ -23,11 +23,11 @@ check_config(config)
 RESULTS = config["results"]
 DATA_ROOT = config["data_root"]
 RES = config["resources"]
-SYNTH_DATASETS = vmp_workflow.synth_datasets(config)
+SYNTH_DATASETS = vmp_config.synth_datasets(config)
 RUNS = run_matrix(config)
 # Real datasets' lists and Kinetics checkpoints: checked by one job (rules/data.smk, check_inputs)
 # that every data and training job waits for.
-OUTSIDE_INPUTS = vmp_workflow.outside_inputs(config)
+OUTSIDE_INPUTS = vmp_config.outside_inputs(config)
 CHECKED = [f"{RESULTS}/checks/inputs.json"] if OUTSIDE_INPUTS else []
 
 # Every notebook job runs its notebook the same way: papermill, the parameters as one YAML/JSON
@@ -66,11 +66,11 @@ def seed_dir(cell, seed):
 
 def pretrain_dir(backbone):
     """results/pretrain/<backbone>: a backbone's pre-training run."""
-    return vmp_workflow.pretrain_dir(config, backbone)
+    return vmp_config.pretrain_dir(config, backbone)
 
 
 def run_dir(run):
-    """The folder of a run of vmp.workflow.run_matrix."""
+    """The folder of a run of vmp.workflow.matrix.run_matrix."""
     return seed_dir(cell_path(run), run["seed"])
 
 
@@ -91,12 +91,12 @@ SEED_GROUPS = seed_groups(CELL_SEEDS)
 
 
 def dataset_root(name):
-    return vmp_workflow.dataset_root(config, name)
+    return vmp_config.dataset_root(config, name)
 
 
 def dataset_lists(wildcards):
     """The list and annotation files a real dataset's split is indexed from."""
-    return vmp_workflow.dataset_list_files(config, wildcards.dataset, wildcards.split)
+    return vmp_config.dataset_list_files(config, wildcards.dataset, wildcards.split)
 
 
 @functools.cache
@@ -112,13 +112,13 @@ def data_ready_file(name, split="1"):
 
 
 def training_data(name, split):
-    """(format, root) that vmp.datasets.index reads a dataset's split from for training."""
-    return vmp_workflow.training_data(config, name, split)
+    """(format, root) that vmp.data.official.index reads a dataset's split from for training."""
+    return vmp_config.training_data(config, name, split)
 
 
 def pretrained_checkpoint(backbone):
     """The checkpoint a backbone is fine-tuned from, or no input ([]) when it starts from scratch."""
-    return vmp_workflow.pretrained_checkpoint(config, backbone) or []
+    return vmp_config.pretrained_checkpoint(config, backbone) or []
 
 
 # Input and parameter functions of rules/train.smk (a cell wildcard is <dataset>/<split>/<backbone>/...).
@@ -127,7 +127,7 @@ def get_pretrain_data(wildcards):
 
 
 def get_pretrain_parameters(wildcards):
-    return json.dumps(vmp_workflow.train_parameters(config, wildcards.backbone))
+    return json.dumps(train_parameters(config, wildcards.backbone))
 
 
 def get_cell_data(wildcards):
@@ -141,7 +141,7 @@ def get_cell_pretrained(wildcards):
 
 def get_cell_parameters(wildcards):
     backbone = wildcards.cell.split("/")[2]
-    return json.dumps(vmp_workflow.train_parameters(config, backbone, wildcards.cell))
+    return json.dumps(train_parameters(config, backbone, wildcards.cell))
 
 
 # Table 1's rows: its cells and the layer-placement comparison's.

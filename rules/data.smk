@@ -46,7 +46,7 @@ if OUTSIDE_INPUTS:
 
     rule check_inputs:
         """Before any job: every real dataset's split lists give each class a train and a test item,
-        and every Kinetics checkpoint fits its backbone (vmp.preflight). Reruns when one changes."""
+        and every Kinetics checkpoint fits its backbone (vmp.workflow.preflight). Reruns when one changes."""
         localrule: True
         input:
             OUTSIDE_INPUTS,
@@ -56,7 +56,7 @@ if OUTSIDE_INPUTS:
             f"{RESULTS}/logs/check_inputs.log",
         run:
             from vmp.io import write_json
-            from vmp.preflight import check_inputs
+            from vmp.workflow.preflight import check_inputs
 
             write_json(output[0], check_inputs(config))
 
@@ -102,5 +102,5 @@ rule prepare_data:
         # The job's output goes to its log; one summary line (found / missing / unreadable, the
         # report's path) also goes to the terminal, also when preparation stopped on a bad class.
         PAPERMILL + " && status=0 || status=$?; "
-        "python -m vmp.datasets $(dirname {output.manifest:q}) 2>> {log:q} | tee -a {log:q} >&2 || true; "
+        "python -m vmp.data.official $(dirname {output.manifest:q}) 2>> {log:q} | tee -a {log:q} >&2 || true; "
         "exit $status"

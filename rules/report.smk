@@ -28,6 +28,6 @@ rule report:
     log:
         f"{RESULTS}/logs/report.log",
     run:
-        from vmp.report import build_report
+        from vmp.analysis.report import build_report
 
         build_report(Path(output.index).parent, **dict(input.items()), **dict(params.items()))

@@ -13,7 +13,7 @@ os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 @pytest.fixture(scope="session")
 def tiny_scene(tmp_path_factory):
     """A small SynthMotion scene (4 classes x 6 videos of 16 frames, 32 px), generated once."""
-    from vmp.synth import generate
+    from vmp.data.synth import generate
 
     root = tmp_path_factory.mktemp("synth") / "synth_gym"
     generate(root, "synth_gym", seed=0, classes=4, videos_per_class=6, num_frames=16, size=32)

@@ -48,7 +48,7 @@ TINY_CLIP = {
 
 
 def tiny_run_settings(scene: Path, **changes) -> dict:
-    """Keyword arguments of ``vmp.experiment.train_run`` for an x3d_tiny VMP run on ``scene``."""
+    """Keyword arguments of ``vmp.training.run.train_run`` for an x3d_tiny VMP run on ``scene``."""
     settings = dict(
         dataset="synth_gym",
         dataset_format="synthmotion",

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vmp.attention_scores import (
+from vmp.analysis.attention import (
     SCORES,
     attention_scores,
     lambda_effects,

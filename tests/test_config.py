@@ -12,13 +12,9 @@ import yaml
 from snakemake.utils import validate
 
 from vmp import names
-from vmp.workflow import (
-    ConfigError,
-    check_config,
-    injected_parameters,
-    nested_update,
-    train_parameters,
-)
+from vmp.workflow.commands import injected_parameters
+from vmp.workflow.config import ConfigError, check_config, nested_update
+from vmp.workflow.matrix import train_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -33,10 +29,10 @@ def load(name: str) -> dict:
 
 
 def test_names_equal_the_real_registry_scenes_and_formats():
-    from vmp.datasets import SOURCES
+    from vmp.data.official import SOURCES
+    from vmp.data.synth import SCENES
     from vmp.models import list_models, list_variants, sigmoid_variant
     from vmp.models.registry import get_entry
-    from vmp.synth import SCENES
 
     assert sorted(names.MODELS) == list_models()
     for model, pathways in names.MODELS.items():
@@ -70,7 +66,7 @@ def parse_time_imports() -> list[str]:
 CHECK_WITHOUT_TORCH = """
 import sys, yaml
 {imports}
-from vmp.workflow import check_config
+from vmp.workflow.config import check_config
 for path in sys.argv[1:]:
     check_config(yaml.safe_load(open(path)))
 heavy = sorted({{"torch", "numpy", "pandas", "av"}} & set(sys.modules))
@@ -186,8 +182,8 @@ def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
 
 
 def test_lambda_travels_as_its_value_and_names_its_folder_exactly():
-    from vmp.runs import cell_path, lambda_text
-    from vmp.workflow import run_matrix
+    from vmp.training.record import cell_path, lambda_text
+    from vmp.workflow.matrix import run_matrix
 
     assert [lambda_text(v) for v in (2.5, 0, 10, 0.1234567, 1e-05)] == [
         "2.5",
@@ -211,7 +207,7 @@ def test_lambda_travels_as_its_value_and_names_its_folder_exactly():
 
 def test_released_timesformer_entry_runs_the_authors_recipe():
     from vmp.models import create_model, variant_options
-    from vmp.workflow import run_matrix
+    from vmp.workflow.matrix import run_matrix
 
     config = load("paper.yaml")
     cells = {

@@ -1,4 +1,4 @@
-"""Clip sampling, decoding, augmentation and loaders (vmp.data) on tiny generated videos."""
+"""Clip sampling, decoding, augmentation and loaders (vmp.data.clips) on tiny generated videos."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import write_frames
 
-from vmp.data import (
+from vmp.data.clips import (
     ClipDataset,
     ClipSpec,
     decode_video,
@@ -284,7 +284,7 @@ def test_an_empty_file_says_so_and_failures_reach_the_log_file(videos, tmp_path)
 def _square_video(tmp_path: Path) -> Path:
     """16 frames 40 x 56: a white 8 x 8 square on black whose left edge is at x = 4 + 2k in frame
     k (top y = 12), with ground-truth masks saying so, and a red 6 x 6 distractor that stays."""
-    from vmp.synth import SceneLayers, masks_path, write_masks
+    from vmp.data.masks import SceneLayers, masks_path, write_masks
 
     h, w, n = 40, 56, 16
     obj = np.zeros((n, h, w), np.float32)

@@ -1,4 +1,4 @@
-"""Indexing and preparation of dataset trees in their official layouts (vmp.datasets)."""
+"""Indexing and preparation of dataset trees in their official layouts (vmp.data.official)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import write_frames
 
-from vmp.datasets import (
+from vmp.data.official import (
     COLUMNS,
     PROBE_COLUMNS,
     EmptyClassError,
@@ -406,7 +406,9 @@ def test_synthmotion_index_and_prepare(tmp_path):
     with pytest.raises(ValueError, match="split 3 not in"):
         index("synthmotion", root, 3)
     (root / "manifest.csv").unlink()
-    with pytest.raises(FileNotFoundError, match=r"manifest\.csv.*vmp\.synth\.generate.*synth_data"):
+    with pytest.raises(
+        FileNotFoundError, match=r"manifest\.csv.*vmp\.data\.synth\.generate.*synth_data"
+    ):
         index("synthmotion", root, 1)
 
 

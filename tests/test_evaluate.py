@@ -10,16 +10,16 @@ from helpers import TINY_CLIP, tiny_run_settings
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from vmp import evaluate
-from vmp.datasets import load_splits
-from vmp.experiment import train_run
-from vmp.metrics import (
+from vmp.data.official import load_splits
+from vmp.training.metrics import (
     classification_metrics,
     confusion_matrix,
     per_class_accuracy,
     scores_from_table,
     video_scores,
 )
-from vmp.runs import DamagedRun, read_scores
+from vmp.training.record import DamagedRun, read_scores
+from vmp.training.run import train_run
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_evaluate_rejects_bad_views_and_unrecorded_data(trained, tmp_path, capsy
 
 
 def test_confusion_figure_counts_every_seed_video(trained, tmp_path):
-    from vmp.figures import confusion_figure, save_figure
+    from vmp.analysis.figures import confusion_figure, save_figure
 
     out, metrics = trained
     figure = confusion_figure([out, out], title="two copies")

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from vmp import fetch as F
-from vmp.sources import LAYOUT
+from vmp.data.sources import LAYOUT
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 

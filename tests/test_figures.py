@@ -9,10 +9,10 @@ import pytest
 import torch
 from helpers import TINY_CLIP, tiny_run_settings
 
-from vmp import figures
+from vmp.analysis import figures
+from vmp.layer.motion import frame_differences
+from vmp.layer.prompt import MotionPromptLayer
 from vmp.models import prompt_layer
-from vmp.motion import frame_differences
-from vmp.prompt import MotionPromptLayer
 
 LAMBDAS = (0.0, 2.5)
 
@@ -20,7 +20,7 @@ LAMBDAS = (0.0, 2.5)
 @pytest.fixture(scope="module")
 def runs(tiny_scene, tmp_path_factory):
     """Run directories of two 2-epoch x3d_tiny VMP runs, keyed by lambda."""
-    from vmp.experiment import train_run
+    from vmp.training.run import train_run
 
     root = tmp_path_factory.mktemp("runs")
     out = {}
@@ -47,7 +47,7 @@ def test_sample_clip_is_a_test_clip_in_unit_range(clip):
 
 def test_sample_clip_reads_prepared_datasets(clip, tiny_scene, tmp_path):
     """The paper profile samples Fig. 1/5 clips from prepare_data's manifest of a real dataset."""
-    from vmp.datasets import index
+    from vmp.data.official import index
 
     prepared = tmp_path / "prepared"
     prepared.mkdir()

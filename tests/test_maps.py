@@ -1,4 +1,4 @@
-"""`python -m vmp.maps`: Fig. 5's panels and arrays for any video, with a run's layer or the default."""
+"""`python -m vmp.analysis.maps`: Fig. 5's panels and arrays for any video, with a run's layer or the default."""
 
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import tiny_run_settings, write_frames
 
-from vmp.experiment import train_run
-from vmp.maps import main, write_maps
+from vmp.analysis.maps import main, write_maps
+from vmp.training.run import train_run
 
 SQUARE, STEP = 8, 2  # an 8-px white square moving 2 px right per frame over black
 
@@ -74,7 +74,14 @@ def test_command_line(moving_square, tmp_path, capsys):
     assert np.load(tmp_path / "a.npz")["attention"].shape == (3, 32, 32)
     # As printed in the README, in a fresh interpreter.
     proc = subprocess.run(
-        [sys.executable, "-m", "vmp.maps", str(moving_square), "--out", str(tmp_path / "b.png")],
+        [
+            sys.executable,
+            "-m",
+            "vmp.analysis.maps",
+            str(moving_square),
+            "--out",
+            str(tmp_path / "b.png"),
+        ],
         capture_output=True,
         text=True,
     )

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vmp.metrics import aggregate_views, classification_metrics
-from vmp.tables import (
+from vmp.analysis.tables import (
     _latex,
     attach_published,
     display_table,
@@ -23,15 +22,10 @@ from vmp.tables import (
     write_pretraining,
     write_table1,
 )
-from vmp.timing import rule_times
-from vmp.workflow import (
-    ConfigError,
-    cell_seeds,
-    check_config,
-    nested_update,
-    run_matrix,
-    seed_groups,
-)
+from vmp.analysis.timing import rule_times
+from vmp.training.metrics import aggregate_views, classification_metrics
+from vmp.workflow.config import ConfigError, check_config, nested_update
+from vmp.workflow.matrix import cell_seeds, run_matrix, seed_groups
 
 
 def test_aggregate_views_averages_softmax_per_video():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from vmp.motion import (
+from vmp.layer.motion import (
     frame_differences,
     grayscale,
     signed_to_unit,

@@ -1,4 +1,4 @@
-"""Tests of the motion prompt layer (vmp/prompt.py) against hand-computed values."""
+"""Tests of the motion prompt layer (vmp/layer/prompt.py) against hand-computed values."""
 
 import math
 import warnings
@@ -8,9 +8,9 @@ import torch
 from helpers import assert_near_float64_truth, prompt_clip_and_grads
 from torch.func import functional_call
 
-import vmp.prompt as prompt_module
+import vmp.layer.prompt as prompt_module
 from vmp import MotionPromptLayer, PromptOutput, temporal_variation
-from vmp.prompt import POWER_NORMS, power_norm_curve, shift_fn, slope_fn
+from vmp.layer.prompt import POWER_NORMS, power_norm_curve, shift_fn, slope_fn
 
 IMPLS = ("eager", "fused", "native")
 # "native" covers float32 only (float64 runs "fused"); its gradients are compared with eager's

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from vmp.prompt_functions import METRICS, compare, write_tables
+from vmp.analysis.prompt_function_table import METRICS, compare, write_tables
 
 
 def _rows():

@@ -1,4 +1,4 @@
-"""Tests of the C++ CPU kernel of the prompt layer (implementation="native", vmp/native.py)."""
+"""Tests of the C++ CPU kernel of the prompt layer (implementation="native", vmp/layer/native.py)."""
 
 import warnings
 
@@ -11,7 +11,7 @@ from helpers import (
     twin_layers,
 )
 
-import vmp.native
+import vmp.layer.native
 from vmp import MotionPromptLayer
 
 # 37 x 41 = 1517 pixels: two pixel blocks of the kernel, the second one partial.
@@ -20,7 +20,7 @@ CLIP_SHAPE = (2, 3, 5, 37, 41)
 
 @pytest.fixture(scope="module")
 def kernel():
-    return vmp.native.prompt_kernel()  # builds on first use (about 25 s), then cached
+    return vmp.layer.native.prompt_kernel()  # builds on first use (about 25 s), then cached
 
 
 def native_layer(normalized=False, seed=0):
@@ -117,12 +117,12 @@ def test_native_build_failure_warns_once_and_falls_back(monkeypatch):
 
     def broken_build():
         calls.append(1)
-        raise vmp.native.KernelBuildError(
+        raise vmp.layer.native.KernelBuildError(
             "building the prompt layer's CPU kernel prompt_cpu.cpp failed (no g++); "
             "install a C++ compiler (g++) or use implementation='fused'"
         )
 
-    monkeypatch.setattr(vmp.native, "prompt_kernel", broken_build)
+    monkeypatch.setattr(vmp.layer.native, "prompt_kernel", broken_build)
     fused, native = twin_layers("fused", "native")
     video = prompt_clip_and_grads((1, 3, 3, 4, 4))[0]
     with pytest.warns(RuntimeWarning, match="C\\+\\+ kernel could not be built.*'fused'"):

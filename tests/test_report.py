@@ -1,4 +1,4 @@
-"""The results page (vmp.report) on a small fabricated results tree, in HTML and in Chromium."""
+"""The results page (vmp.analysis.report) on a small fabricated results tree, in HTML and in Chromium."""
 
 import json
 import logging
@@ -16,8 +16,8 @@ import pytest
 from helpers import check_report_page, needs_chromium
 from PIL import Image, ImageDraw
 
-from vmp.logs import quiet_known_warnings
-from vmp.report import build_report
+from vmp.analysis.report import build_report
+from vmp.workflow.logs import quiet_known_warnings
 
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = ["synth_gym/1/x3d_tiny/baseline/lambda~0", "synth_gym/1/x3d_tiny/vmp/lambda~2.5"]

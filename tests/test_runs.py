@@ -1,4 +1,4 @@
-"""A run's record (vmp.runs): paths, files, rebuilding the model, the lock, stopping orphans; vmp.io."""
+"""A run's record (vmp.training.record): paths, files, rebuilding the model, the lock, stopping orphans; vmp.io."""
 
 import gc
 import json
@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
-from vmp import figures, io, runs
+from vmp import io
+from vmp.analysis import figures
 from vmp.models import create_model, save_checkpoint, variant_options
-from vmp.runs import cell_path
+from vmp.training import record as runs
+from vmp.training.record import cell_path
 
 # --- paths and files ------------------------------------------------------------------------
 
@@ -36,7 +38,7 @@ def test_run_paths_follow_the_results_layout():
 
 
 def _write_tiny_run(folder, backbone, arch):
-    """A finished run of ``arch`` named ``backbone``, written through vmp.runs (no training)."""
+    """A finished run of ``arch`` named ``backbone``, written through vmp.training.record (no training)."""
     torch.manual_seed(0)
     model = create_model(arch, 4, **variant_options(arch, "vmp"), num_frames=4, crop_size=32)
     settings = {
@@ -235,7 +237,7 @@ def test_atomic_writes_are_flushed_before_the_rename(tmp_path, monkeypatch):
 def test_a_failed_video_encode_leaves_no_temporary(tmp_path):
     import numpy as np
 
-    from vmp.synth import _write_mp4
+    from vmp.data.synth import _write_mp4
 
     frames = np.zeros((3, 16, 16, 3), np.uint8)
     _write_mp4(tmp_path / "ok.mp4", frames, 10, 4, "mpeg4")
@@ -255,7 +257,7 @@ def _umask():
 
 HOLD_LOCK = """
 import sys, time
-from vmp.runs import run_lock
+from vmp.training.record import run_lock
 with run_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(120)
@@ -285,7 +287,7 @@ def test_a_second_attempt_on_a_locked_run_is_refused_naming_the_holder(tmp_path,
 def test_training_a_locked_run_stops_before_it_starts(tmp_path, holder, tiny_scene):
     from helpers import tiny_run_settings
 
-    from vmp.experiment import train_run
+    from vmp.training.run import train_run
 
     with pytest.raises(runs.RunLocked, match=f"PID {holder.pid}"):
         train_run(**tiny_run_settings(tiny_scene, out_dir=str(tmp_path / "run")))
@@ -298,7 +300,10 @@ def test_a_stale_lock_is_taken_over_and_released(tmp_path, caplog):
     lock = tmp_path / "train.lock"
     stale = {"pid": dead.pid, "host": os.uname().nodename, "started": "yesterday"}
     lock.write_text(json.dumps(stale))
-    with caplog.at_level(logging.WARNING, logger="vmp.runs"), runs.run_lock(tmp_path) as held:
+    with (
+        caplog.at_level(logging.WARNING, logger="vmp.training.record"),
+        runs.run_lock(tmp_path) as held,
+    ):
         assert json.loads(held.read_text())["pid"] == os.getpid()
     assert f"taking over the stale lock {lock} of PID {dead.pid}" in caplog.text
     assert list(tmp_path.iterdir()) == []
@@ -313,7 +318,7 @@ def test_a_lock_from_another_host_lives_while_its_heartbeat_does(tmp_path, monke
     # A cluster job killed on node-17 and resubmitted elsewhere: no heartbeat for 11 minutes.
     old = time.time() - 11 * 60
     os.utime(lock, (old, old))
-    with caplog.at_level(logging.WARNING, logger="vmp.runs"), runs.run_lock(tmp_path):
+    with caplog.at_level(logging.WARNING, logger="vmp.training.record"), runs.run_lock(tmp_path):
         pass
     assert "taking over the stale lock" in caplog.text and list(tmp_path.iterdir()) == []
 
@@ -346,7 +351,7 @@ import time; time.sleep(300)
 # Checks the watch (interval argv[2] s, default 0.05) until it fires, then writes the message and exits.
 CHILD = """
 import sys, time
-from vmp.runs import ParentGone, ParentWatch
+from vmp.training.record import ParentGone, ParentWatch
 watch = ParentWatch(interval=float(sys.argv[2]) if len(sys.argv) > 2 else 0.05)
 open(sys.argv[1] + ".watched", "w").write(repr(watch.watched))
 deadline = time.monotonic() + 120
@@ -436,7 +441,7 @@ def test_killing_only_snakemake_stops_the_kernel_below_a_live_papermill(tmp_path
 # would write argv[1] (an orphan write) if nothing stopped it.
 JOB = """
 import sys, time
-from vmp.runs import stop_with_parents
+from vmp.training.record import stop_with_parents
 stop_with_parents(interval=0.1, grace=2.0)
 open(sys.argv[1] + ".ready", "w").close()
 try:

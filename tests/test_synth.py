@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vmp.synth import (
+from vmp.data.synth import (
     MOTION_PATTERNS,
     SCENES,
     SceneConfig,
@@ -274,7 +274,7 @@ def test_appearance_motion_ratio_closed_form():
 
 
 def test_layers_are_the_ground_truth_and_leave_the_frames_unchanged(tmp_path):
-    from vmp.synth import masks_path, read_masks, write_masks
+    from vmp.data.masks import masks_path, read_masks, write_masks
 
     cfg = tiny("synth_hmdb", distractors=2)
     frames = render_clip("translate_left", np.random.default_rng(3), cfg)
@@ -300,7 +300,7 @@ def test_layers_are_the_ground_truth_and_leave_the_frames_unchanged(tmp_path):
 
 
 def test_generate_writes_the_masks_beside_each_video(tiny_scene):
-    from vmp.synth import masks_path, read_masks
+    from vmp.data.masks import masks_path, read_masks
 
     manifest = pd.read_csv(tiny_scene / "manifest.csv")
     for rel in manifest["path"].unique()[:3]:

@@ -15,10 +15,9 @@ import pytest
 import torch
 from helpers import TINY_CLIP, comparable_results, tiny_run_settings
 
-from vmp.data import EpochSeededSampler
-from vmp.experiment import train_run
+from vmp.data.clips import EpochSeededSampler
 from vmp.models import create_model
-from vmp.train import (
+from vmp.training.fit import (
     OPTIMIZERS,
     OptimConfig,
     progress_line,
@@ -28,6 +27,7 @@ from vmp.train import (
     warmup_cosine,
     warmup_step_decay,
 )
+from vmp.training.run import train_run
 
 
 def test_warmup_cosine_closed_form():
@@ -141,16 +141,16 @@ def test_other_seed_other_result(tiny_scene, tmp_path):
 
 
 def test_non_finite_loss_names_run_epoch_and_step(tiny_scene, tmp_path, monkeypatch):
-    import vmp.experiment
+    import vmp.training.run
 
-    seed_prompt_layers = vmp.experiment.seed_prompt_layers
+    seed_prompt_layers = vmp.training.run.seed_prompt_layers
 
     def poisoned(model, run_seed):
         seed_prompt_layers(model, run_seed)
         with torch.no_grad():
             model.prompt_layers["video"].m.fill_(float("nan"))
 
-    monkeypatch.setattr(vmp.experiment, "seed_prompt_layers", poisoned)
+    monkeypatch.setattr(vmp.training.run, "seed_prompt_layers", poisoned)
     with pytest.raises(
         FloatingPointError,
         match=r"synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0: non-finite loss .* epoch 0, step 0",
@@ -161,7 +161,7 @@ def test_non_finite_loss_names_run_epoch_and_step(tiny_scene, tmp_path, monkeypa
 
 RESUME_SCRIPT = """
 import json, sys
-from vmp.experiment import train_run
+from vmp.training.run import train_run
 train_run(**json.loads(sys.argv[1]))
 """
 
@@ -294,8 +294,8 @@ time.sleep(600)
 ORPHAN_CHILD = """
 import json, sys
 from pathlib import Path
-from vmp.experiment import train_run
-from vmp.runs import ParentGone
+from vmp.training.run import train_run
+from vmp.training.record import ParentGone
 settings = json.loads(sys.argv[1])
 try:
     train_run(**settings)
@@ -371,7 +371,7 @@ def test_ddp_in_two_processes_matches_one_process(tiny_scene, tmp_path, monkeypa
 
 
 def test_replicates_draw_their_own_start_and_variants_share_it():
-    from vmp.experiment import derived_seed, replicate_model
+    from vmp.training.run import derived_seed, replicate_model
 
     seed = derived_seed("synth_gym", "1", "slowfast_tiny", 0)
     assert seed == derived_seed("synth_gym", "1", "slowfast_tiny", 0) < 2**31
@@ -404,17 +404,17 @@ def test_replicates_draw_their_own_start_and_variants_share_it():
 def test_step_log_lines_progress_and_a_history_that_grows(
     tiny_scene, tmp_path, caplog, monkeypatch
 ):
-    import vmp.train
+    import vmp.training.fit
 
     seen = {}
-    write_run = vmp.train.write_run
+    write_run = vmp.training.fit.write_run
 
     def before_the_record(folder, **kwargs):  # history.csv is there before the final write
         seen["history"] = pd.read_csv(folder / "history.csv")
         return write_run(folder, **kwargs)
 
-    monkeypatch.setattr(vmp.train, "write_run", before_the_record)
-    with caplog.at_level(logging.INFO, logger="vmp.train"):
+    monkeypatch.setattr(vmp.training.fit, "write_run", before_the_record)
+    with caplog.at_level(logging.INFO, logger="vmp.training.fit"):
         _run(tiny_scene, tmp_path / "run", log_every_steps=2)
     assert list(seen["history"]["epoch"]) == [1, 2]
     name = "synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0"
@@ -431,7 +431,7 @@ def test_step_log_lines_progress_and_a_history_that_grows(
     for what in ("precise BN", "validation", "test"):
         assert re.search(rf"{re.escape(name)} {what}: (\d+)/\1 batches", messages), what
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="vmp.train"):
+    with caplog.at_level(logging.INFO, logger="vmp.training.fit"):
         _run(tiny_scene, tmp_path / "quiet")
-    ours = [r.getMessage() for r in caplog.records if r.name == "vmp.train"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "vmp.training.fit"]
     assert ours and not [m for m in ours if " step " in m or "batches" in m]

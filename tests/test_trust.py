@@ -1,4 +1,4 @@
-"""Outside inputs checked before any job (vmp.preflight) and changes noticed (vmp.sources)."""
+"""Outside inputs checked before any job (vmp.workflow.preflight) and changes noticed (vmp.data.sources)."""
 
 import json
 import os
@@ -11,10 +11,10 @@ import pytest
 import yaml
 from helpers import write_frames
 
+from vmp.data.sources import list_files, video_fingerprint, video_folders
 from vmp.models import create_model, save_checkpoint
-from vmp.preflight import check_checkpoints, check_split_lists
-from vmp.sources import list_files, video_fingerprint, video_folders
-from vmp.workflow import ConfigError, check_config, nested_update, outside_inputs
+from vmp.workflow.config import ConfigError, check_config, nested_update, outside_inputs
+from vmp.workflow.preflight import check_checkpoints, check_split_lists
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +133,7 @@ def test_vmp_errors_are_one_line_in_a_notebook(tmp_path):
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
-        nbformat.v4.new_code_cell("from vmp.logs import prepare_job\nprepare_job()"),
+        nbformat.v4.new_code_cell("from vmp.workflow.logs import prepare_job\nprepare_job()"),
         nbformat.v4.new_code_cell(
             f"from vmp.io import disk_full\nraise disk_full('{tmp_path}/model.pt')"
         ),

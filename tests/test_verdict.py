@@ -1,4 +1,4 @@
-"""The verdict on the prompt layer (vmp.verdict) and its statistics (vmp.stats), on hand-made runs."""
+"""The verdict on the prompt layer (vmp.analysis.verdict) and its statistics (vmp.analysis.stats), on hand-made runs."""
 
 import json
 import math
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vmp.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
-from vmp.tables import load_runs, run_state
-from vmp.verdict import (
+from vmp.analysis.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
+from vmp.analysis.tables import load_runs, run_state
+from vmp.analysis.verdict import (
     paired_runs,
     prompt_states,
     start_strata,

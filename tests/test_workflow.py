@@ -14,9 +14,9 @@ import pytest
 import yaml
 from helpers import check_report_page, comparable_results, needs_chromium
 
-from vmp.experiment import train_run
-from vmp.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
-from vmp.workflow import nested_update, select_part
+from vmp.training.run import train_run
+from vmp.workflow.config import nested_update, select_part
+from vmp.workflow.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("train", "synth_data", "table1", "attention", "prompt_functions", "figures")
@@ -442,6 +442,7 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     notebook = json.loads((run_dir.parent / "train.ipynb").read_text())
     parameters = notebook["metadata"]["papermill"]["parameters"]
     assert parameters.pop("seeds") == [0] and parameters.pop("out_dirs") == [str(run_dir)]
+    assert parameters.pop("confusion") == str(run_dir.parent / "confusion.png")  # the notebook's
     train_run(**parameters, seed=0, out_dir=str(tmp_path / "straight"), progress_bar=False)
     straight, killed = comparable_results(tmp_path / "straight"), comparable_results(run_dir)
     assert straight[0] == killed[0]

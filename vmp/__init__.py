@@ -8,7 +8,7 @@ def __getattr__(name: str):
     # Imported on first use: `import vmp.workflow` (Snakemake parsing the workflow) must not pay
     # for importing torch.
     if name in __all__:
-        from vmp import prompt
+        from vmp.layer import prompt
 
         return getattr(prompt, name)
     raise AttributeError(f"module 'vmp' has no attribute {name!r}")

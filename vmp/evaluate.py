@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
-from vmp.data import ClipDataset, ClipSpec, load_decoded, make_loader
-from vmp.datasets import load_splits
+from vmp.data.clips import ClipDataset, ClipSpec, load_decoded, make_loader
+from vmp.data.official import load_splits
 from vmp.io import write_csv, write_json
-from vmp.runs import PER_CLASS, SCORES, load_model, read_metrics
-from vmp.train import score_videos
+from vmp.training.fit import score_videos
+from vmp.training.record import PER_CLASS, SCORES, load_model, read_metrics
 
 log = logging.getLogger(__name__)
 

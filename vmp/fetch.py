@@ -12,9 +12,9 @@ catalogue) or, from Python, ``fetch(item, root, checkpoints)`` returning the pat
               such as HMDB-51's per-class RARs, become folders of their own)
               -> marker .fetch-extracted written inside -> os.replace to <into>
         manual: what cannot be fetched (FineGym's YouTube videos, MPII Cooking 2): its official
-              page and the folder layout `vmp.datasets` expects
+              page and the folder layout `vmp.data.official` expects
 
-Destinations: data items under ``<root>/<item>/`` in the layout of ``vmp.sources.LAYOUT``
+Destinations: data items under ``<root>/<item>/`` in the layout of ``vmp.data.sources.LAYOUT``
 (archives are kept in ``<root>/<item>/archives/``, so an extraction can be redone without a
 download); checkpoints under ``<checkpoints>/``: the pytorchvideo ``.pyth`` files and, for
 TimeSformer, transformers directories ``timesformer-base-finetuned-k400/`` and ``-k600/``
@@ -51,8 +51,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
 from vmp.io import disk_full, write_json
-from vmp.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
 
 CHUNK = 1 << 20
 LOCK_NAME = ".fetch-lock.json"

@@ -5,14 +5,14 @@ building the model registry for that would import torch (seconds). These lists m
 ones, and tests/test_config.py asserts they are equal, so they cannot drift:
 
     MODELS           vmp.models.list_models(), with the pathways each backbone has
-    SCENES           vmp.synth.SCENES
-    DATASET_FORMATS  what vmp.datasets.index reads from a dataset root (without "prepared")
+    SCENES           vmp.data.synth.SCENES
+    DATASET_FORMATS  what vmp.data.official.index reads from a dataset root (without "prepared")
 """
 
 from __future__ import annotations
 
 # The prompt functions `MotionPromptLayer(power_norm=...)` accepts: the learnable sigmoid and the
-# paper's alternatives of Fig. 3. A new one is added here and in vmp.prompt.power_norm_curve.
+# paper's alternatives of Fig. 3. A new one is added here and in vmp.layer.prompt.power_norm_curve.
 POWER_NORMS: tuple[str, ...] = ("sigmoid", "gamma", "maxexp", "sigme", "asinhe")
 # +VMP with one of the paper's alternative prompt functions (Fig. 3) instead of the learnable
 # sigmoid: the optional prompt-function comparison (single-pathway backbones).

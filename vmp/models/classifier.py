@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vmp.prompt import MotionPromptLayer
+from vmp.layer.prompt import MotionPromptLayer
 
 PROMPT_INPUTS = ("raw", "normalized")
 RELEASED_MEAN = (0.45, 0.45, 0.45)

@@ -2,7 +2,7 @@
 layer's start, and what the layers did while training.
 
 A *replicate* is (dataset, split, backbone, seed): it draws its own head, prompt layers and
-sample order, shared by all its variants (``vmp.experiment.derived_seed``). So every +VMP run
+sample order, shared by all its variants (``vmp.training.run.derived_seed``). So every +VMP run
 has a baseline partner, and a run of another start or placement (``SIGMOID_ALTERNATIVES``) also has a
 partner with the paper's sigmoid layer, in the same replicate::
 
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vmp.analysis.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
+from vmp.analysis.tables import blank_if_na, interval_text, markdown_table, rounded, signed
 from vmp.io import write_csv, write_text
 from vmp.names import PAPER_VARIANTS, SIGMOID_ALTERNATIVES, sigmoid_variant
-from vmp.runs import read_metrics
-from vmp.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
-from vmp.tables import blank_if_na, interval_text, markdown_table, rounded, signed
+from vmp.training.record import read_metrics
 
 REPLICATE = ["dataset", "split", "backbone", "seed"]
 FAMILIES = {
@@ -156,7 +156,7 @@ def start_strata(pairs: pd.DataFrame) -> pd.DataFrame:
     """The paired difference to the baseline per family and the layer's start state.
 
     The start state (closed, between, open: the most closing layer's static gain, see
-    ``vmp.tables.run_state``) is fixed before training, so it is a fair covariate. Per row:
+    ``vmp.analysis.tables.run_state``) is fixed before training, so it is a fair covariate. Per row:
     pairs, mean difference with a t-interval clustered by replicate, how many runs ended in each
     state, and how many changed state.
     """

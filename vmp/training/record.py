@@ -14,7 +14,7 @@
         tensorboard/   TensorBoard event files (loss and lr per step, the history per epoch)
         train.lock     present while a process trains the run (PID, host, start time)
 
-The workflow's rules, ``vmp.experiment``, ``vmp.train``, ``vmp.tables`` and ``vmp.figures`` read
+The workflow's rules, ``vmp.training.run``, ``vmp.training.fit``, ``vmp.analysis.tables`` and ``vmp.analysis.figures`` read
 and write these files only through this module. Reading verifies them: a metrics.json that is
 not complete JSON, a history without every epoch, or a history or model whose size or checksum
 differs from the one recorded raises :class:`DamagedRun`, naming the file and the command that
@@ -89,7 +89,7 @@ def run_name(
 
 
 def run_dir(results: str | Path, run: dict[str, Any]) -> str:
-    """Folder of a run given as in ``vmp.workflow.run_matrix`` (dataset, split, ..., seed)."""
+    """Folder of a run given as in ``vmp.workflow.matrix.run_matrix`` (dataset, split, ..., seed)."""
     return seed_dir(results, cell_path(run), run["seed"])
 
 
@@ -192,7 +192,7 @@ def read_history(folder: str | Path, metrics: dict[str, Any] | None = None) -> p
 
 def read_scores(folder: str | Path, metrics: dict[str, Any] | None = None) -> pd.DataFrame:
     """A finished run's per-video test scores (``test_scores.csv``, verified; see
-    :func:`vmp.metrics.video_scores`)."""
+    :func:`vmp.training.metrics.video_scores`)."""
     import pandas as pd
 
     return pd.read_csv(verify_file(folder, SCORES, metrics or read_metrics(folder)))
@@ -256,7 +256,7 @@ def write_run(
     ``model`` is a ``VideoClassifier``, saved on CPU with its settings beside the weights;
     ``tables`` are further CSV files by name (the test scores and per-class accuracy).
     """
-    from vmp.models import save_checkpoint
+    from vmp.models import save_checkpoint  # here: the workflow's parse imports this module
 
     folder = Path(folder)
     model_path = save_checkpoint(
@@ -276,7 +276,7 @@ def build_model(settings: dict[str, Any]):
     ``timesformer_k600`` built as ``timesformer``); runs written before ``arch`` was recorded
     fall back to ``backbone``.
     """
-    from vmp.models import create_model, variant_options
+    from vmp.models import create_model, variant_options  # here: kept out of the parse (torch)
 
     arch = settings.get("arch") or settings["backbone"]
     clip = settings["clip"]

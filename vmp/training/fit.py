@@ -6,7 +6,7 @@
     loss = cross_entropy(logits, y) + lambda * sum(temporal_variation(A) for A in attentions)
 
 Every epoch's randomness (sample order, augmentation, dropout) is derived from (seed, epoch) by
-:class:`vmp.data.EpochSeededSampler`, so a run killed mid-epoch and resumed from its last epoch
+:class:`vmp.data.clips.EpochSeededSampler`, so a run killed mid-epoch and resumed from its last epoch
 checkpoint ends with the same metrics as one that was never interrupted.
 """
 
@@ -32,11 +32,24 @@ from lightning.pytorch.plugins.environments import LightningEnvironment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader, Dataset
 
-from vmp.data import FAILURE_LOG, ClipDataset, make_loader
+from vmp.data.clips import FAILURE_LOG, ClipDataset, make_loader
 from vmp.io import atomic_path, write_csv, write_text
-from vmp.metrics import aggregate_views, classification_metrics, per_class_accuracy, video_scores
-from vmp.prompt import temporal_variation
-from vmp.runs import HISTORY, PER_CLASS, SCORES, TENSORBOARD, ParentWatch, run_lock, write_run
+from vmp.layer.prompt import temporal_variation
+from vmp.training.metrics import (
+    aggregate_views,
+    classification_metrics,
+    per_class_accuracy,
+    video_scores,
+)
+from vmp.training.record import (
+    HISTORY,
+    PER_CLASS,
+    SCORES,
+    TENSORBOARD,
+    ParentWatch,
+    run_lock,
+    write_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +465,7 @@ def score_videos(
     device: torch.device | str = "cpu",
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Multi-view test of ``loader`` (a :class:`ClipDataset` over the table ``videos``): the
-    metrics, one row per video (:func:`vmp.metrics.video_scores`) and the accuracy per class."""
+    metrics, one row per video (:func:`vmp.training.metrics.video_scores`) and the accuracy per class."""
     probs, labels, index = predict(model, loader, device)
     scores, video_labels = aggregate_views(probs, labels, index)
     rows = videos.reset_index(drop=True).iloc[torch.unique(index, sorted=True).numpy()]
@@ -498,7 +511,7 @@ def fit(
     parameters, timings and ``settings``) and ``model.pt`` (final weights, vmp checkpoint format).
     ``checkpoints/last.ckpt`` is written after every epoch and resumed from when the job is rerun with
     the same settings; it is removed once the run has finished. ``train.lock`` (see
-    :func:`vmp.runs.run_lock`) keeps a second process from training the same folder meanwhile, and
+    :func:`vmp.training.record.run_lock`) keeps a second process from training the same folder meanwhile, and
     training stops when the process that started it exits (:class:`StopWhenOrphaned`).
     Videos that failed to decode are listed under "decode_failures" in ``metrics.json``.
 
@@ -678,12 +691,12 @@ def decode_failures(datasets: Sequence[ClipDataset]) -> dict[str, Any]:
 
 
 class StopWhenOrphaned(L.Callback):
-    """Stops training (raises :class:`vmp.runs.ParentGone`) once the process that started it exits.
+    """Stops training (raises :class:`vmp.training.record.ParentGone`) once the process that started it exits.
 
     Killing only Snakemake leaves papermill and the Jupyter kernel training for hours; this
     checks every few seconds, at each training and validation step (see :class:`ParentWatch`),
     and ``_fit`` checks once more right before writing the run's record. (The workflow's
-    notebooks also watch from their first line, :func:`vmp.runs.stop_with_parents`.)
+    notebooks also watch from their first line, :func:`vmp.training.record.stop_with_parents`.)
     """
 
     def __init__(self, interval: float = 5.0) -> None:

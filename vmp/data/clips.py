@@ -35,8 +35,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
+from vmp.data.masks import masks_path, read_masks
 from vmp.io import atomic_path, write_json
-from vmp.synth import masks_path, read_masks
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class ClipDataset(Dataset):
 
     Items are dicts: video (3, T + 1, crop, crop) float in [0, 1], label int, video_index int.
     With ``masks=True`` (SynthMotion videos, whose ground truth lies beside them: see
-    :func:`vmp.synth.write_masks`) items also hold object_mask and distractor_mask, each
+    :func:`vmp.data.synth.write_masks`) items also hold object_mask and distractor_mask, each
     (T + 1, crop, crop) float in [0, 1]: the same frames, resized, cropped and flipped with the
     clip (resizing softens their edges).
     """
@@ -241,7 +241,7 @@ class ClipDataset(Dataset):
         if missing:
             raise ValueError(
                 f"ClipDataset: table lacks columns {sorted(missing)}; build it with "
-                "vmp.datasets.index or read a manifest written by vmp.datasets.prepare"
+                "vmp.data.official.index or read a manifest written by vmp.data.official.prepare"
             )
         if len(table) == 0:
             raise ValueError("ClipDataset: the table is empty")
@@ -293,7 +293,7 @@ class ClipDataset(Dataset):
             return clip | {"label": self._labels[j], "video_index": j}
         raise RuntimeError(
             f"ClipDataset: every video in the table failed to decode ({len(self.failures)} "
-            "failures, see dataset.failures); check the files with vmp.datasets.prepare"
+            "failures, see dataset.failures); check the files with vmp.data.official.prepare"
         )
 
     def _failed(self, path: str, reason: str) -> None:

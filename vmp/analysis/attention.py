@@ -8,7 +8,7 @@ the class in A_t is the class object in frame t or in frame t+1: its *motion reg
 * ``precision``, ``recall``: of the thresholded map (A >= threshold) against the motion region.
 * ``variation``: Eq. 6's temporal variation of the map (mean of (A_{t+1} - A_t)^2).
 
-Masks come from :class:`vmp.data.ClipDataset` with ``masks=True`` (soft after resizing; a pixel
+Masks come from :class:`vmp.data.clips.ClipDataset` with ``masks=True`` (soft after resizing; a pixel
 belongs to a region where its mask is at least 0.5).
 """
 
@@ -21,7 +21,13 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from vmp.prompt import temporal_variation
+from vmp.analysis.stats import t_interval
+from vmp.analysis.tables import paired_against, paired_cell, score_format
+from vmp.data.clips import ClipDataset, ClipSpec, load_decoded, make_loader
+from vmp.data.official import load_splits
+from vmp.io import write_csv, write_text
+from vmp.layer.prompt import temporal_variation
+from vmp.training.record import load_model, read_metrics
 
 SCORES = (
     "object_share",
@@ -116,9 +122,6 @@ def score_model(
 def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) -> list[dict]:
     """Scores of a finished +VMP SynthMotion run on its test clips, one row per prompt layer
     (dataset, split, backbone, variant, lambda, seed, pathway and the mean of each score)."""
-    from vmp.data import ClipDataset, ClipSpec, load_decoded, make_loader
-    from vmp.datasets import load_splits
-    from vmp.runs import load_model, read_metrics
 
     settings = read_metrics(run_dir)["settings"]
     spec = ClipSpec.from_config(settings["clip"]).single_view()
@@ -137,8 +140,7 @@ def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) 
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% t-interval over replicates (seeds, and splits) of every score, per dataset,
     backbone, variant, lambda and pathway; every score lies in [0, 1] and so does its interval
-    (:func:`vmp.stats.t_interval` with bounds)."""
-    from vmp.stats import t_interval
+    (:func:`vmp.analysis.stats.t_interval` with bounds)."""
 
     groups = ["dataset", "backbone", "variant", "lambda", "pathway"]
     out = []
@@ -159,7 +161,6 @@ def lambda_effects(rows: pd.DataFrame) -> pd.DataFrame:
     """Fig. 6's claim as numbers: every lambda against lambda 0, paired on split and seed, per
     dataset, backbone, variant and pathway that has lambda-0 runs (temporal variation first, so
     ``verdict`` says whether the regulariser made the attention steadier)."""
-    from vmp.tables import paired_against
 
     groups = ["dataset", "backbone", "variant", "pathway"]
     with_zero = rows.groupby(groups)["lambda"].transform(lambda lam: (lam == 0).any())
@@ -176,7 +177,6 @@ def lambda_effects(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _lambda_markdown(effects: pd.DataFrame) -> str:
-    from vmp.tables import paired_cell
 
     shown = effects[["dataset", "backbone", "variant", "pathway", "lambda", "pairs"]].copy()
     for score in ("variation", "object_share", "recall", "precision"):
@@ -201,8 +201,6 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
     """``<prefix>_runs.csv`` (one row per run and prompt layer), ``<prefix>.csv`` (the summary),
     ``<prefix>_lambda.csv`` (:func:`lambda_effects`, empty without lambda-0 runs) and
     ``<prefix>.md`` (the summary as mean [interval], in %, then the lambda effects)."""
-    from vmp.io import write_csv, write_text
-    from vmp.tables import score_format
 
     prefix = Path(prefix)
     shown = summary[["dataset", "backbone", "variant", "lambda", "pathway", "replicates"]].copy()
@@ -218,7 +216,7 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
     note = (
         "\n\nShares, precision and recall in %; variation as Eq. 6 (mean of (A_{t+1} - A_t)^2). "
         "Mean over replicates (seeds; splits for multi-split scenes) with a 95% Student-t "
-        "interval, cut to the score's range [0, 1] (vmp.stats). The motion region of map t is the class object in frame t or t+1; distractor "
+        "interval, cut to the score's range [0, 1] (vmp.analysis.stats). The motion region of map t is the class object in frame t or t+1; distractor "
         "pixels inside it count for the object.\n"
     )
     effects = lambda_effects(rows) if (rows["lambda"] == 0).any() else pd.DataFrame()

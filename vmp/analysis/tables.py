@@ -4,7 +4,7 @@ Each +VMP row also carries the paired difference to its baseline: replicate r of
 replicate r of the baseline of the same (dataset, split, backbone), a replicate being a seed of a
 split. Its 95% t-interval gives the row's verdict ("gain", "loss" or "n.s."). For the ``mean`` split
 of a multi-split dataset the replicates are the splits (the paired difference of a split is the
-mean over its paired seeds); ``vmp.verdict`` pools them per backbone and overall;
+mean over its paired seeds); ``vmp.analysis.verdict`` pools them per backbone and overall;
 ``pretraining_comparison`` sets the +VMP gain of a backbone trained from scratch beside the gain of
 the same architecture fine-tuned from its pre-trained checkpoint.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vmp.analysis.stats import t_interval, verdict
 from vmp.io import write_csv, write_text
-from vmp.runs import read_metrics
-from vmp.stats import t_interval, verdict
+from vmp.training.record import read_metrics
 
 KEYS = ["dataset", "split", "backbone", "variant"]
 METRICS = {
@@ -57,7 +57,7 @@ PAIRED_NOTE = (
 
 def run_state(prompt: Mapping[str, Any]) -> tuple[float, str | float]:
     """(gain, state) of a run's most closing prompt layer: the smallest ``static_gain`` over its
-    layers and that layer's ``state`` (see ``vmp.train.prompt_state``); NaNs without layers."""
+    layers and that layer's ``state`` (see ``vmp.training.fit.prompt_state``); NaNs without layers."""
     gains = {k[len("static_gain") :]: v for k, v in prompt.items() if k.startswith("static_gain")}
     if not gains:
         return np.nan, np.nan

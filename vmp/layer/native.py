@@ -1,4 +1,4 @@
-"""Build and load the C++ CPU kernel of the prompt layer (``vmp/csrc/prompt_cpu.cpp``).
+"""Build and load the C++ CPU kernel of the prompt layer (``vmp/layer/csrc/prompt_cpu.cpp``).
 
 The kernel is compiled on first use with ``torch.utils.cpp_extension.load`` (about 25 s on a
 2-core machine; needs a C++ compiler) and cached in torch's extension directory

@@ -25,9 +25,9 @@ import pandas as pd
 import yaml
 from nbconvert import HTMLExporter
 
+from vmp.analysis.tables import load_runs
+from vmp.analysis.timing import rule_times
 from vmp.io import write_csv, write_text
-from vmp.tables import load_runs
-from vmp.timing import rule_times
 
 # Section titles of the executed notebooks, by the first folder below the results root.
 STAGES = {

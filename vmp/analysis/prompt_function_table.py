@@ -3,7 +3,7 @@
 Every run of the comparison (config ``prompt_functions``) is paired with the sigmoid +VMP run of
 Table 1 with the same dataset, split, backbone and seed: same data, same pre-trained start, same
 seed for everything the prompt function does not change. Per dataset and prompt function the
-table gives the mean top-1 and attention scores (:mod:`vmp.attention_scores`) and the paired
+table gives the mean top-1 and attention scores (:mod:`vmp.analysis.attention`) and the paired
 difference to the sigmoid with a 95% Student-t interval over the pairs.
 """
 
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from vmp.attention_scores import SCORES
-from vmp.tables import paired_against, paired_cell
+from vmp.analysis.attention import SCORES, score_run
+from vmp.analysis.tables import paired_against, paired_cell
+from vmp.io import write_csv, write_text
+from vmp.training.record import read_metrics
 
 METRICS = ("top1", *SCORES)
 RUN_KEYS = ["dataset", "split", "backbone", "variant", "lambda", "seed"]
@@ -24,8 +26,6 @@ REFERENCE = "vmp"  # the learnable sigmoid
 def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
     """One row per run (run folder -> its SynthMotion scene folder, or None for a dataset without
     ground truth): settings, test top-1 and the attention scores of its prompt layer."""
-    from vmp.attention_scores import score_run
-    from vmp.runs import read_metrics
 
     rows = []
     for run_dir, data_root in runs.items():
@@ -41,7 +41,7 @@ def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
 def compare(rows: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, backbone and prompt function (variant): pairs, the mean of every metric, and
     for the alternatives the mean paired difference to the sigmoid with its interval and the
-    top-1 verdict (:func:`vmp.tables.paired_against`). Top-1 is a fraction like the shares, so
+    top-1 verdict (:func:`vmp.analysis.tables.paired_against`). Top-1 is a fraction like the shares, so
     every difference and its interval lie in [-1, 1].
     """
     return paired_against(
@@ -58,7 +58,6 @@ def compare(rows: pd.DataFrame) -> pd.DataFrame:
 def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
     """``<prefix>_runs.csv`` (one row per run), ``<prefix>.csv`` (the comparison) and
     ``<prefix>.md`` (value and paired difference to the sigmoid [interval], in %)."""
-    from vmp.io import write_csv, write_text
 
     prefix = Path(prefix)
     shown = summary[["dataset", "backbone", "variant", "pairs"]].copy()

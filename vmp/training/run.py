@@ -9,11 +9,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from vmp.data import ClipDataset, ClipSpec, load_decoded
-from vmp.datasets import load_splits
+from vmp.data.clips import ClipDataset, ClipSpec, load_decoded
+from vmp.data.official import load_splits
 from vmp.models import create_model, variant_options
-from vmp.runs import run_name
-from vmp.train import OptimConfig, fit
+from vmp.training.fit import OptimConfig, fit
+from vmp.training.record import run_name
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,11 @@ def train_run(
     progress_bar: bool = True,
     log_every_steps: int = 0,
 ) -> dict[str, Any]:
-    """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.train.fit`.
+    """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.training.fit.fit`.
 
     ``cache_frames`` keeps decoded frames in memory (small videos such as SynthMotion's).
     ``devices`` > 1 trains with DDP over that many devices (or CPU processes) of this machine.
-    ``log_every_steps`` > 0 logs a line every that many training steps (see :func:`vmp.train.fit`).
+    ``log_every_steps`` > 0 logs a line every that many training steps (see :func:`vmp.training.fit.fit`).
     ``backbone`` names the run (and Table 1's row); ``arch`` is the registry model it builds, when
     they differ (e.g. ``timesformer_k600`` built as ``timesformer`` from a Kinetics-600 checkpoint).
     """

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from vmp import native
+from vmp.layer import native
 from vmp.names import POWER_NORMS
 
 IMPLEMENTATIONS: tuple[str, ...] = ("fused", "eager", "compiled", "native")
@@ -295,7 +295,7 @@ class _FusedPrompt(torch.autograd.Function):
 
 
 class _NativePrompt(torch.autograd.Function):
-    """Sigmoid prompt layer through the C++ CPU kernel (``vmp.native``): one pass forward, one
+    """Sigmoid prompt layer through the C++ CPU kernel (``vmp.layer.native``): one pass forward, one
     pass backward, nothing per-pixel saved (the kernel recomputes the attention in backward)."""
 
     @staticmethod
@@ -369,7 +369,7 @@ class MotionPromptLayer(nn.Module):
             "compiled" (``torch.compile`` of the eager maps, one compilation shared by all
             layers: about 15 s on the first call on a 2-core CPU, then about 1.4-1.6x faster
             forward+backward than "fused" on CPU; for long runs) or "native" (a C++ CPU kernel,
-            one pass forward and one backward, built on first use, see ``vmp.native``; it
+            one pass forward and one backward, built on first use, see ``vmp.layer.native``; it
             covers the sigmoid power norm on float32 CPU clips and runs "fused" otherwise).
             If compilation or the kernel build fails, e.g. without a C++ compiler, the layer
             warns once and falls back to "fused".
@@ -622,3 +622,13 @@ def temporal_variation(attention: Tensor, reduction: str = "mean") -> Tensor:
     raise ValueError(
         f"temporal_variation: reduction={reduction!r}; choose 'mean', 'frobenius' or 'none'"
     )
+
+
+@torch.no_grad()
+def attention_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> torch.Tensor:
+    """Attention (T, H, W) of ``layer`` on a raw (3, T+1, H, W) clip in [0, 1], normalising the
+    clip first where the layer expects normalised input (the released code's mode)."""
+    x = clip.unsqueeze(0).float()
+    if layer.input_normalized:
+        x = (x - NORM_MEAN) / NORM_STD
+    return layer(x).attention[0]

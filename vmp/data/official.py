@@ -32,8 +32,8 @@ import av
 import numpy as np
 import pandas as pd
 
+from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
 from vmp.io import atomic_path, write_csv, write_json, write_text
-from vmp.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,9 @@ PROBE_COLUMNS = ["num_frames", "fps", "width", "height", "duration"]
 SUBSETS = ("train", "val", "test")
 
 SOURCES = {
-    "prepared": "Prepared manifests are written by `vmp.datasets.prepare` (the `prepare_data` rule)",
+    "prepared": "Prepared manifests are written by `vmp.data.official.prepare` (the `prepare_data` rule)",
     "synthmotion": (
-        "SynthMotion scenes are created by `vmp.synth.generate` (the `synth_data` workflow rule); "
+        "SynthMotion scenes are created by `vmp.data.synth.generate` (the `synth_data` workflow rule); "
         "run that rule first"
     ),
     "hmdb51": (
@@ -109,7 +109,7 @@ def _index_synthmotion(root: Path, split: str | int) -> pd.DataFrame:
     manifest, table = _read_manifest(
         root,
         "synthmotion",
-        "created by `vmp.synth.generate` (the `synth_data` workflow rule)",
+        "created by `vmp.data.synth.generate` (the `synth_data` workflow rule)",
         ("path", "label", "class_name", "split", "subset"),
     )
     bad = set(table["subset"]) - set(SUBSETS)
@@ -380,7 +380,7 @@ def _index_prepared(root: Path, split: str | int) -> pd.DataFrame:
     manifest, table = _read_manifest(
         root,
         "prepared",
-        "written by `vmp.datasets.prepare` (the `prepare_data` workflow rule)",
+        "written by `vmp.data.official.prepare` (the `prepare_data` workflow rule)",
         COLUMNS,
     )
     if table.empty:
@@ -725,7 +725,7 @@ def _report_markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    # python -m vmp.datasets <out_dir>: the summary line of a prepared split (for the terminal)
+    # python -m vmp.data.official <out_dir>: the summary line of a prepared split (for the terminal)
     import sys
 
     report_md = Path(sys.argv[1]) / "prepare_report.md"

@@ -20,19 +20,21 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vmp import runs as run_record
+from vmp.data.clips import ClipDataset, ClipSpec
+from vmp.data.official import index as index_dataset
 from vmp.io import atomic_path
-from vmp.maps import attention_maps
-from vmp.metrics import confusion_matrix
-from vmp.motion import frame_differences, taylor_video, time_colour_reordering
-from vmp.names import PAPER_VARIANTS
-from vmp.prompt import (
+from vmp.layer.motion import frame_differences, taylor_video, time_colour_reordering
+from vmp.layer.prompt import (
     PN_ETA_INIT,
     MotionPromptLayer,
+    attention_maps,
     power_norm_curve,
     shift_fn,
     slope_fn,
 )
+from vmp.names import PAPER_VARIANTS
+from vmp.training import record as run_record
+from vmp.training.metrics import confusion_matrix
 
 DIFF_CMAP = "coolwarm"  # blue: darker, red: brighter (as in the paper's Fig. 5)
 ATTENTION_CMAP = "OrRd"  # light orange: low attention, dark red: high
@@ -43,12 +45,12 @@ PN_LABELS = {"gamma": "Gamma", "maxexp": "MaxExp", "sigme": "SigmE", "asinhe": "
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """A finished run's ``(metrics, history)``; see :func:`vmp.runs.load_run`."""
+    """A finished run's ``(metrics, history)``; see :func:`vmp.training.record.load_run`."""
     return run_record.load_run(run_dir)
 
 
 def load_run_model(run_dir: str | Path) -> torch.nn.Module:
-    """A finished run's model, rebuilt from its settings (eval mode); see :func:`vmp.runs.load_model`."""
+    """A finished run's model, rebuilt from its settings (eval mode); see :func:`vmp.training.record.load_model`."""
     return run_record.load_model(run_dir)
 
 
@@ -115,8 +117,6 @@ def sample_object_mask(
 
 
 def _sample(root, split, clip, index, dataset_format, masks: bool = False) -> dict:
-    from vmp.data import ClipDataset, ClipSpec
-    from vmp.datasets import index as index_dataset
 
     table = index_dataset(dataset_format, root, split)
     test = table[table["subset"] == "test"].reset_index(drop=True)
@@ -189,7 +189,7 @@ def fig1_motion_representations(
         video: (3, T+1, H, W) in [0, 1] with at least ``order + 4`` frames; None gives a note.
         t: time step of the frame difference ``D_t`` (frames t and t+1); default the middle one.
             The reordering image and Taylor block start at t too (moved back to fit the clip).
-        order: Taylor expansion order (see ``vmp.motion.taylor_video``).
+        order: Taylor expansion order (see ``vmp.layer.motion.taylor_video``).
 
     Returns:
         Figure with 4 image axes and a colour bar for the differences.
@@ -229,7 +229,7 @@ def fig3_power_normalisation(
 ) -> Figure:
     """Fig. 3: (a) learnable PN against Gamma/MaxExp/SigmE/AsinhE, (b) a(m), (c) b(n), (d) f(D, m).
 
-    Curves are evaluated with ``vmp.prompt.power_norm_curve``, ``slope_fn`` and ``shift_fn``
+    Curves are evaluated with ``vmp.layer.prompt.power_norm_curve``, ``slope_fn`` and ``shift_fn``
     (the layer's own functions). The alternatives use their initial eta (``PN_ETA_INIT``).
 
     Returns:

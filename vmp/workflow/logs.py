@@ -10,8 +10,8 @@ import logging
 import warnings
 
 from vmp.io import DiskFull
-from vmp.runs import DamagedRun, ParentGone, RunLocked, stop_with_parents
-from vmp.workflow import ConfigError
+from vmp.training.record import DamagedRun, ParentGone, RunLocked, stop_with_parents
+from vmp.workflow.config import ConfigError
 
 # Errors whose message says all a user needs: a notebook shows them in one line, no traceback.
 SHORT_ERRORS = (ConfigError, DamagedRun, DiskFull, ParentGone, RunLocked)
@@ -53,7 +53,7 @@ _FILTER = _DropKnownLines()
 
 def prepare_job() -> None:
     """What every notebook of the workflow does first, before its heavy imports: stop when its
-    Snakemake job is gone (:func:`vmp.runs.stop_with_parents`), show ``SHORT_ERRORS`` in one
+    Snakemake job is gone (:func:`vmp.training.record.stop_with_parents`), show ``SHORT_ERRORS`` in one
     line, and silence the known warnings."""
     stop_with_parents()
     short_errors()

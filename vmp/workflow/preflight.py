@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vmp.sources import list_files
-from vmp.workflow import ConfigError, dataset_root
+from vmp.data.sources import list_files
+from vmp.workflow.config import ConfigError, backbone_settings, dataset_root
 
 
 def check_split_lists(config: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -27,7 +27,7 @@ def check_split_lists(config: dict[str, Any]) -> dict[str, dict[str, int]]:
         ConfigError: a class has no train or no test item in the split's lists; the message
             names the dataset's key, the list files and the fix.
     """
-    from vmp.datasets import index
+    from vmp.data.official import index  # here: av and pandas stay out of the workflow's parse
 
     found = {}
     for name, dataset in config["datasets"].items():
@@ -69,11 +69,11 @@ def check_checkpoints(config: dict[str, Any]) -> dict[str, str]:
         ConfigError: naming the key ``pretrain.checkpoints.<backbone>``, the file and the first
             keys that do not fit.
     """
+    # here, on the first checkpoint to check: torch stays out of the workflow's parse
     import torch
 
     from vmp.models import create_model
     from vmp.models.checkpoint import fitted_state, read_state_dict
-    from vmp.workflow import backbone_settings
 
     checked = {}
     for backbone, path in ((config.get("pretrain") or {}).get("checkpoints") or {}).items():

@@ -1,6 +1,6 @@
 """Hand-crafted motion representations shown beside the motion prompts in Fig. 1.
 
-Every function takes one clip, either (3, T+1, H, W) (the layout of ``vmp.data.ClipDataset``)
+Every function takes one clip, either (3, T+1, H, W) (the layout of ``vmp.data.clips.ClipDataset``)
 or (T+1, H, W, 3), as a torch tensor or numpy array with values in [0, 1] (when both end axes
 have size 3, tensors are read channels-first and arrays channels-last), and returns numpy
 images ready for matplotlib:
@@ -18,7 +18,7 @@ from math import comb, factorial
 import numpy as np
 import torch
 
-from vmp.prompt import GRAYSCALE_WEIGHTS
+from vmp.layer.prompt import GRAYSCALE_WEIGHTS
 
 REORDERINGS: tuple[str, ...] = ("gray", "tc")
 

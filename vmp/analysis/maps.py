@@ -1,6 +1,6 @@
 """Frame differences, attention maps and motion prompts of any video (Fig. 5's panels).
 
-    python -m vmp.maps VIDEO [--run RUN_DIR] [--out maps.png]
+    python -m vmp.analysis.maps VIDEO [--run RUN_DIR] [--out maps.png]
 
 With ``--run`` the prompt layer is the one a +VMP training run learned (its ``model.pt``);
 without it, a fresh layer with m = n = 0, i.e. slope a = alpha / eps = 50 and shift b = 0:
@@ -18,8 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vmp.analysis.figures import fig5_attention
+from vmp.data.clips import decode_video
 from vmp.io import atomic_path
-from vmp.prompt import NORM_MEAN, NORM_STD, MotionPromptLayer
+from vmp.layer.motion import frame_differences
+from vmp.layer.prompt import MotionPromptLayer, attention_maps
+from vmp.models import prompt_layer
+from vmp.training.record import load_model
 
 
 @dataclass
@@ -52,8 +57,6 @@ def default_layer() -> MotionPromptLayer:
 
 def run_layer(run_dir: str | Path, pathway: str | None = None) -> MotionPromptLayer:
     """The prompt layer learned by the training run in ``run_dir`` (a +VMP variant)."""
-    from vmp.models import prompt_layer
-    from vmp.runs import load_model
 
     return prompt_layer(load_model(run_dir), pathway).eval()
 
@@ -65,7 +68,6 @@ def read_clip(
 
     ``size`` resizes the shorter side (bilinear), e.g. to a backbone's input size.
     """
-    from vmp.data import decode_video
 
     frames, _ = decode_video(video)
     indices = np.arange(num_frames + 1) * stride + start
@@ -83,19 +85,8 @@ def read_clip(
     return clip.clamp(0, 1), indices
 
 
-@torch.no_grad()
-def attention_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> torch.Tensor:
-    """Attention (T, H, W) of ``layer`` on a raw (3, T+1, H, W) clip in [0, 1], normalising the
-    clip first where the layer expects normalised input (the released code's mode)."""
-    x = clip.unsqueeze(0).float()
-    if layer.input_normalized:
-        x = (x - NORM_MEAN) / NORM_STD
-    return layer(x).attention[0]
-
-
 def compute_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> Maps:
     """Frames, differences, attention and prompts of ``layer`` on a raw (3, T+1, H, W) clip."""
-    from vmp.motion import frame_differences
 
     attention = attention_maps(clip, layer)
     frames = clip.permute(1, 2, 3, 0)
@@ -122,7 +113,6 @@ def write_maps(
     steps: int = 2,
 ) -> tuple[Path, Path]:
     """Write Fig. 5's panels for ``video`` to ``out`` and the arrays to ``out`` with ``.npz``."""
-    from vmp.figures import fig5_attention
 
     out = Path(out)
     if out.suffix.lower() not in (".png", ".pdf"):
@@ -150,7 +140,7 @@ def write_maps(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m vmp.maps",
+        prog="python -m vmp.analysis.maps",
         description="Frame differences, attention maps and prompts of a video (Fig. 5's panels) "
         "as a figure, and the arrays as .npz beside it.",
     )

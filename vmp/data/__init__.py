@@ -1,0 +1,1 @@
+"""SynthMotion, the official datasets and their layout, and clips for training."""

@@ -1,0 +1,1 @@
+"""One run: fit with Lightning, its metrics and its record on disk."""

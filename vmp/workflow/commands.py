@@ -1,0 +1,114 @@
+"""``python -m vmp.workflow``: a cell's folder and rerun command; a notebook's parameters for a rerun.
+
+python -m vmp.workflow cell --configfile config/smoke.yaml synth_gym 1 x3d_tiny vmp
+    the cell's folder and the snakemake command that reruns it
+python -m vmp.workflow params results/runs/<cell>/train.ipynb rerun/
+    writes rerun/params.yaml (the executed notebook's parameters, runs under rerun/) and
+    prints the papermill command that runs it outside the workflow
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+from vmp.training.record import cell_dir
+from vmp.workflow.config import ConfigError, check_config
+from vmp.workflow.matrix import cell_seeds, find_cell, run_matrix
+
+
+def injected_parameters(notebook: str | Path) -> dict[str, Any]:
+    """The parameters an executed notebook ran with (papermill's injected-parameters cell)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    for tag in ("injected-parameters", "parameters"):  # without injected ones: the defaults
+        source = next(
+            (c["source"] for c in cells if tag in c.get("metadata", {}).get("tags", [])), None
+        )
+        if source is not None:
+            break
+    else:
+        raise ValueError(f"{notebook} has no parameters cell")
+    tree = ast.parse(source if isinstance(source, str) else "".join(source))
+    return {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+
+
+def rerun_parameters(notebook: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """A training notebook's parameters with its runs written under ``out_dir``/seed~<s>.
+
+    Raises a ValueError if ``out_dir`` would overlap a folder the workflow's run wrote.
+    """
+    params = injected_parameters(notebook)
+    if "out_dirs" not in params:
+        raise ValueError(f"{notebook} has no out_dirs parameter (not a training notebook)")
+    out = Path(out_dir).resolve()
+    for old in (Path(d).resolve() for d in params["out_dirs"]):
+        if out == old or out in old.parents or old in out.parents:
+            raise ValueError(f"{out_dir} overlaps the workflow's run folder {old}; choose another")
+    params["out_dirs"] = [f"{out_dir}/seed~{seed}" for seed in params["seeds"]]
+    if params.get("confusion"):
+        params["confusion"] = f"{out_dir}/confusion.png"
+    return params
+
+
+def _template(notebook: Path) -> Path:
+    """The notebook the workflow executed: <results>/notebooks/<name>.ipynb above ``notebook``."""
+    for folder in notebook.parents:
+        if (candidate := folder / "notebooks" / notebook.name).is_file():
+            return candidate
+    return notebook
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import shlex
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m vmp.workflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cell = commands.add_parser("cell", help="a cell's folder and the command that reruns it")
+    cell.add_argument("--configfile", default="config/config.yaml")
+    cell.add_argument("--lambda", dest="lam", type=float, help="default: the profile's lambda")
+    for name in ("dataset", "split", "backbone", "variant"):
+        cell.add_argument(name)
+    params = commands.add_parser(
+        "params", help="write an executed training notebook's parameters for a rerun elsewhere"
+    )
+    params.add_argument("notebook", type=Path, help="e.g. results/runs/<cell>/train.ipynb")
+    params.add_argument("out_dir", type=Path, help="new run folders: <out_dir>/seed~<s>")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "cell":
+            config = yaml.safe_load(Path(args.configfile).read_text())
+            check_config(config)
+            found = find_cell(
+                config, args.dataset, args.split, args.backbone, args.variant, args.lam
+            )
+            seeds = ", ".join(map(str, cell_seeds(run_matrix(config))[found]))
+            folder = cell_dir(config["results"], found)
+            option = (
+                ""
+                if args.configfile == "config/config.yaml"
+                else f" --configfile {args.configfile}"
+            )
+            print(f"cell      {found} (seeds {seeds})")
+            print(f"folder    {folder}")
+            print(
+                f"rerun     snakemake --cores 2 --forcerun {shlex.quote(folder + '/train.ipynb')}{option}"
+            )
+        else:
+            values = rerun_parameters(args.notebook, args.out_dir)
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            (args.out_dir / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+            out = args.out_dir / args.notebook.name
+            command = ["papermill", str(_template(args.notebook)), str(out), "-k", "python3"]
+            print(shlex.join([*command, "-f", str(args.out_dir / "params.yaml")]))
+    except (ConfigError, ValueError, OSError) as e:
+        parser.exit(2, f"error: {e}\n")
