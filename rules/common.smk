@@ -25,6 +25,8 @@ DATA_ROOT = config["data_root"]
 RES = config["resources"]
 SYNTH_DATASETS = vmp_config.synth_datasets(config)
 RUNS = run_matrix(config)
+# A cell's runs (its seeds) share its identity: the rules look it up, never split its path.
+CELL_RUNS = {cell_path(run): run for run in RUNS}
 # Real datasets' lists and Kinetics checkpoints: checked by one job (rules/data.smk, check_inputs)
 # that every data and training job waits for.
 OUTSIDE_INPUTS = vmp_config.outside_inputs(config)
@@ -131,16 +133,16 @@ def get_pretrain_parameters(wildcards):
 
 
 def get_cell_data(wildcards):
-    dataset, split = wildcards.cell.split("/")[:2]
-    return data_ready_file(dataset, split)
+    run = CELL_RUNS[wildcards.cell]
+    return data_ready_file(run["dataset"], run["split"])
 
 
 def get_cell_pretrained(wildcards):
-    return pretrained_checkpoint(wildcards.cell.split("/")[2])
+    return pretrained_checkpoint(CELL_RUNS[wildcards.cell]["backbone"])
 
 
 def get_cell_parameters(wildcards):
-    backbone = wildcards.cell.split("/")[2]
+    backbone = CELL_RUNS[wildcards.cell]["backbone"]
     return json.dumps(train_parameters(config, backbone, wildcards.cell))
 
 

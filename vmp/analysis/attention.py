@@ -27,7 +27,7 @@ from vmp.data.clips import ClipDataset, ClipSpec, load_decoded, make_loader
 from vmp.data.official import load_splits
 from vmp.io import write_csv, write_text
 from vmp.layer.prompt import temporal_variation
-from vmp.training.record import load_model, read_metrics
+from vmp.training.record import RUN_KEYS, load_model, read_metrics
 
 SCORES = (
     "object_share",
@@ -130,9 +130,8 @@ def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) 
         test, spec, train=False, masks=True, cache_frames=True, decoded=load_decoded(data_root)
     )
     loader = make_loader(data, batch_size=batch_size, shuffle=False, num_workers=0, seed=0)
-    keys = ("dataset", "split", "backbone", "variant", "lambda", "seed")
     return [
-        {k: settings[k] for k in keys} | {"pathway": pathway} | scores
+        {k: settings[k] for k in RUN_KEYS} | {"pathway": pathway} | scores
         for pathway, scores in score_model(load_model(run_dir), loader).items()
     ]
 

@@ -16,10 +16,9 @@ import pandas as pd
 from vmp.analysis.attention import SCORES, score_run
 from vmp.analysis.tables import paired_against, paired_cell
 from vmp.io import write_csv, write_text
-from vmp.training.record import read_metrics
+from vmp.training.record import RUN_KEYS, read_metrics
 
 METRICS = ("top1", *SCORES)
-RUN_KEYS = ["dataset", "split", "backbone", "variant", "lambda", "seed"]
 REFERENCE = "vmp"  # the learnable sigmoid
 
 

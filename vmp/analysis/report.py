@@ -28,6 +28,7 @@ from nbconvert import HTMLExporter
 from vmp.analysis.tables import load_runs
 from vmp.analysis.timing import rule_times
 from vmp.io import write_csv, write_text
+from vmp.training.record import RUN_KEYS
 
 # Section titles of the executed notebooks, by the first folder below the results root.
 STAGES = {
@@ -460,9 +461,7 @@ def _notebooks_section(converted, root: Path, out_dir: Path) -> str:
             continue
         parts.append(f"<h3>{html.escape(title)}</h3>")
         if stage == "runs":
-            head = "".join(
-                f"<th>{h}</th>" for h in ("dataset", "split", "backbone", "variant", "lambda", "")
-            )
+            head = "".join(f"<th>{h}</th>" for h in (*RUN_KEYS[:5], ""))
             rows = "".join(
                 "<tr>"
                 + "".join(f"<td>{html.escape(x.removeprefix('lambda~'))}</td>" for x in p[1:6])

@@ -21,9 +21,9 @@ import pandas as pd
 
 from vmp.analysis.stats import t_interval, verdict
 from vmp.io import write_csv, write_text
-from vmp.training.record import read_metrics
+from vmp.training.record import RUN_KEYS, read_metrics
 
-KEYS = ["dataset", "split", "backbone", "variant"]
+KEYS = list(RUN_KEYS[:4])  # a row of Table 1: dataset, split, backbone, variant
 METRICS = {
     "top1": "top1",
     "top5": "top5",

@@ -31,7 +31,7 @@ from vmp.analysis.stats import holm, replicates_needed, significance_verdict, t_
 from vmp.analysis.tables import blank_if_na, interval_text, markdown_table, rounded, signed
 from vmp.io import write_csv, write_text
 from vmp.names import PAPER_VARIANTS, SIGMOID_ALTERNATIVES, sigmoid_variant
-from vmp.training.record import read_metrics
+from vmp.training.record import RUN_KEYS, read_metrics
 
 REPLICATE = ["dataset", "split", "backbone", "seed"]
 FAMILIES = {
@@ -198,7 +198,7 @@ def _layers(prompt: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-STATE_KEYS = ["dataset", "split", "backbone", "variant", "lambda", "seed", "layer"]
+STATE_KEYS = [*RUN_KEYS, "layer"]
 STATE_COLUMNS = [
     *STATE_KEYS,
     *(f"{when}_{f}" for when in ("start", "end") for f in LAYER_FIELDS),

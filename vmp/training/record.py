@@ -52,6 +52,9 @@ RUN_FILES = (METRICS, HISTORY, MODEL)
 
 # --- paths ----------------------------------------------------------------------------------
 
+# A run's identity; a cell of Table 1 is a run without its seed (its seeds are its replicates).
+RUN_KEYS = ("dataset", "split", "backbone", "variant", "lambda", "seed")
+
 
 def lambda_text(value: float) -> str:
     """The shortest text that reads back as exactly ``value``: 2.5, 0, 10, 0.1234567, 1e-05."""

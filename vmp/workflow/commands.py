@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vmp.training.record import cell_dir
+from vmp.training.record import RUN_KEYS, cell_dir
 from vmp.workflow.config import ConfigError, check_config
 from vmp.workflow.matrix import cell_seeds, find_cell, run_matrix
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     cell = commands.add_parser("cell", help="a cell's folder and the command that reruns it")
     cell.add_argument("--configfile", default="config/config.yaml")
     cell.add_argument("--lambda", dest="lam", type=float, help="default: the profile's lambda")
-    for name in ("dataset", "split", "backbone", "variant"):
+    for name in RUN_KEYS[:4]:
         cell.add_argument(name)
     params = commands.add_parser(
         "params", help="write an executed training notebook's parameters for a rerun elsewhere"

@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from vmp.names import sigmoid_variant
-from vmp.training.record import cell_dir, cell_path, seed_dir
+from vmp.training.record import RUN_KEYS, cell_dir, cell_path, seed_dir
 from vmp.workflow.config import (
     ConfigError,
     backbone_settings,
@@ -105,10 +105,7 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
         key = (dataset, str(split), backbone, variant, lam, int(seed))
         run = runs.setdefault(
             key,
-            dict(
-                zip(("dataset", "split", "backbone", "variant", "lambda", "seed"), key, strict=True)
-            )
-            | {kind: False for kind in RUN_KINDS},
+            dict(zip(RUN_KEYS, key, strict=True)) | {kind: False for kind in RUN_KINDS},
         )
         run[kind] = True
 
