@@ -35,8 +35,8 @@ def write_video(path: Path, n: int, fps: float = 30, size=(32, 32), pattern=None
 
 
 def frame_ids(video: torch.Tensor) -> list[int]:
-    """Decode the frame numbers written by write_video from a (3, T, H, W) clip in [0, 1]."""
-    rgb = video.mean(dim=(2, 3)) * 255  # (3, T)
+    """Decode the frame numbers written by write_video from a (3, T, H, W) uint8 clip."""
+    rgb = video.double().mean(dim=(2, 3))  # (3, T)
     return [int(round((r - 8) / 16) + 16 * round((g - 8) / 16)) for r, g in rgb[:2].T.tolist()]
 
 
@@ -87,8 +87,7 @@ def test_test_views_sample_evenly_spaced_windows(videos):
     # 5 frames: every view repeats the last frame.
     assert all(frame_ids(it["video"]) == [0, 2, 4, 4, 4] for it in items[3:])
     v = items[0]["video"]
-    assert v.shape == (3, 5, 32, 32) and v.dtype == torch.float32
-    assert 0.0 <= v.min() and v.max() <= 1.0
+    assert v.shape == (3, 5, 32, 32) and v.dtype == torch.uint8 and v.is_contiguous()
     # Deterministic: the same item twice is the same tensor.
     assert torch.equal(ds[1]["video"], items[1]["video"])
 
@@ -123,7 +122,7 @@ def test_three_spatial_crops_run_left_centre_right(videos):
     path = write_video(videos["v24"].parent / "ramp.mp4", 12, size=(32, 48), pattern=ramp)
     ds = ClipDataset(table(path), spec(num_temporal_clips=2, num_spatial_crops=3), train=False)
     assert len(ds) == 6
-    blue = [ds[i]["video"][2].mean().item() for i in range(6)]
+    blue = [ds[i]["video"][2].double().mean().item() / 255 for i in range(6)]
     # Views are clip-major: (clip 0: left, centre, right), (clip 1: left, centre, right).
     assert blue[0] < blue[1] < blue[2]
     assert blue[3] < blue[4] < blue[5]
@@ -141,7 +140,7 @@ def test_train_clips_are_random_but_seeded(videos):
     assert any(not torch.equal(a[0], x) for x in a[1:])
     for x in a:
         ids = frame_ids(x)
-        assert x.shape == (3, 5, 32, 32) and 0.0 <= x.min() and x.max() <= 1.0
+        assert x.shape == (3, 5, 32, 32) and x.dtype == torch.uint8
         assert np.diff(ids).tolist() == [2, 2, 2, 2] and 0 <= ids[0] <= 15
 
 
@@ -154,7 +153,7 @@ def test_hflip_follows_the_spec(videos, hflip):
     path = write_video(videos["v24"].parent / "halves.mp4", 12, pattern=halves)
     ds = ClipDataset(table(path), spec(train_scale=(32, 32), hflip=hflip), train=True)
     torch.manual_seed(0)
-    flipped = [ds[0]["video"][:, :, :, :8].mean().item() > 0.5 for _ in range(16)]
+    flipped = [ds[0]["video"][:, :, :, :8].double().mean().item() > 127.5 for _ in range(16)]
     assert any(flipped) == hflip and not all(flipped)
 
 
@@ -315,7 +314,8 @@ def test_masks_follow_the_frames_through_sampling_resize_and_crop(tmp_path, trai
     checked = 0
     for i in range(len(data)):
         item = data[i]
-        video, obj, distractor = item["video"], item["object_mask"], item["distractor_mask"]
+        video, obj, distractor = item["video"] / 255, item["object_mask"], item["distractor_mask"]
+        assert item["video"].dtype == torch.uint8 and obj.dtype == torch.float32
         assert obj.shape == distractor.shape == video.shape[1:]
         white = (video.min(0).values > 0.8).float()  # the square's pixels, from the frames
         assert white.sum() > 0
