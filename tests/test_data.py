@@ -337,3 +337,91 @@ def test_masks_need_their_file(tmp_path):
     with pytest.raises(RuntimeError, match="every video in the table failed"):
         data[0]
     assert "no ground-truth masks" in data.failures[str(path)]
+
+
+# --- uint8 clips, one decoding pass per test video, resized sources ---------------------------
+
+
+def _view_decoded_alone(ds: ClipDataset, i: int) -> torch.Tensor:
+    """View i as the loader made it before one pass served all views: the window decoded on its
+    own (one-window _decode), the stack resized, the crop cut (the float division aside)."""
+    from vmp import data
+
+    views = ds.spec.views
+    j, view = divmod(i, views)
+    with data.av.open(ds._paths[j]) as container:
+        stream = container.streams.video[0]
+        fps = data._fps(stream)
+        first, count = data._segment(
+            stream, container, fps, ds._start[j], ds._end[j], ds._frames[j]
+        )
+        window = [first + k for k in ds._window(count, fps, view)]
+        (frames,) = data._decode(container, stream, fps, [window])
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    video = data._resize_short(video, ds.spec.test_scale)
+    crop = data._fixed_crop(video, ds.spec.crop_size, view % ds.spec.num_spatial_crops, ds.spec)
+    return crop.permute(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_one_decoding_pass_serves_every_view_of_a_video(videos, tmp_path, monkeypatch, threads):
+    from vmp import data
+
+    wide = write_video(tmp_path / "wide.mp4", 40, size=(36, 52), pattern=lambda img: img)
+    t = pd.concat(
+        [
+            table(videos["long"], videos["v5"], wide),
+            table(videos["long"], start_sec=[2.0], end_sec=[3.6]),
+        ],
+        ignore_index=True,
+    )
+    clip_spec = spec(crop_size=24, test_scale=30, num_temporal_clips=4, num_spatial_crops=3)
+    ds = ClipDataset(t, clip_spec, train=False, decode_threads=threads)
+    opened, original = [], data.open_video
+    monkeypatch.setattr(data, "open_video", lambda p, th: opened.append(p) or original(p, th))
+    items = [ds[i] for i in range(len(ds))]
+    assert opened == ds._paths  # each video decoded once, for its 12 views
+    for i, item in enumerate(items):
+        assert item["video"].dtype == torch.uint8 and item["video"].is_contiguous()
+        assert torch.equal(item["video"], _view_decoded_alone(ds, i)), f"view {i}"
+    again = ClipDataset(t, clip_spec, train=False, cache_frames=True)
+    assert all(torch.equal(again[i]["video"], items[i]["video"]) for i in reversed(range(len(ds))))
+
+
+def test_uint8_clips_reach_the_model_as_the_floats_the_loader_used_to_make(videos):
+    from vmp.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("x3d_tiny", 3, num_frames=4, crop_size=32).eval()
+    batch = torch.stack([ClipDataset(table(videos["v24"]), spec(), train=False)[0]["video"]] * 2)
+    with torch.no_grad():
+        got = model(batch)
+        expected = model(batch.float().div_(255.0))  # what the loader handed out before
+    assert torch.equal(got.logits, expected.logits)
+
+
+def test_make_loader_pins_memory_where_cuda_is(videos):
+    loader = make_loader(ClipDataset(table(videos["v24"]), spec(), train=True), batch_size=1,
+                         shuffle=False, num_workers=0, seed=0)  # fmt: skip
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert next(iter(loader))["video"].dtype == torch.uint8
+
+
+def test_resize_keeps_frames_and_timing_and_copies_small_videos(tmp_path):
+    from vmp.data import main, resize_video
+
+    big = write_video(tmp_path / "src" / "sub" / "big.mp4", 30, fps=25, size=(48, 64))
+    small = write_video(tmp_path / "src" / "small.mp4", 10, size=(32, 32))
+    (tmp_path / "src" / "manifest.csv").write_text("path,label\nsub/big.mp4,0\nsmall.mp4,1\n")
+    main(["resize", str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "32"])
+    out = tmp_path / "dst" / "sub" / "big.mp4"
+    frames, fps = decode_video(out)
+    assert frames.shape == (30, 32, 42, 3) and fps == 25
+    assert (tmp_path / "dst" / "small.mp4").read_bytes() == small.read_bytes()
+    assert (tmp_path / "dst" / "manifest.csv").read_text().startswith("path,label")
+    # The same frames at the same indices and times: a segment picks the same frames.
+    t = table(big, start_sec=[0.4], end_sec=[1.2])
+    a = ClipDataset(t, spec(), train=False)[0]["video"]
+    b = ClipDataset(t.assign(path=[str(out)]), spec(), train=False)[0]["video"]
+    assert frame_ids(a) == frame_ids(b) == [16, 18, 20, 22, 24]
+    assert not resize_video(small, tmp_path / "copy.mp4", 32)
