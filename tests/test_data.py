@@ -425,3 +425,15 @@ def test_resize_keeps_frames_and_timing_and_copies_small_videos(tmp_path):
     b = ClipDataset(t.assign(path=[str(out)]), spec(), train=False)[0]["video"]
     assert frame_ids(a) == frame_ids(b) == [16, 18, 20, 22, 24]
     assert not resize_video(small, tmp_path / "copy.mp4", 32)
+
+
+def test_one_reformatter_gives_the_bytes_of_to_ndarray(videos, tmp_path):
+    import av
+
+    from vmp.data import to_rgb
+
+    odd = write_video(tmp_path / "odd.mp4", 3, size=(36, 52), pattern=lambda img: img)
+    for path in (videos["v24"], odd, videos["wide"], videos["v24"]):  # sizes change between
+        with av.open(str(path)) as c:
+            for frame in c.decode(c.streams.video[0]):
+                assert np.array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))

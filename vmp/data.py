@@ -37,6 +37,7 @@ import os
 import random
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ import av
 import numpy as np
 import pandas as pd
 import torch
+from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
@@ -178,12 +180,27 @@ def open_video(path: str | Path, threads: int | None = None) -> av.container.Inp
     return container
 
 
+_local = threading.local()
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """``frame.to_ndarray(format="rgb24")``, the same bytes, through one reformatter per thread.
+
+    ``to_ndarray`` sets up a new swscale context for every frame, which costs more than the
+    conversion itself at 320x240 (1.5 ms against 0.17 ms per frame on one EPYC core).
+    """
+    reformatter = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
 def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
     """Every frame of a video as uint8 RGB (T, H, W, 3), and its frame rate."""
     _check_not_empty(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        frames = [to_rgb(frame) for frame in container.decode(stream)]
         fps = _fps(stream)
     if not frames:
         raise ValueError(f"{path}: no frame decoded")
@@ -576,12 +593,12 @@ def _scan(
         if first is None:
             first = index
         if index in need:
-            got[index] = convert(frame.to_ndarray(format="rgb24"))
+            got[index] = convert(to_rgb(frame))
         last = (index, frame)
         if index >= hi:
             break
     if last is not None and last[0] < hi and last[0] not in got:
-        got[last[0]] = convert(last[1].to_ndarray(format="rgb24"))
+        got[last[0]] = convert(to_rgb(last[1]))
     return got, first, (last[0] if last is not None else -1)
 
 
