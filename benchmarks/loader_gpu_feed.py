@@ -2,8 +2,8 @@
 
 Writes realistic footage with PyAV (textured scene under a panning camera, a moving object,
 sensor noise; H.264 through libx264 where PyAV has it, else mpeg4): 320x240 at 30 fps and
-1280x720 at 25 fps, a few seconds each. Then times, in this one process with one torch thread and
-one FFmpeg thread (one core), for SlowFast-R50 32x2 at 224^2 (T + 1 = 33 frames at rate 2,
+1280x720 at 25 fps, a few seconds each. Then times, in this one process pinned to one core (--all-cores: not
+pinned) with one torch thread, for SlowFast-R50 32x2 at 224^2 (T + 1 = 33 frames at rate 2,
 training scale 256-320, test scale 256, 10 x 3 views):
 
     training clips/s   random clip: decode, resize, crop, flip
@@ -22,7 +22,7 @@ the supply of a 16-core node (rate x 16) against an H100's appetite of about 200
 training clips/s (bf16), and the effect of FFmpeg's own threads (``decode_threads=0``).
 
 Usage: python benchmarks/loader_gpu_feed.py [--seconds 4] [--videos 1] [--train-clips 6]
-       [--repeats 2] [--old-ref 862d61a]     (default run: about 2-3 minutes on 2 cores)
+       [--repeats 3] [--old-ref 862d61a]     (default run: about 2-3 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -134,23 +134,29 @@ def windows_of(path: str, views: int, train: bool, rng: np.random.Generator) -> 
     return [frame_indices(n, fps, SPEC, p)[0] for p in pos]
 
 
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
+def interleaved_rates(routes: dict[str, dict], repeats: int) -> dict[str, dict[str, float]]:
+    """Items/s of each route's passes from its fastest of ``repeats``; the routes' passes
+    interleave, so load from other processes on a shared machine hits all routes alike."""
+    best = {(r, k): float("inf") for r, fns in routes.items() for k in ("train", "test")}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        for route, fns in routes.items():
+            for kind in ("train", "test"):
+                if fns.get(kind) is None or (kind == "test" and _ and fns.get("test_once")):
+                    continue
+                start = time.perf_counter()
+                fns[kind]()
+                best[route, kind] = min(best[route, kind], time.perf_counter() - start)
+    return {
+        route: {k: fns["count"][k] / best[route, k] or float("nan") for k in ("train", "test")}
+        for route, fns in routes.items()
+    }
 
 
-def rates(
-    module, paths: list[str], clips: int, repeats: int, threads: int | None = 1, test: bool = True
-) -> dict:
-    """Training clips/s and test videos/s of one loader module (old or new vmp.data)."""
+def loader_route(module, paths: list[str], clips: int, threads: int | None = 1) -> dict:
+    """Passes of training clips and test videos through one loader module (old or new vmp.data)."""
     table = pd.DataFrame({"path": paths, "label": range(len(paths))})
     extra = {} if threads is None else {"decode_threads": threads}
     train = module.ClipDataset(table, SPEC, train=True, **extra)
-    views = SPEC.views
 
     def train_pass():
         torch.manual_seed(0)
@@ -163,17 +169,16 @@ def rates(
             test[i]
 
     train[0]  # warm-up
+    views = module.ClipDataset(table, SPEC, train=False, **extra)
     return {
-        "train": clips / best_time(train_pass, repeats),
-        "test": len(paths) / best_time(test_pass, repeats) if test else float("nan"),
-        "views": [
-            module.ClipDataset(table, SPEC, train=False, **extra)[v]["video"]
-            for v in (0, 4, views - 1)
-        ],
+        "train": train_pass,
+        "test": test_pass,
+        "count": {"train": clips, "test": len(paths)},
+        "views": [views[v]["video"] for v in (0, 4, SPEC.views - 1)],
     }
 
 
-def pyav_rates(paths: list[str], clips: int, repeats: int) -> dict:
+def pyav_route(paths: list[str], clips: int) -> dict:
     rng = np.random.default_rng(0)
     train_windows = [windows_of(paths[i % len(paths)], 1, True, rng) for i in range(clips)]
     test_windows = [windows_of(p, SPEC.num_temporal_clips, False, rng) for p in paths]
@@ -186,10 +191,8 @@ def pyav_rates(paths: list[str], clips: int, repeats: int) -> dict:
         for p, w in zip(paths, test_windows, strict=True):
             plain_pyav(p, w)
 
-    return {
-        "train": clips / best_time(train_pass, repeats),
-        "test": len(paths) / best_time(test_pass, repeats),
-    }
+    train_pass()  # warm-up
+    return {"train": train_pass, "test": test_pass, "count": {"train": clips, "test": len(paths)}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -197,11 +200,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each video")
     parser.add_argument("--videos", type=int, default=1, help="videos per source")
     parser.add_argument("--train-clips", type=int, default=6, help="training clips per pass")
-    parser.add_argument("--repeats", type=int, default=2, help="passes; the fastest counts")
+    parser.add_argument("--repeats", type=int, default=3, help="passes; the fastest counts")
     parser.add_argument("--old-ref", default="862d61a", help="git commit of the old loader")
     parser.add_argument("--skip-old-720p-test", action="store_true", help="it takes the longest")
+    parser.add_argument(
+        "--all-cores", action="store_true", help="do not pin the process to one core"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if not args.all_cores and hasattr(os, "sched_setaffinity"):
+        # swscale (to_ndarray) and FFmpeg's threads would otherwise borrow idle cores
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     import vmp.data as new
 
     old = old_loader(args.old_ref)
@@ -214,7 +223,9 @@ def main(argv: list[str] | None = None) -> None:
         "unknown CPU",
     )
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    print(f"CPU: {cpu}; one process, torch threads 1, FFmpeg threads 1; {codec} footage")
+    print(
+        f"CPU: {cpu}; one process pinned to {len(os.sched_getaffinity(0))} core(s), torch threads 1; {codec} footage"
+    )
     print(
         f"SlowFast 32x2: clips of {SPEC.clip_frames} frames at rate {SPEC.sampling_rate}, "
         f"crop {SPEC.crop_size}, train scale {SPEC.train_scale}, test {SPEC.test_scale} x "
@@ -232,16 +243,17 @@ def main(argv: list[str] | None = None) -> None:
                 f"\n{name}: {args.videos} x {args.seconds:g} s written in {time.perf_counter() - started:.0f} s",
                 flush=True,
             )
-            new_r = rates(new, paths, args.train_clips, args.repeats)
-            result = {"pyav": pyav_rates(paths, args.train_clips, args.repeats), "new": new_r}
+            routes = {"pyav": pyav_route(paths, args.train_clips)}
+            routes["new"] = loader_route(new, paths, args.train_clips)
             if old is not None:
-                test = not (name == "720p" and args.skip_old_720p_test)
-                repeats = 1 if name == "720p" else args.repeats  # the old 720p test pass is slow
-                old_r = rates(old, paths, args.train_clips, repeats, None, test)
-                result["old"] = old_r
+                routes["old"] = loader_route(old, paths, args.train_clips, None)
+                # the old 720p test pass is slow: once, or skipped
+                routes["old"]["test_once"] = name == "720p"
+                if name == "720p" and args.skip_old_720p_test:
+                    routes["old"]["test"] = None
                 same = all(
                     torch.equal(a, b.float().div_(255.0))
-                    for a, b in zip(old_r["views"], new_r["views"], strict=True)
+                    for a, b in zip(routes["old"]["views"], routes["new"]["views"], strict=True)
                 )
                 print(f"  old views == new views / 255: {same}")
                 if not same:
@@ -253,8 +265,11 @@ def main(argv: list[str] | None = None) -> None:
                     resize_video(p, small[-1], 256)
                 once = (time.perf_counter() - started) / len(paths)
                 print(f"  resized once to short side 256: {once:.1f} s per video")
-                result["new 256"] = rates(new, small, args.train_clips, args.repeats)
-                threaded = rates(new, paths, args.train_clips, args.repeats, threads=0)
+                routes["new 256"] = loader_route(new, small, args.train_clips)
+                routes["new, FFmpeg threads"] = loader_route(
+                    new, paths, args.train_clips, threads=0
+                )
+            result = interleaved_rates(routes, args.repeats)
             for route, r in result.items():
                 rows.append((name, route, r["train"], r["test"]))
                 print(
@@ -277,8 +292,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"  {name} {route:8s} {16 * tr:7.0f} training clips/s  ({16 * tr / H100_APPETITE[1]:.2f}-{16 * tr / H100_APPETITE[0]:.2f} of the appetite)   {16 * te * SPEC.views:7.0f} test views/s"
             )
     print(
-        f"\nFFmpeg's threads (decode_threads=0: a thread per core, {os.cpu_count()} here) on 720p, "
-        f"one process: train {threaded['train']:.2f} clips/s, test {threaded['test']:.3f} videos/s"
+        "\n'new, FFmpeg threads': decode_threads=0 (FFmpeg's frame threads); on one pinned core "
+        "this shows their overhead, with --all-cores their gain for one process"
     )
 
 
