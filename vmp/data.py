@@ -187,9 +187,10 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """``frame.to_ndarray(format="rgb24")``, the same bytes, through one single-threaded
     reformatter per thread and process.
 
-    ``to_ndarray`` sets up a new swscale context (with a thread per core) for every frame, which
-    costs more than the conversion itself at 320x240 (1.5 ms against 0.17 ms per frame on one
-    EPYC core). A forked DataLoader worker makes its own: swscale's threads do not survive fork.
+    ``to_ndarray`` sets up a new swscale context, with a thread per core, for every frame: on a
+    2-core EPYC 1.5 ms against 0.17 ms per 320x240 frame when the process may use both cores (in
+    a loader every worker would start threads per frame), the same on one pinned core. A forked
+    DataLoader worker makes its own reformatter: swscale's threads do not survive fork.
     """
     pid, reformatter = getattr(_local, "reformatter", (None, None))
     if pid != os.getpid():
