@@ -1,6 +1,6 @@
 """The GPU check: the prompt layer against a copy, paper-size training steps, the smoke DAG on a GPU.
 
-Three parts, each printed as it finishes (about 5-8 minutes on one recent GPU):
+Four parts, each printed as it finishes (about 6-9 minutes on one recent GPU):
 
 1. ``benchmarks/prompt_layer.py`` on a 8x3x17x224^2 clip: every implementation's forward and
    forward+backward time as a multiple of ``x.clone()`` and as a share of the copy's bandwidth.
@@ -8,6 +8,8 @@ Three parts, each printed as it finishes (about 5-8 minutes on one recent GPU):
    layer(s), under bf16 autocast: milliseconds, the layer's share of the +VMP step, and peak
    memory per clip.
 3. The smoke profile's DAG with ``accelerator: gpu``, ``precision: bf16-mixed``, end to end.
+4. The loader with real workers feeding SlowFast-R50 +VMP training steps (32x2 at 224^2, batch
+   8, bf16) from 320x240 H.264 footage: data wait against step time per step, and clips/s.
 
     python benchmarks/gpu_check.py            # on a CUDA machine
     python benchmarks/gpu_check.py --dry      # CPU, tiny sizes, smoke DAG planned only (tests)
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 import yaml
@@ -34,6 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import prompt_layer  # noqa: E402  (a sibling script)
 from model_step import layer_fn, median_times  # noqa: E402
 
+from vmp.data import ClipDataset, ClipSpec, make_loader  # noqa: E402
 from vmp.models import create_model, sigmoid_variant, variant_options  # noqa: E402
 
 # (model, batch, frames T+1, size); the paper's clips per backbone.
@@ -118,6 +123,63 @@ def backbone_rows(models, device: str, repeats: int) -> list[dict]:
     return rows
 
 
+def loader_feed(dry: bool, device: str, workdir: Path, steps: int) -> str:
+    """Train with ClipDataset's uint8 clips from DataLoader workers; time the wait for each batch
+    (data) and the step that follows (host-to-device copy, forward, backward, update)."""
+    from loader_gpu_feed import SPEC, write_footage
+
+    if dry:
+        name, batch, workers, size, fps, seconds, videos = "slowfast_tiny", 2, 2, (48, 64), 25, 2, 4
+        spec = ClipSpec(num_frames=8, sampling_rate=2, crop_size=32, train_scale=(32, 40))
+    else:
+        name, batch, workers, size, fps, seconds, videos = (
+            "slowfast_r50",
+            8,
+            15,
+            (240, 320),
+            30,
+            6,
+            16,
+        )
+        spec, workers = SPEC, max(1, min(workers, (os.cpu_count() or 2) - 1))
+    paths = [
+        str(write_footage(workdir / f"v{k}.mp4", size, fps, seconds, k)) for k in range(videos)
+    ]
+    paths = paths * (steps * batch // videos + 1)  # one epoch covers every step
+    table = pd.DataFrame({"path": paths, "label": [k % 10 for k in range(len(paths))]})
+    data = ClipDataset(table, spec, train=True)
+    loader = make_loader(data, batch_size=batch, shuffle=True, num_workers=workers, seed=0)
+    build = {"num_frames": spec.num_frames, "crop_size": spec.crop_size}
+    model = create_model(name, 10, **build, **variant_options(name, sigmoid_variant(name)))
+    model = model.to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    waits, times, batches = [], [], iter(loader)
+    for _ in range(steps):
+        start = time.perf_counter()
+        item = next(batches)
+        got = time.perf_counter()
+        video = item["video"].to(device, non_blocking=True)  # uint8; the model divides by 255
+        labels = item["label"].to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device):
+            loss = F.cross_entropy(model(video).logits, labels)
+        loss.backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        waits.append(got - start)
+        times.append(time.perf_counter() - got)
+    del batches
+    skip = min(2, steps - 1)  # worker start-up and the first steps' allocations
+    wait, step = sum(waits[skip:]) / len(waits[skip:]), sum(times[skip:]) / len(times[skip:])
+    return (
+        f"{name} {batch}x{spec.clip_frames}x{spec.crop_size}^2 from {size[1]}x{size[0]} footage, "
+        f"{workers} workers, pin_memory={loader.pin_memory}: data wait {1e3 * wait:.1f} ms/step, "
+        f"step {1e3 * step:.1f} ms; fed {batch / (wait + step):.1f} clips/s, the steps alone "
+        f"take {batch / step:.1f} clips/s ({wait / (wait + step):.0%} of the time waiting for data)"
+    )
+
+
 def smoke_dag(dry: bool, workdir: Path) -> str:
     """Run (or with ``dry`` only plan) the smoke DAG with training on the GPU."""
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
@@ -174,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\n== 3. smoke DAG ==", flush=True)
     with tempfile.TemporaryDirectory(prefix="vmp-gpu-check-") as tmp:
         print(smoke_dag(args.dry, Path(tmp)), flush=True)
+
+    print("\n== 4. loader with workers feeding training steps ==", flush=True)
+    with tempfile.TemporaryDirectory(prefix="vmp-gpu-check-feed-") as tmp:
+        print(loader_feed(args.dry, device, Path(tmp), 6 if args.dry else 30), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ def write_video(path: Path, n: int, fps: float = 30, size=(32, 32), pattern=None
 
 
 def frame_ids(video: torch.Tensor) -> list[int]:
-    """Decode the frame numbers written by write_video from a (3, T, H, W) clip in [0, 1]."""
-    rgb = video.mean(dim=(2, 3)) * 255  # (3, T)
+    """Decode the frame numbers written by write_video from a (3, T, H, W) uint8 clip."""
+    rgb = video.double().mean(dim=(2, 3))  # (3, T)
     return [int(round((r - 8) / 16) + 16 * round((g - 8) / 16)) for r, g in rgb[:2].T.tolist()]
 
 
@@ -87,8 +87,7 @@ def test_test_views_sample_evenly_spaced_windows(videos):
     # 5 frames: every view repeats the last frame.
     assert all(frame_ids(it["video"]) == [0, 2, 4, 4, 4] for it in items[3:])
     v = items[0]["video"]
-    assert v.shape == (3, 5, 32, 32) and v.dtype == torch.float32
-    assert 0.0 <= v.min() and v.max() <= 1.0
+    assert v.shape == (3, 5, 32, 32) and v.dtype == torch.uint8 and v.is_contiguous()
     # Deterministic: the same item twice is the same tensor.
     assert torch.equal(ds[1]["video"], items[1]["video"])
 
@@ -123,7 +122,7 @@ def test_three_spatial_crops_run_left_centre_right(videos):
     path = write_video(videos["v24"].parent / "ramp.mp4", 12, size=(32, 48), pattern=ramp)
     ds = ClipDataset(table(path), spec(num_temporal_clips=2, num_spatial_crops=3), train=False)
     assert len(ds) == 6
-    blue = [ds[i]["video"][2].mean().item() for i in range(6)]
+    blue = [ds[i]["video"][2].double().mean().item() / 255 for i in range(6)]
     # Views are clip-major: (clip 0: left, centre, right), (clip 1: left, centre, right).
     assert blue[0] < blue[1] < blue[2]
     assert blue[3] < blue[4] < blue[5]
@@ -141,7 +140,7 @@ def test_train_clips_are_random_but_seeded(videos):
     assert any(not torch.equal(a[0], x) for x in a[1:])
     for x in a:
         ids = frame_ids(x)
-        assert x.shape == (3, 5, 32, 32) and 0.0 <= x.min() and x.max() <= 1.0
+        assert x.shape == (3, 5, 32, 32) and x.dtype == torch.uint8
         assert np.diff(ids).tolist() == [2, 2, 2, 2] and 0 <= ids[0] <= 15
 
 
@@ -154,7 +153,7 @@ def test_hflip_follows_the_spec(videos, hflip):
     path = write_video(videos["v24"].parent / "halves.mp4", 12, pattern=halves)
     ds = ClipDataset(table(path), spec(train_scale=(32, 32), hflip=hflip), train=True)
     torch.manual_seed(0)
-    flipped = [ds[0]["video"][:, :, :, :8].mean().item() > 0.5 for _ in range(16)]
+    flipped = [ds[0]["video"][:, :, :, :8].double().mean().item() > 127.5 for _ in range(16)]
     assert any(flipped) == hflip and not all(flipped)
 
 
@@ -315,7 +314,8 @@ def test_masks_follow_the_frames_through_sampling_resize_and_crop(tmp_path, trai
     checked = 0
     for i in range(len(data)):
         item = data[i]
-        video, obj, distractor = item["video"], item["object_mask"], item["distractor_mask"]
+        video, obj, distractor = item["video"] / 255, item["object_mask"], item["distractor_mask"]
+        assert item["video"].dtype == torch.uint8 and obj.dtype == torch.float32
         assert obj.shape == distractor.shape == video.shape[1:]
         white = (video.min(0).values > 0.8).float()  # the square's pixels, from the frames
         assert white.sum() > 0
@@ -337,3 +337,103 @@ def test_masks_need_their_file(tmp_path):
     with pytest.raises(RuntimeError, match="every video in the table failed"):
         data[0]
     assert "no ground-truth masks" in data.failures[str(path)]
+
+
+# --- uint8 clips, one decoding pass per test video, resized sources ---------------------------
+
+
+def _view_decoded_alone(ds: ClipDataset, i: int) -> torch.Tensor:
+    """View i as the loader made it before one pass served all views: the window decoded on its
+    own (one-window _decode), the stack resized, the crop cut (the float division aside)."""
+    from vmp import data
+
+    views = ds.spec.views
+    j, view = divmod(i, views)
+    with data.av.open(ds._paths[j]) as container:
+        stream = container.streams.video[0]
+        fps = data._fps(stream)
+        first, count = data._segment(
+            stream, container, fps, ds._start[j], ds._end[j], ds._frames[j]
+        )
+        window = [first + k for k in ds._window(count, fps, view)]
+        (frames,) = data._decode(container, stream, fps, [window])
+    video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    video = data._resize_short(video, ds.spec.test_scale)
+    crop = data._fixed_crop(video, ds.spec.crop_size, view % ds.spec.num_spatial_crops, ds.spec)
+    return crop.permute(1, 0, 2, 3)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_one_decoding_pass_serves_every_view_of_a_video(videos, tmp_path, monkeypatch, threads):
+    from vmp import data
+
+    wide = write_video(tmp_path / "wide.mp4", 40, size=(36, 52), pattern=lambda img: img)
+    t = pd.concat(
+        [
+            table(videos["long"], videos["v5"], wide),
+            table(videos["long"], start_sec=[2.0], end_sec=[3.6]),
+        ],
+        ignore_index=True,
+    )
+    clip_spec = spec(crop_size=24, test_scale=30, num_temporal_clips=4, num_spatial_crops=3)
+    ds = ClipDataset(t, clip_spec, train=False, decode_threads=threads)
+    opened, original = [], data.open_video
+    monkeypatch.setattr(data, "open_video", lambda p, th: opened.append(p) or original(p, th))
+    items = [ds[i] for i in range(len(ds))]
+    assert opened == ds._paths  # each video decoded once, for its 12 views
+    for i, item in enumerate(items):
+        assert item["video"].dtype == torch.uint8 and item["video"].is_contiguous()
+        assert torch.equal(item["video"], _view_decoded_alone(ds, i)), f"view {i}"
+    again = ClipDataset(t, clip_spec, train=False, cache_frames=True)
+    assert all(torch.equal(again[i]["video"], items[i]["video"]) for i in reversed(range(len(ds))))
+
+
+def test_uint8_clips_reach_the_model_as_the_floats_the_loader_used_to_make(videos):
+    from vmp.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("x3d_tiny", 3, num_frames=4, crop_size=32).eval()
+    batch = torch.stack([ClipDataset(table(videos["v24"]), spec(), train=False)[0]["video"]] * 2)
+    with torch.no_grad():
+        got = model(batch)
+        expected = model(batch.float().div_(255.0))  # what the loader handed out before
+    assert torch.equal(got.logits, expected.logits)
+
+
+def test_make_loader_pins_memory_where_cuda_is(videos):
+    loader = make_loader(ClipDataset(table(videos["v24"]), spec(), train=True), batch_size=1,
+                         shuffle=False, num_workers=0, seed=0)  # fmt: skip
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert next(iter(loader))["video"].dtype == torch.uint8
+
+
+def test_resize_keeps_frames_and_timing_and_copies_small_videos(tmp_path):
+    from vmp.data import main, resize_video
+
+    big = write_video(tmp_path / "src" / "sub" / "big.mp4", 30, fps=25, size=(48, 64))
+    small = write_video(tmp_path / "src" / "small.mp4", 10, size=(32, 32))
+    (tmp_path / "src" / "manifest.csv").write_text("path,label\nsub/big.mp4,0\nsmall.mp4,1\n")
+    main(["resize", str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "32"])
+    out = tmp_path / "dst" / "sub" / "big.mp4"
+    frames, fps = decode_video(out)
+    assert frames.shape == (30, 32, 42, 3) and fps == 25
+    assert (tmp_path / "dst" / "small.mp4").read_bytes() == small.read_bytes()
+    assert (tmp_path / "dst" / "manifest.csv").read_text().startswith("path,label")
+    # The same frames at the same indices and times: a segment picks the same frames.
+    t = table(big, start_sec=[0.4], end_sec=[1.2])
+    a = ClipDataset(t, spec(), train=False)[0]["video"]
+    b = ClipDataset(t.assign(path=[str(out)]), spec(), train=False)[0]["video"]
+    assert frame_ids(a) == frame_ids(b) == [16, 18, 20, 22, 24]
+    assert not resize_video(small, tmp_path / "copy.mp4", 32)
+
+
+def test_one_reformatter_gives_the_bytes_of_to_ndarray(videos, tmp_path):
+    import av
+
+    from vmp.data import to_rgb
+
+    odd = write_video(tmp_path / "odd.mp4", 3, size=(36, 52), pattern=lambda img: img)
+    for path in (videos["v24"], odd, videos["wide"], videos["v24"]):  # sizes change between
+        with av.open(str(path)) as c:
+            for frame in c.decode(c.streams.video[0]):
+                assert np.array_equal(to_rgb(frame), frame.to_ndarray(format="rgb24"))

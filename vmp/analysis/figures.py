@@ -105,7 +105,7 @@ def sample_clip(
     dataset_format: str = "synthmotion",
 ) -> torch.Tensor:
     """Test clip number ``index`` of a dataset, (3, T+1, H, W) in [0, 1], centre view."""
-    return _sample(root, split, clip, index, dataset_format)["video"]
+    return _sample(root, split, clip, index, dataset_format)["video"].float().div_(255.0)
 
 
 def sample_object_mask(

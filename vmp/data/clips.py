@@ -9,13 +9,24 @@ stride of ``sampling_rate`` frames at ``target_fps``:
 Training draws the window start, short-side scale, crop position and flip at random from
 torch's global RNG; testing takes N evenly spaced windows x K fixed crops per video. Frames are
 decoded directly with PyAV (only the needed frames are converted to RGB; see
-benchmarks/loader_vs_pyav.py for the measured cost against plain decoding and pytorchvideo).
-Output is float in [0, 1] without mean/std normalisation: the model normalises after the
-prompt layer.
+benchmarks/loader_vs_pyav.py for the measured cost against plain decoding and pytorchvideo, and
+benchmarks/loader_gpu_feed.py for the rates at paper size).
+
+A test video is decoded once for all its views: the union of the N windows' frames is decoded
+in one pass, each frame resized once, and the N x K views are cut from those frames (kept for
+the consecutive view indices of one video)::
+
+    video  --decode union of N windows-->  frames at test scale  --window t, crop k-->  view t*K+k
+
+Clips are handed out as uint8 (resize, crop and flip all run on uint8); the model turns them
+into floats in [0, 1] on the device (:meth:`vmp.models.VideoClassifier.forward`) and normalises
+after the prompt layer. Sources much larger than the clips (720p FineGym) are best re-encoded
+once to a short side near the test scale: ``python -m vmp.data resize SRC DST --short-side 256``.
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import hashlib
@@ -24,6 +35,9 @@ import logging
 import math
 import os
 import random
+import shutil
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +46,7 @@ import av
 import numpy as np
 import pandas as pd
 import torch
+from av.video.reformatter import VideoReformatter
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
@@ -147,12 +162,49 @@ DECODED_FRAMES = "decoded.npy"  # every video's frames, uint8 (videos, T, H, W, 
 DECODED_INDEX = "decoded.json"  # the videos' paths (as in the manifest) and frame rate
 
 
+# FFmpeg's decoder threads per stream: 1 (no threading) keeps one DataLoader worker on one core,
+# which is how a loader with a worker per core gets the most clips per second; 0 lets FFmpeg
+# pick (a thread per core: faster for one process that decodes alone, see loader_gpu_feed.py).
+DECODE_THREADS = int(os.environ.get("VMP_DECODE_THREADS", "1"))
+
+
+def open_video(path: str | Path, threads: int | None = None) -> av.container.InputContainer:
+    """Open a video with PyAV, its first video stream decoding with ``threads`` frame threads
+    (None: :data:`DECODE_THREADS`)."""
+    threads = DECODE_THREADS if threads is None else threads
+    container = av.open(str(path))
+    if threads != 1 and container.streams.video:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame and slice threads where the codec has them
+        stream.thread_count = threads
+    return container
+
+
+_local = threading.local()
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """``frame.to_ndarray(format="rgb24")``, the same bytes, through one single-threaded
+    reformatter per thread and process.
+
+    ``to_ndarray`` sets up a new swscale context, with a thread per core, for every frame: on a
+    2-core EPYC 1.5 ms against 0.17 ms per 320x240 frame when the process may use both cores (in
+    a loader every worker would start threads per frame), the same on one pinned core. A forked
+    DataLoader worker makes its own reformatter: swscale's threads do not survive fork.
+    """
+    pid, reformatter = getattr(_local, "reformatter", (None, None))
+    if pid != os.getpid():
+        reformatter = VideoReformatter()
+        _local.reformatter = (os.getpid(), reformatter)
+    return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+
 def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
     """Every frame of a video as uint8 RGB (T, H, W, 3), and its frame rate."""
     _check_not_empty(path)
-    with av.open(str(path)) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        frames = [to_rgb(frame) for frame in container.decode(stream)]
         fps = _fps(stream)
     if not frames:
         raise ValueError(f"{path}: no frame decoded")
@@ -219,7 +271,13 @@ class ClipDataset(Dataset):
     videos such as SynthMotion's, where decoding costs several times a tiny model's step.
     ``decoded`` (from :func:`load_decoded`) supplies already decoded videos by path.
 
-    Items are dicts: video (3, T + 1, crop, crop) float in [0, 1], label int, video_index int.
+    Test views of one video are cut from one decoding pass over the union of its N windows, each
+    frame resized once (the frames of the last video are kept, so consecutive view indices, as in
+    a loader's batch, decode each video once); every view equals the one decoded on its own.
+    ``decode_threads`` is FFmpeg's thread count per stream (None: :data:`DECODE_THREADS`).
+
+    Items are dicts: video (3, T + 1, crop, crop) uint8 (the model divides by 255 on the device,
+    see :meth:`vmp.models.VideoClassifier.forward`), label int, video_index int.
     With ``masks=True`` (SynthMotion videos, whose ground truth lies beside them: see
     :func:`vmp.data.synth.write_masks`) items also hold object_mask and distractor_mask, each
     (T + 1, crop, crop) float in [0, 1]: the same frames, resized, cropped and flipped with the
@@ -236,6 +294,7 @@ class ClipDataset(Dataset):
         cache_frames: bool = False,
         decoded: dict[str, tuple[np.ndarray, float]] | None = None,
         masks: bool = False,
+        decode_threads: int | None = None,
     ) -> None:
         missing = {"path", "label"} - set(table.columns)
         if missing:
@@ -259,6 +318,9 @@ class ClipDataset(Dataset):
         self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
         self._cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache_frames else None
         self.masks = masks
+        self.decode_threads = decode_threads
+        # (video, its N test windows' frames at test scale): the views of the last test video.
+        self._views: tuple[int, list] | None = None
         if masks and not all(map(math.isnan, self._start)):
             raise ValueError("ClipDataset: masks=True needs whole videos (no start_sec/end_sec)")
         if decoded:
@@ -268,7 +330,7 @@ class ClipDataset(Dataset):
     def with_spec(self, spec: ClipSpec, *, train: bool) -> ClipDataset:
         """The same videos with another clip spec, sharing cached frames and known failures."""
         other = copy.copy(self)
-        other.spec, other.train = spec, train
+        other.spec, other.train, other._views = spec, train, None
         return other
 
     def __len__(self) -> int:
@@ -322,17 +384,53 @@ class ClipDataset(Dataset):
         n = self.spec.num_temporal_clips
         return round((num_starts - 1) * (clip_idx / (n - 1) if n > 1 else 0.5))
 
-    def _read(self, j: int, offsets: Callable[[int, float], Sequence[int]]) -> tuple[list, float]:
-        """Decode frames ``offsets(count, fps)`` of video (or segment) j: (frames, fps)."""
+    def _read(
+        self,
+        j: int,
+        windows: Callable[[int, float], Sequence[Sequence[int]]],
+        convert: Callable[[np.ndarray], object] | None = None,
+    ) -> tuple[list[list], float]:
+        """Decode the frames ``windows(count, fps)`` (lists of offsets into video or segment j)
+        in one pass: (one list of frames per window, fps), each frame ``convert(rgb array)``."""
         _check_not_empty(self._paths[j])
-        with av.open(self._paths[j]) as container:
+        with open_video(self._paths[j], self.decode_threads) as container:
             stream = container.streams.video[0]
             fps = _fps(stream)
             first, count = _segment(
                 stream, container, fps, self._start[j], self._end[j], self._frames[j]
             )
-            picked = [first + k for k in offsets(count, fps)]
-            return _decode(container, stream, fps, picked), fps
+            wanted = [[first + k for k in w] for w in windows(count, fps)]
+            return _decode(container, stream, fps, wanted, convert), fps
+
+    def _gather(
+        self,
+        j: int,
+        windows: Callable[[int, float], list[list[int]]],
+        convert: Callable[[np.ndarray], object] | None = None,
+    ) -> tuple[list, list[list[int]]]:
+        """(frames of each window, the windows' offsets) of video j, decoded or from the cache.
+
+        Without ``convert`` a window's frames are one uint8 array (T+1, H, W, 3); with it, a list
+        of ``convert(frame)``, converted once per distinct frame.
+        """
+        chosen: list[list[int]] = []
+
+        def offsets(count: int, fps: float) -> list[list[int]]:
+            chosen[:] = windows(count, fps)
+            return chosen
+
+        if self._cache is None:
+            frames, _ = self._read(j, offsets, convert)
+            return (frames if convert else [np.stack(f) for f in frames]), chosen
+        if j not in self._cache:  # every frame, decoded once
+            (every,), fps = self._read(j, lambda count, fps: [range(count)])
+            self._cache[j] = (np.stack(every), fps)
+        decoded, fps = self._cache[j]
+        offsets(len(decoded), fps)
+        if convert is None:
+            return [decoded[w] for w in chosen], chosen
+        pool = {k: convert(decoded[k].copy()) for k in set().union(*chosen)}
+        return [[pool[k] for k in w] for w in chosen], chosen
 
     def _window(self, count: int, fps: float, view: int) -> list[int]:
         """Frame offsets of the clip for ``view`` in a video of ``count`` frames."""
@@ -340,26 +438,18 @@ class ClipDataset(Dataset):
         idx, _ = frame_indices(count, fps, self.spec, self._window_start(num_starts, view))
         return idx
 
+    def _clip(self, j: int, frames: np.ndarray, picked: Sequence[int]) -> torch.Tensor:
+        """Frames (T+1, H, W, 3) as a uint8 tensor (T+1, 3, H, W), plus the masks' two channels."""
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        if self.masks:  # two more channels, so every transform treats them as the frames
+            video = torch.cat([video, self._masks(j, picked)], 1)
+        return video
+
     def _load(self, j: int, view: int) -> dict[str, torch.Tensor]:
         spec = self.spec
-        picked: list[int] = []
-
-        def window(count: int, fps: float) -> list[int]:
-            picked[:] = self._window(count, fps, view)
-            return picked
-
-        if self._cache is None:
-            frames, _ = self._read(j, window)
-        else:
-            if j not in self._cache:  # every frame, decoded once
-                every, fps = self._read(j, lambda count, fps: range(count))
-                self._cache[j] = (np.stack(every), fps)
-            decoded, fps = self._cache[j]
-            frames = decoded[window(len(decoded), fps)]
-        video = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (T+1, 3, H, W)
-        if self.masks:  # two more channels, so every transform below treats them as the frames
-            video = torch.cat([video, self._masks(j, picked)], 1)
         if self.train:
+            (frames,), (picked,) = self._gather(j, lambda count, fps: [self._window(count, fps, 0)])
+            video = self._clip(j, frames, picked)
             lo, hi = spec.train_scale
             video = _resize_short(video, int(torch.randint(lo, hi + 1, ()).item()))
             h, w = video.shape[-2:]
@@ -368,13 +458,43 @@ class ClipDataset(Dataset):
             video = TF.crop(video, top, left, spec.crop_size, spec.crop_size)
             if spec.hflip and torch.rand(()).item() < 0.5:
                 video = TF.horizontal_flip(video)
+            video = video.permute(1, 0, 2, 3)
         else:
-            video = _resize_short(video, spec.test_scale)
-            video = _fixed_crop(video, spec.crop_size, view % spec.num_spatial_crops, spec)
-        video = video.permute(1, 0, 2, 3).float().div_(255.0)
+            if self._views is None or self._views[0] != j:
+                self._views = (j, self._test_windows(j))
+            crop = view % spec.num_spatial_crops
+            frames = self._views[1][view // spec.num_spatial_crops]
+            if self.masks:  # one tensor (T+1, 5, h, w) per window
+                video = _fixed_crop(frames, spec.crop_size, crop, spec).permute(1, 0, 2, 3)
+            else:  # a list of T+1 frames (3, h, w), shared between windows
+                video = torch.stack([_fixed_crop(f, spec.crop_size, crop, spec) for f in frames], 1)
+        video = video.contiguous()  # (C, T+1, crop, crop) uint8
         if not self.masks:
             return {"video": video}
-        return {"video": video[:3], "object_mask": video[3], "distractor_mask": video[4]}
+        masks = video[3:].float().div_(255.0)
+        return {"video": video[:3], "object_mask": masks[0], "distractor_mask": masks[1]}
+
+    def _test_windows(self, j: int) -> list:
+        """The frames of every test window of video j at test scale, from one decoding pass."""
+        spec = self.spec
+        step = spec.num_spatial_crops
+
+        def windows(count: int, fps: float) -> list[list[int]]:
+            return [self._window(count, fps, t * step) for t in range(spec.num_temporal_clips)]
+
+        if self.masks:  # frames and masks resized together, as one tensor per window
+            frames, picked = self._gather(j, windows)
+            return [
+                _resize_short(self._clip(j, f, p), spec.test_scale)
+                for f, p in zip(frames, picked, strict=True)
+            ]
+
+        def resize(frame: np.ndarray) -> torch.Tensor:  # one frame: the same as in a stack
+            return _resize_short(
+                torch.from_numpy(frame[None]).permute(0, 3, 1, 2), spec.test_scale
+            )[0]
+
+        return self._gather(j, windows, resize)[0]
 
     def _masks(self, j: int, picked: Sequence[int]) -> torch.Tensor:
         """The ground truth of video j at frames ``picked``: (T+1, 2, H, W) uint8 0 or 255."""
@@ -416,34 +536,46 @@ def _segment(
     return first, max(1, min(last, total) - first)
 
 
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    return frame
+
+
 def _decode(
     container: av.container.InputContainer,
     stream: av.video.stream.VideoStream,
     fps: float,
-    wanted: list[int],
-) -> list[np.ndarray]:
-    """Decode the frames with the given indices as RGB arrays.
+    windows: Sequence[Sequence[int]],
+    convert: Callable[[np.ndarray], object] | None = None,
+) -> list[list]:
+    """Decode the frames with the given indices, one list per window, in one pass over the
+    union of the windows; each distinct frame is ``convert(rgb array)`` (default: the array).
 
-    Indices past the last decoded frame (short or truncated videos) repeat the last frame.
+    In each window, indices past the last decoded frame (short or truncated videos) repeat the
+    last frame and missing indices take the closest earlier frame of the window: each window
+    gets the frames it would get when decoded alone.
     """
+    convert = convert or _rgb
+    wanted = sorted(set().union(*windows))
     t0 = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    lo = min(wanted)
+    lo = wanted[0]
     if lo / fps > 1.0:
         # Seek to a keyframe shortly before the first needed frame.
         container.seek(int((t0 + lo / fps - 0.5) / stream.time_base), stream=stream, backward=True)
-        got, first = _scan(container, stream, fps, t0, wanted)
+        got, first, last = _scan(container, stream, fps, t0, wanted, convert)
         if first is None or first > lo:  # the seek overshot: decode from the start instead
             container.seek(0)
-            got, first = _scan(container, stream, fps, t0, wanted)
+            got, first, last = _scan(container, stream, fps, t0, wanted, convert)
     else:
-        got, first = _scan(container, stream, fps, t0, wanted)
-    if not got:
-        raise ValueError(f"no frame decoded (wanted frames {lo}..{max(wanted)})")
-    have = sorted(got)
+        got, first, last = _scan(container, stream, fps, t0, wanted, convert)
     out = []
-    for k in wanted:
-        earlier = [h for h in have if h <= k]
-        out.append(got[earlier[-1] if earlier else have[0]])
+    for window in windows:
+        need, hi = set(window), max(window)
+        # What the window's own scan (up to its last index) would have kept.
+        have = [k for k in sorted(got) if k in need or (k == last and last < hi)]
+        if not have:
+            raise ValueError(f"no frame decoded (wanted frames {min(window)}..{hi})")
+        picks = [have[max(bisect.bisect_right(have, k) - 1, 0)] for k in window]
+        out.append([got[k] for k in picks])
     return out
 
 
@@ -453,24 +585,25 @@ def _scan(
     fps: float,
     t0: float,
     wanted: list[int],
-) -> tuple[dict[int, np.ndarray], int | None]:
+    convert: Callable[[np.ndarray], object],
+) -> tuple[dict[int, object], int | None, int]:
     """Decode forward up to max(wanted); return the wanted frames (plus the last decoded one,
-    used when the video ends early) and the index of the first decoded frame."""
+    used when the video ends early), the index of the first decoded frame and of the last."""
     need, hi = set(wanted), max(wanted)
-    got: dict[int, np.ndarray] = {}
+    got: dict[int, object] = {}
     first, last, index = None, None, -1
     for frame in container.decode(stream):
         index = round((frame.time - t0) * fps) if frame.time is not None else index + 1
         if first is None:
             first = index
         if index in need:
-            got[index] = frame.to_ndarray(format="rgb24")
+            got[index] = convert(to_rgb(frame))
         last = (index, frame)
         if index >= hi:
             break
     if last is not None and last[0] < hi and last[0] not in got:
-        got[last[0]] = last[1].to_ndarray(format="rgb24")
-    return got, first
+        got[last[0]] = convert(to_rgb(last[1]))
+    return got, first, (last[0] if last is not None else -1)
 
 
 def _resize_short(video: torch.Tensor, size: int) -> torch.Tensor:
@@ -584,6 +717,9 @@ def make_loader(
         num_workers: decoding processes.
         seed: seeds the order.
         drop_last: drop the last incomplete batch.
+
+    Batches are put in page-locked memory where CUDA is available, so the uint8 clips travel to
+    the GPU by DMA (and ``.to(device, non_blocking=True)`` overlaps the copy).
     """
     return DataLoader(
         dataset,
@@ -592,4 +728,128 @@ def make_loader(
         num_workers=num_workers,
         drop_last=drop_last,
         worker_init_fn=_seed_worker,
+        pin_memory=torch.cuda.is_available(),
     )
+
+
+# --- sources resized once ---------------------------------------------------------------------
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+
+def _even(x: float) -> int:
+    return max(2, 2 * round(x / 2))
+
+
+def resize_video(
+    src: str | Path, dst: str | Path, short_side: int = 256, *, crf: int = 18, gop: int = 16
+) -> bool:
+    """Re-encode ``src`` with its short side scaled to ``short_side`` into ``dst``; True if it did.
+
+    A video whose short side is already ``short_side`` or less is copied unchanged (False). The
+    frames keep their timestamps and rate, so frame indices, ``start_sec``/``end_sec`` segments
+    and manifests stay valid; audio is dropped (clips are video only). H.264 (libx264, CRF
+    ``crf``: visually lossless at 18; falls back to mpeg4) with a keyframe every ``gop`` frames,
+    so a training clip's seek decodes at most ``gop`` frames before its first one, and x264's
+    ``fastdecode`` tuning (no CABAC or deblocking: 2.6x faster to decode, files 8% larger on the
+    benchmark's footage). Scaling is
+    FFmpeg's area average (no aliasing when shrinking 720p to 256).
+    """
+    src, dst = Path(src), Path(dst)
+    if src.resolve() == dst.resolve():
+        raise ValueError(f"resize_video: source and destination are the same file ({src})")
+    _check_not_empty(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        h, w = stream.codec_context.height, stream.codec_context.width
+        if min(h, w) <= short_side:
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+            return False
+        scale = short_side / min(h, w)
+        size = (_even(w * scale), _even(h * scale))
+        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+        with (
+            atomic_path(dst) as tmp,
+            av.open(str(tmp), "w", format=_MUXERS.get(dst.suffix.lower(), "mp4")) as out,
+        ):
+            rate = stream.average_rate or stream.guessed_rate
+            o = out.add_stream(codec, rate=rate)
+            o.width, o.height, o.pix_fmt = size[0], size[1], "yuv420p"
+            o.time_base = stream.time_base
+            o.codec_context.time_base = stream.time_base
+            o.options = (
+                {
+                    "crf": str(crf),
+                    "preset": "medium",
+                    "g": str(gop),
+                    "bf": "0",
+                    "tune": "fastdecode",
+                }
+                if codec == "libx264"
+                else {"qscale": "2", "g": str(gop)}
+            )
+            for frame in inp.decode(stream):
+                small = frame.reformat(*size, format="yuv420p", interpolation="AREA")
+                small.pts, small.time_base = frame.pts, frame.time_base
+                for packet in o.encode(small):
+                    out.mux(packet)
+            for packet in o.encode():
+                out.mux(packet)
+    return True
+
+
+def resize_tree(
+    src: str | Path, dst: str | Path, short_side: int = 256, **options
+) -> dict[str, int]:
+    """:func:`resize_video` for a video or every video under a folder (mirrored into ``dst``);
+    other files of the folder (manifest.csv, lists) are copied, so ``dst`` is a dataset root
+    like ``src``. Files already in ``dst`` and newer than their source are kept.
+    Returns counts: resized, copied (small enough videos and other files), kept."""
+    src, dst = Path(src), Path(dst)
+    pairs = (
+        [(src, dst)]
+        if src.is_file()
+        else [(p, dst / p.relative_to(src)) for p in sorted(src.rglob("*")) if p.is_file()]
+    )
+    counts = {"resized": 0, "copied": 0, "kept": 0}
+    for a, b in pairs:
+        if b.exists() and b.stat().st_mtime >= a.stat().st_mtime:
+            counts["kept"] += 1
+        elif a.suffix.lower() in VIDEO_SUFFIXES and a.stat().st_size > 0:
+            counts["resized" if resize_video(a, b, short_side, **options) else "copied"] += 1
+            log.info("%s -> %s", a, b)
+        else:
+            b.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(b) as tmp:
+                shutil.copyfile(a, tmp)
+            counts["copied"] += 1
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vmp.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    resize = sub.add_parser(
+        "resize",
+        help="re-encode videos whose short side exceeds --short-side (a file or a folder tree)",
+    )
+    resize.add_argument(
+        "src", help="a video, or a folder (every video under it; other files copied)"
+    )
+    resize.add_argument("dst", help="the output video, or folder (mirrors src)")
+    resize.add_argument("--short-side", type=int, default=256)
+    resize.add_argument("--crf", type=int, default=18, help="libx264 quality (lower: better)")
+    resize.add_argument("--gop", type=int, default=16, help="frames between keyframes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    counts = resize_tree(args.src, args.dst, args.short_side, crf=args.crf, gop=args.gop)
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+if __name__ == "__main__":
+    main()

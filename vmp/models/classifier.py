@@ -122,7 +122,9 @@ class VideoClassifier(nn.Module):
         """Classify a clip of T + 1 raw frames.
 
         Args:
-            video: (B, 3, T+1, H, W) float in [0, 1], not normalised.
+            video: (B, 3, T+1, H, W) float in [0, 1], not normalised; or uint8 in [0, 255] as
+                :class:`vmp.data.ClipDataset` hands it out (divided by 255 here, on the device
+                the clip was moved to: every consumer of clips goes through this line).
 
         Returns:
             `ClassifierOutput` with logits and the prompt layers' attention maps.
@@ -133,6 +135,8 @@ class VideoClassifier(nn.Module):
                 f"{self.name} expects video of shape (B, 3, {expected}, H, W) "
                 f"(num_frames + 1 = {expected} frames, channels first); got {tuple(video.shape)}"
             )
+        if video.dtype == torch.uint8:  # the loader's former float32 values (then the model's
+            video = video.float().div_(255.0).to(self.mean.dtype)  # dtype, as Lightning cast them)
         normalized_first = self.prompt_input == "normalized"
         if normalized_first:
             video = self._normalize(video)
