@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import prompt_layer  # noqa: E402  (a sibling script)
 from model_step import layer_fn, median_times  # noqa: E402
 
-from vmp.data import ClipDataset, ClipSpec, make_loader  # noqa: E402
+from vmp.data.clips import ClipDataset, ClipSpec, make_loader  # noqa: E402
 from vmp.models import create_model, sigmoid_variant, variant_options  # noqa: E402
 
 # (model, batch, frames T+1, size); the paper's clips per backbone.

@@ -345,7 +345,7 @@ def test_masks_need_their_file(tmp_path):
 def _view_decoded_alone(ds: ClipDataset, i: int) -> torch.Tensor:
     """View i as the loader made it before one pass served all views: the window decoded on its
     own (one-window _decode), the stack resized, the crop cut (the float division aside)."""
-    from vmp import data
+    from vmp.data import clips as data
 
     views = ds.spec.views
     j, view = divmod(i, views)
@@ -365,7 +365,7 @@ def _view_decoded_alone(ds: ClipDataset, i: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("threads", [1, 0])
 def test_one_decoding_pass_serves_every_view_of_a_video(videos, tmp_path, monkeypatch, threads):
-    from vmp import data
+    from vmp.data import clips as data
 
     wide = write_video(tmp_path / "wide.mp4", 40, size=(36, 52), pattern=lambda img: img)
     t = pd.concat(
@@ -408,7 +408,7 @@ def test_make_loader_pins_memory_where_cuda_is(videos):
 
 
 def test_resize_keeps_frames_and_timing_and_copies_small_videos(tmp_path):
-    from vmp.data import main, resize_video
+    from vmp.data.clips import main, resize_video
 
     big = write_video(tmp_path / "src" / "sub" / "big.mp4", 30, fps=25, size=(48, 64))
     small = write_video(tmp_path / "src" / "small.mp4", 10, size=(32, 32))
@@ -430,7 +430,7 @@ def test_resize_keeps_frames_and_timing_and_copies_small_videos(tmp_path):
 def test_one_reformatter_gives_the_bytes_of_to_ndarray(videos, tmp_path):
     import av
 
-    from vmp.data import to_rgb
+    from vmp.data.clips import to_rgb
 
     odd = write_video(tmp_path / "odd.mp4", 3, size=(36, 52), pattern=lambda img: img)
     for path in (videos["v24"], odd, videos["wide"], videos["v24"]):  # sizes change between

@@ -21,7 +21,7 @@ the consecutive view indices of one video)::
 Clips are handed out as uint8 (resize, crop and flip all run on uint8); the model turns them
 into floats in [0, 1] on the device (:meth:`vmp.models.VideoClassifier.forward`) and normalises
 after the prompt layer. Sources much larger than the clips (720p FineGym) are best re-encoded
-once to a short side near the test scale: ``python -m vmp.data resize SRC DST --short-side 256``.
+once to a short side near the test scale: ``python -m vmp.data.clips resize SRC DST --short-side 256``.
 """
 
 from __future__ import annotations
@@ -832,7 +832,9 @@ def resize_tree(
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m vmp.data", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m vmp.data.clips", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     resize = sub.add_parser(
         "resize",

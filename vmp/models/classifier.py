@@ -123,7 +123,7 @@ class VideoClassifier(nn.Module):
 
         Args:
             video: (B, 3, T+1, H, W) float in [0, 1], not normalised; or uint8 in [0, 255] as
-                :class:`vmp.data.ClipDataset` hands it out (divided by 255 here, on the device
+                :class:`vmp.data.clips.ClipDataset` hands it out (divided by 255 here, on the device
                 the clip was moved to: every consumer of clips goes through this line).
 
         Returns:
