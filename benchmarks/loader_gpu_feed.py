@@ -15,7 +15,7 @@ for each source and route:
     pyav      plain PyAV: decode and RGB-convert the frames needed (no resize or crop): the floor
     new       vmp.data.clips.ClipDataset (uint8 clips; one decoding pass per test video)
     new 256   720p only: the new loader on the source resized once to a short side of 256
-              (``python -m vmp.data.clips resize``; the time to resize is printed, paid once)
+              (``python -m vmp.data.resize``; the time to resize is printed, paid once)
 
 The old loader's views are checked to equal the new loader's (x 255) on every source. It ends with
 the supply of a 16-core node (rate x 16) against an H100's appetite of about 200-350 SlowFast-R50
@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vmp.data.clips import ClipSpec, frame_indices, resize_video
+from vmp.data.clips import ClipSpec, frame_indices
+from vmp.data.resize import resize_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ClipSpec(

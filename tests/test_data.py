@@ -408,12 +408,12 @@ def test_make_loader_pins_memory_where_cuda_is(videos):
 
 
 def test_resize_keeps_frames_and_timing_and_copies_small_videos(tmp_path):
-    from vmp.data.clips import main, resize_video
+    from vmp.data.resize import main, resize_video
 
     big = write_video(tmp_path / "src" / "sub" / "big.mp4", 30, fps=25, size=(48, 64))
     small = write_video(tmp_path / "src" / "small.mp4", 10, size=(32, 32))
     (tmp_path / "src" / "manifest.csv").write_text("path,label\nsub/big.mp4,0\nsmall.mp4,1\n")
-    main(["resize", str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "32"])
+    main([str(tmp_path / "src"), str(tmp_path / "dst"), "--short-side", "32"])
     out = tmp_path / "dst" / "sub" / "big.mp4"
     frames, fps = decode_video(out)
     assert frames.shape == (30, 32, 42, 3) and fps == 25

@@ -386,6 +386,34 @@ def test_mpii_errors(mpii):
 # SynthMotion ---------------------------------------------------------------------------------
 
 
+def test_prepare_shrinks_whole_videos_larger_than_short_side_once(tmp_path):
+    root = tmp_path / "synth"
+    rows = []
+    for i, (cls, subset, size) in enumerate(
+        [("up", "train", (48, 64)), ("down", "train", (16, 16)), ("up", "test", (48, 64))]
+    ):
+        name = f"videos/{cls}_{i}.mp4"
+        write_video(root / name, 6, size=size)
+        rows.append((name, {"down": 0, "up": 1}[cls], cls, 1, subset))
+    pd.DataFrame(rows, columns=["path", "label", "class_name", "split", "subset"]).to_csv(
+        root / "manifest.csv", index=False
+    )
+    report = prepare("synthmotion", root, 1, tmp_path / "out", short_side=24)
+    assert report["videos_resized"] == 2 and report["readable"] == 3 and report["clips_cut"] == 0
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    resized = manifest[manifest["path"].str.contains("/out/resized/")]
+    assert len(resized) == 2 and set(zip(resized["height"], resized["width"], strict=True)) == {
+        (24, 32)
+    }
+    small = manifest[~manifest.index.isin(resized.index)]
+    assert small["path"].tolist() == [str((root / "videos/down_1.mp4").resolve())]
+    assert (manifest["num_frames"] == 6).all()
+    # A second preparation re-encodes nothing that is already there.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "resized").iterdir()}
+    prepare("synthmotion", root, 1, tmp_path / "out", short_side=24)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out" / "resized").iterdir()} == before
+
+
 def test_synthmotion_index_and_prepare(tmp_path):
     root = tmp_path / "synth"
     rows = []

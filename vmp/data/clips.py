@@ -21,7 +21,8 @@ the consecutive view indices of one video)::
 Clips are handed out as uint8 (resize, crop and flip all run on uint8); the model turns them
 into floats in [0, 1] on the device (:meth:`vmp.models.VideoClassifier.forward`) and normalises
 after the prompt layer. Sources much larger than the clips (720p FineGym) are best re-encoded
-once to a short side near the test scale: ``python -m vmp.data.clips resize SRC DST --short-side 256``.
+once to a short side near the test scale: ``python -m vmp.data.resize SRC DST --short-side 256``
+(``prepare_data`` does it for a dataset with ``short_side``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ import logging
 import math
 import os
 import random
-import shutil
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
 from vmp.data.masks import masks_path, read_masks
+from vmp.data.resize import check_not_empty
 from vmp.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def to_rgb(frame: av.VideoFrame) -> np.ndarray:
 
 def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
     """Every frame of a video as uint8 RGB (T, H, W, 3), and its frame rate."""
-    _check_not_empty(path)
+    check_not_empty(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
         frames = [to_rgb(frame) for frame in container.decode(stream)]
@@ -209,12 +209,6 @@ def decode_video(path: str | Path) -> tuple[np.ndarray, float]:
     if not frames:
         raise ValueError(f"{path}: no frame decoded")
     return np.stack(frames), fps
-
-
-def _check_not_empty(path: str | Path) -> None:
-    """Raise a clear error for a zero-byte file (PyAV says "Invalid data found ...")."""
-    if os.path.getsize(path) == 0:
-        raise ValueError(f"{path}: empty file (0 bytes)")
 
 
 def write_decoded(root: str | Path) -> Path:
@@ -392,7 +386,7 @@ class ClipDataset(Dataset):
     ) -> tuple[list[list], float]:
         """Decode the frames ``windows(count, fps)`` (lists of offsets into video or segment j)
         in one pass: (one list of frames per window, fps), each frame ``convert(rgb array)``."""
-        _check_not_empty(self._paths[j])
+        check_not_empty(self._paths[j])
         with open_video(self._paths[j], self.decode_threads) as container:
             stream = container.streams.video[0]
             fps = _fps(stream)
@@ -730,128 +724,3 @@ def make_loader(
         worker_init_fn=_seed_worker,
         pin_memory=torch.cuda.is_available(),
     )
-
-
-# --- sources resized once ---------------------------------------------------------------------
-
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm")
-_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
-
-
-def _even(x: float) -> int:
-    return max(2, 2 * round(x / 2))
-
-
-def resize_video(
-    src: str | Path, dst: str | Path, short_side: int = 256, *, crf: int = 18, gop: int = 16
-) -> bool:
-    """Re-encode ``src`` with its short side scaled to ``short_side`` into ``dst``; True if it did.
-
-    A video whose short side is already ``short_side`` or less is copied unchanged (False). The
-    frames keep their timestamps and rate, so frame indices, ``start_sec``/``end_sec`` segments
-    and manifests stay valid; audio is dropped (clips are video only). H.264 (libx264, CRF
-    ``crf``: visually lossless at 18; falls back to mpeg4) with a keyframe every ``gop`` frames,
-    so a training clip's seek decodes at most ``gop`` frames before its first one, and x264's
-    ``fastdecode`` tuning (no CABAC or deblocking: 2.6x faster to decode, files 8% larger on the
-    benchmark's footage). Scaling is
-    FFmpeg's area average (no aliasing when shrinking 720p to 256).
-    """
-    src, dst = Path(src), Path(dst)
-    if src.resolve() == dst.resolve():
-        raise ValueError(f"resize_video: source and destination are the same file ({src})")
-    _check_not_empty(src)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(src)) as inp:
-        stream = inp.streams.video[0]
-        h, w = stream.codec_context.height, stream.codec_context.width
-        if min(h, w) <= short_side:
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
-            return False
-        scale = short_side / min(h, w)
-        size = (_even(w * scale), _even(h * scale))
-        codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-        with (
-            atomic_path(dst) as tmp,
-            av.open(str(tmp), "w", format=_MUXERS.get(dst.suffix.lower(), "mp4")) as out,
-        ):
-            rate = stream.average_rate or stream.guessed_rate
-            o = out.add_stream(codec, rate=rate)
-            o.width, o.height, o.pix_fmt = size[0], size[1], "yuv420p"
-            o.time_base = stream.time_base
-            o.codec_context.time_base = stream.time_base
-            o.options = (
-                {
-                    "crf": str(crf),
-                    "preset": "medium",
-                    "g": str(gop),
-                    "bf": "0",
-                    "tune": "fastdecode",
-                }
-                if codec == "libx264"
-                else {"qscale": "2", "g": str(gop)}
-            )
-            for frame in inp.decode(stream):
-                small = frame.reformat(*size, format="yuv420p", interpolation="AREA")
-                small.pts, small.time_base = frame.pts, frame.time_base
-                for packet in o.encode(small):
-                    out.mux(packet)
-            for packet in o.encode():
-                out.mux(packet)
-    return True
-
-
-def resize_tree(
-    src: str | Path, dst: str | Path, short_side: int = 256, **options
-) -> dict[str, int]:
-    """:func:`resize_video` for a video or every video under a folder (mirrored into ``dst``);
-    other files of the folder (manifest.csv, lists) are copied, so ``dst`` is a dataset root
-    like ``src``. Files already in ``dst`` and newer than their source are kept.
-    Returns counts: resized, copied (small enough videos and other files), kept."""
-    src, dst = Path(src), Path(dst)
-    pairs = (
-        [(src, dst)]
-        if src.is_file()
-        else [(p, dst / p.relative_to(src)) for p in sorted(src.rglob("*")) if p.is_file()]
-    )
-    counts = {"resized": 0, "copied": 0, "kept": 0}
-    for a, b in pairs:
-        if b.exists() and b.stat().st_mtime >= a.stat().st_mtime:
-            counts["kept"] += 1
-        elif a.suffix.lower() in VIDEO_SUFFIXES and a.stat().st_size > 0:
-            counts["resized" if resize_video(a, b, short_side, **options) else "copied"] += 1
-            log.info("%s -> %s", a, b)
-        else:
-            b.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(b) as tmp:
-                shutil.copyfile(a, tmp)
-            counts["copied"] += 1
-    return counts
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m vmp.data.clips", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    resize = sub.add_parser(
-        "resize",
-        help="re-encode videos whose short side exceeds --short-side (a file or a folder tree)",
-    )
-    resize.add_argument(
-        "src", help="a video, or a folder (every video under it; other files copied)"
-    )
-    resize.add_argument("dst", help="the output video, or folder (mirrors src)")
-    resize.add_argument("--short-side", type=int, default=256)
-    resize.add_argument("--crf", type=int, default=18, help="libx264 quality (lower: better)")
-    resize.add_argument("--gop", type=int, default=16, help="frames between keyframes")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    counts = resize_tree(args.src, args.dst, args.short_side, crf=args.crf, gop=args.gop)
-    print(", ".join(f"{v} {k}" for k, v in counts.items()))
-
-
-if __name__ == "__main__":
-    main()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ import av
 import numpy as np
 import pandas as pd
 
+from vmp.data.resize import resize_video
 from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
 from vmp.io import atomic_path, write_csv, write_json, write_text
 
@@ -533,19 +535,30 @@ def _write_segment(
 
 
 def _prepare_one(args: tuple) -> dict:
-    """Cut (when the row is a segment) and probe one video; runs in a worker process."""
+    """Cut (a segment) or shrink (a whole video larger than ``short_side``) and probe one video;
+    runs in a worker process."""
     path, start, end, clip_path, short_side = args
-    if clip_path is not None:
+    if clip_path is not None and not math.isnan(start):
         clip_path = Path(clip_path)
         if not clip_path.exists():
             try:
                 cut_clip(path, clip_path, start, end, short_side=short_side)
             except (av.FFmpegError, OSError, ValueError, IndexError) as e:
                 return {"error": f"cannot cut [{start:.3f}, {end:.3f}) s: {e}"}
-        path = str(clip_path)
-    info = probe(path)
-    info["out_path"] = path
-    info["cut"] = clip_path is not None
+        info = probe(clip_path) | {"out_path": str(clip_path), "cut": True}
+        return info
+    info = probe(path) | {"out_path": str(path), "cut": False, "resized": False}
+    if (
+        clip_path is not None
+        and "error" not in info
+        and min(info["width"], info["height"]) > short_side
+    ):
+        if not Path(clip_path).exists():  # re-encoded by an earlier preparation
+            try:
+                resize_video(path, clip_path, short_side)
+            except (av.FFmpegError, OSError, ValueError) as e:
+                return {"error": f"cannot resize to short side {short_side}: {e}"}
+        info = probe(clip_path) | {"out_path": str(clip_path), "cut": False, "resized": True}
     return info
 
 
@@ -590,6 +603,8 @@ def prepare(
         clip = None
         if segment[i]:
             clip = str(clip_dir / f"{row.get('clip_id', f'clip_{i:07d}')}.mp4")
+        elif short_side:  # a whole video larger than short_side is re-encoded here, once
+            clip = str(out_dir / "resized" / f"{i:07d}_{Path(row['path']).stem}.mp4")
         jobs.append((row["path"], row["start_sec"], row["end_sec"], clip, short_side))
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -610,6 +625,8 @@ def prepare(
         rec = row.to_dict()
         if segment[i]:
             rec.update(path=res["out_path"], start_sec=np.nan, end_sec=np.nan)
+        elif res.get("resized"):
+            rec.update(path=res["out_path"])
         rec.update({k: res[k] for k in PROBE_COLUMNS})
         keep.append(rec)
     manifest = pd.DataFrame(keep, columns=list(table.columns) + PROBE_COLUMNS)
@@ -629,6 +646,7 @@ def prepare(
         "unreadable": unreadable,
         "readable": len(manifest),
         "clips_cut": sum(1 for r in results if r.get("cut")),
+        "videos_resized": sum(1 for r in results if r.get("resized")),
         "num_classes": int(table["class_name"].nunique()),
         "per_class": per_class,
         "emptied_classes": _emptied_classes(table, per_class, dropped),
@@ -692,6 +710,9 @@ def _report_markdown(r: dict) -> str:
         "| --- | --- | --- | --- | --- | --- |",
         f"| {r['listed']} | {r['found']} | {len(r['missing'])} | {len(r['unreadable'])} "
         f"| {r['readable']} | {r['num_classes']} |",
+        "",
+        f"Segments cut: {r['clips_cut']}; whole videos re-encoded at a smaller size: "
+        f"{r.get('videos_resized', 0)}.",
         "",
         "## Listed but missing",
         "",
