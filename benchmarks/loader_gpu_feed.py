@@ -102,6 +102,8 @@ def old_loader(ref: str):
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
+    # Its one import that moved since (the masks, now vmp.data.masks: same functions).
+    text = text.replace("from vmp.synth import masks_path", "from vmp.data.masks import masks_path")
     path = Path(tempfile.mkdtemp(prefix="vmp-old-loader-")) / "old_data.py"
     path.write_text(text)
     spec = importlib.util.spec_from_file_location("old_data", path)
@@ -154,7 +156,7 @@ def interleaved_rates(routes: dict[str, dict], repeats: int) -> dict[str, dict[s
 
 
 def loader_route(module, paths: list[str], clips: int, threads: int | None = 1) -> dict:
-    """Passes of training clips and test videos through one loader module (old or new vmp.data)."""
+    """Passes of training clips and test videos through one loader module (old vmp/data.py or vmp.data.clips)."""
     table = pd.DataFrame({"path": paths, "label": range(len(paths))})
     extra = {} if threads is None else {"decode_threads": threads}
     train = module.ClipDataset(table, SPEC, train=True, **extra)
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.all_cores and hasattr(os, "sched_setaffinity"):
         # swscale (to_ndarray) and FFmpeg's threads would otherwise borrow idle cores
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    import vmp.data as new
+    import vmp.data.clips as new
 
     old = old_loader(args.old_ref)
     cpu = next(
