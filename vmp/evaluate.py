@@ -54,7 +54,8 @@ def evaluate_run(
     """Test the trained model of ``run_dir`` again and write the results into ``out_dir``
     (default ``run_dir/eval/views~TxS``); returns the metrics."""
     run_dir = Path(run_dir)
-    settings = read_metrics(run_dir)["settings"]
+    recorded = read_metrics(run_dir)
+    settings = recorded["settings"]
     data_root = data_root or settings.get("data_root")
     dataset_format = dataset_format or settings.get("dataset_format")
     if not data_root or not dataset_format:
@@ -78,7 +79,7 @@ def evaluate_run(
         "views": label,
         "data_root": str(data_root),
         "run": str(run_dir),
-        "recorded_top1": read_metrics(run_dir).get("top1"),
+        "recorded_top1": recorded.get("top1"),
     }
     write_csv(out_dir / SCORES, scores)
     write_csv(out_dir / PER_CLASS, per_class)
