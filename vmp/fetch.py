@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import http.client
 import json
 import os
@@ -52,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
-from vmp.io import disk_full, write_json
+from vmp.io import disk_full, file_digest, write_json
 
 CHUNK = 1 << 20
 LOCK_NAME = ".fetch-lock.json"
@@ -209,15 +208,6 @@ CATALOGUE: dict[str, Item] = {
 # --- checksums and the lock file ---------------------------------------------------------------
 
 
-def digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks."""
-    hasher = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            hasher.update(block)
-    return hasher.hexdigest()
-
-
 def read_lock(lock: Path) -> dict[str, dict]:
     """The recorded checksums: {file name: {"sha256", "url"}}; empty when there is no lock."""
     if not lock.is_file():
@@ -239,7 +229,7 @@ def _expected(file: File, lock: Path) -> tuple[str, str] | None:
 
 
 def _record(file: File, path: Path, lock: Path, url: str, log: Callable[[str], None]) -> None:
-    sha = digest(path)
+    sha = file_digest(path)
     write_json(lock, read_lock(lock) | {file.name: {"sha256": sha, "url": url}})
     message = (
         f"{file.name}: no checksum is pinned for {url}; recorded sha256 {sha} in {lock} on first "
@@ -252,12 +242,12 @@ def _record(file: File, path: Path, lock: Path, url: str, log: Callable[[str], N
 def _verify(path: Path, file: File, lock: Path) -> bool:
     """Whether ``path`` matches the expected digest (True when nothing is expected yet)."""
     expected = _expected(file, lock)
-    return expected is None or digest(path, expected[0]) == expected[1]
+    return expected is None or file_digest(path, expected[0]) == expected[1]
 
 
 def _mismatch(path: Path, file: File, lock: Path, url: str) -> ChecksumMismatch:
     algorithm, expected = _expected(file, lock)  # type: ignore[misc]
-    actual = digest(path, algorithm)
+    actual = file_digest(path, algorithm)
     where = "the catalogue" if (file.sha256 or file.md5) else f"the lock file {lock}"
     return ChecksumMismatch(
         f"checksum mismatch for {url}: expected {algorithm} {expected} ({where}), got {actual}. "
@@ -394,7 +384,7 @@ def _keep_present(file: File, final: Path, lock: Path, log: Callable[[str], None
     elif not _verify(final, file, lock):
         algorithm, expected = _expected(file, lock)  # type: ignore[misc]
         raise ChecksumMismatch(
-            f"{final} is present but its {algorithm} is {digest(final, algorithm)}, not "
+            f"{final} is present but its {algorithm} is {file_digest(final, algorithm)}, not "
             f"{expected} as expected for {url}; remove it and fetch again"
         )
     log(f"present {final}")

@@ -9,6 +9,7 @@ checkpoint or video in ``vmp`` goes through :func:`atomic_path`.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -20,6 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas import there
     import pandas as pd
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (run records' checksums, downloads)."""
+    hasher = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            hasher.update(block)
+    return hasher.hexdigest()
 
 
 class DiskFull(OSError):

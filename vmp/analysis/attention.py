@@ -122,7 +122,6 @@ def score_model(
 def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) -> list[dict]:
     """Scores of a finished +VMP SynthMotion run on its test clips, one row per prompt layer
     (dataset, split, backbone, variant, lambda, seed, pathway and the mean of each score)."""
-
     settings = read_metrics(run_dir)["settings"]
     spec = ClipSpec.from_config(settings["clip"]).single_view()
     test = load_splits("synthmotion", data_root, str(settings["split"]))["test"]
@@ -140,7 +139,6 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """Mean and 95% t-interval over replicates (seeds, and splits) of every score, per dataset,
     backbone, variant, lambda and pathway; every score lies in [0, 1] and so does its interval
     (:func:`vmp.analysis.stats.t_interval` with bounds)."""
-
     groups = ["dataset", "backbone", "variant", "lambda", "pathway"]
     out = []
     for key, group in rows.groupby(groups, sort=True):
@@ -160,7 +158,6 @@ def lambda_effects(rows: pd.DataFrame) -> pd.DataFrame:
     """Fig. 6's claim as numbers: every lambda against lambda 0, paired on split and seed, per
     dataset, backbone, variant and pathway that has lambda-0 runs (temporal variation first, so
     ``verdict`` says whether the regulariser made the attention steadier)."""
-
     groups = ["dataset", "backbone", "variant", "pathway"]
     with_zero = rows.groupby(groups)["lambda"].transform(lambda lam: (lam == 0).any())
     metrics = ["variation", *[s for s in SCORES if s != "variation"]]
@@ -176,7 +173,6 @@ def lambda_effects(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _lambda_markdown(effects: pd.DataFrame) -> str:
-
     shown = effects[["dataset", "backbone", "variant", "pathway", "lambda", "pairs"]].copy()
     for score in ("variation", "object_share", "recall", "precision"):
         shown[score.replace("_", " ")] = [
@@ -200,7 +196,6 @@ def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) 
     """``<prefix>_runs.csv`` (one row per run and prompt layer), ``<prefix>.csv`` (the summary),
     ``<prefix>_lambda.csv`` (:func:`lambda_effects`, empty without lambda-0 runs) and
     ``<prefix>.md`` (the summary as mean [interval], in %, then the lambda effects)."""
-
     prefix = Path(prefix)
     shown = summary[["dataset", "backbone", "variant", "lambda", "pathway", "replicates"]].copy()
     for score in SCORES:

@@ -117,7 +117,6 @@ def sample_object_mask(
 
 
 def _sample(root, split, clip, index, dataset_format, masks: bool = False) -> dict:
-
     table = index_dataset(dataset_format, root, split)
     test = table[table["subset"] == "test"].reset_index(drop=True)
     if test.empty:

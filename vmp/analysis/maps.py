@@ -57,7 +57,6 @@ def default_layer() -> MotionPromptLayer:
 
 def run_layer(run_dir: str | Path, pathway: str | None = None) -> MotionPromptLayer:
     """The prompt layer learned by the training run in ``run_dir`` (a +VMP variant)."""
-
     return prompt_layer(load_model(run_dir), pathway).eval()
 
 
@@ -68,7 +67,6 @@ def read_clip(
 
     ``size`` resizes the shorter side (bilinear), e.g. to a backbone's input size.
     """
-
     frames, _ = decode_video(video)
     indices = np.arange(num_frames + 1) * stride + start
     if indices[-1] >= len(frames):
@@ -87,7 +85,6 @@ def read_clip(
 
 def compute_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> Maps:
     """Frames, differences, attention and prompts of ``layer`` on a raw (3, T+1, H, W) clip."""
-
     attention = attention_maps(clip, layer)
     frames = clip.permute(1, 2, 3, 0)
     prompts = attention[..., None] * frames[1:]
@@ -113,7 +110,6 @@ def write_maps(
     steps: int = 2,
 ) -> tuple[Path, Path]:
     """Write Fig. 5's panels for ``video`` to ``out`` and the arrays to ``out`` with ``.npz``."""
-
     out = Path(out)
     if out.suffix.lower() not in (".png", ".pdf"):
         raise ValueError(f"--out {out}: use a .png or .pdf file name")

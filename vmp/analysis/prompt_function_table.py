@@ -25,7 +25,6 @@ REFERENCE = "vmp"  # the learnable sigmoid
 def score_runs(runs: dict[str, str | None]) -> pd.DataFrame:
     """One row per run (run folder -> its SynthMotion scene folder, or None for a dataset without
     ground truth): settings, test top-1 and the attention scores of its prompt layer."""
-
     rows = []
     for run_dir, data_root in runs.items():
         metrics = read_metrics(run_dir)
@@ -57,7 +56,6 @@ def compare(rows: pd.DataFrame) -> pd.DataFrame:
 def write_tables(rows: pd.DataFrame, summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
     """``<prefix>_runs.csv`` (one row per run), ``<prefix>.csv`` (the comparison) and
     ``<prefix>.md`` (value and paired difference to the sigmoid [interval], in %)."""
-
     prefix = Path(prefix)
     shown = summary[["dataset", "backbone", "variant", "pairs"]].copy()
     shown["variant"] = shown["variant"].str.removeprefix("vmp_").replace({REFERENCE: "sigmoid"})

@@ -564,11 +564,12 @@ def _decode(
             got, first, last = _scan(container, stream, fps, t0, wanted, convert)
     else:
         got, first, last = _scan(container, stream, fps, t0, wanted, convert)
+    decoded = sorted(got)
     out = []
     for window in windows:
         need, hi = set(window), max(window)
         # What the window's own scan (up to its last index) would have kept.
-        have = [k for k in sorted(got) if k in need or (k == last and last < hi)]
+        have = [k for k in decoded if k in need or (k == last and last < hi)]
         if not have:
             raise ValueError(f"no frame decoded (wanted frames {min(window)}..{hi})")
         picks = [have[max(bisect.bisect_right(have, k) - 1, 0)] for k in window]

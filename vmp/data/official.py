@@ -545,8 +545,7 @@ def _prepare_one(args: tuple) -> dict:
                 cut_clip(path, clip_path, start, end, short_side=short_side)
             except (av.FFmpegError, OSError, ValueError, IndexError) as e:
                 return {"error": f"cannot cut [{start:.3f}, {end:.3f}) s: {e}"}
-        info = probe(clip_path) | {"out_path": str(clip_path), "cut": True}
-        return info
+        return probe(clip_path) | {"out_path": str(clip_path), "cut": True}
     info = probe(path) | {"out_path": str(path), "cut": False, "resized": False}
     if (
         clip_path is not None
@@ -745,14 +744,6 @@ def _report_markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    # python -m vmp.data.official <out_dir>: the summary line of a prepared split (for the terminal)
-    import sys
-
-    report_md = Path(sys.argv[1]) / "prepare_report.md"
-    print(summary_line(json.loads(report_md.with_suffix(".json").read_text()), report_md))
-
-
 def load_splits(
     dataset_format: str, data_root: str | Path, split: str, **paths: str
 ) -> dict[str, pd.DataFrame]:
@@ -784,3 +775,11 @@ def load_splits(
     if subsets["val"].empty:
         subsets["val"] = subsets["test"]
     return subsets
+
+
+if __name__ == "__main__":
+    # python -m vmp.data.official <out_dir>: the summary line of a prepared split (for the terminal)
+    import sys
+
+    report_md = Path(sys.argv[1]) / "prepare_report.md"
+    print(summary_line(json.loads(report_md.with_suffix(".json").read_text()), report_md))

@@ -128,14 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m vmp.data.resize", description=__doc__.split("\n")[0]
     )
-    resize = parser
-    resize.add_argument(
+    parser.add_argument(
         "src", help="a video, or a folder (every video under it; other files copied)"
     )
-    resize.add_argument("dst", help="the output video, or folder (mirrors src)")
-    resize.add_argument("--short-side", type=int, default=256)
-    resize.add_argument("--crf", type=int, default=18, help="libx264 quality (lower: better)")
-    resize.add_argument("--gop", type=int, default=16, help="frames between keyframes")
+    parser.add_argument("dst", help="the output video, or folder (mirrors src)")
+    parser.add_argument("--short-side", type=int, default=256)
+    parser.add_argument("--crf", type=int, default=18, help="libx264 quality (lower: better)")
+    parser.add_argument("--gop", type=int, default=16, help="frames between keyframes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     counts = resize_tree(args.src, args.dst, args.short_side, crf=args.crf, gop=args.gop)

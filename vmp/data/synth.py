@@ -799,10 +799,8 @@ def generate(
     root = Path(root)
     manifest_path = root / "manifest.csv"
     manifest_path.unlink(missing_ok=True)  # a stale manifest must not vouch for a partial rerun
-    for stale in (
-        "decoded.npy",
-        "decoded.json",
-    ):  # vmp.data.clips.write_decoded's copy of old videos
+    # vmp.data.clips.write_decoded's copy of the old videos
+    for stale in ("decoded.npy", "decoded.json"):
         (root / stale).unlink(missing_ok=True)
     codec = _codec()
     labels = {name: i for i, name in enumerate(sorted(cfg.class_names))}

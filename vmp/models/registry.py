@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmp.layer.prompt import POWER_NORMS
+from vmp.names import POWER_NORMS
 
 # The sigmoid layer on every pathway, started or placed otherwise than the paper's text:
 # "identity" and "gate" are not in the paper (vmp.layer.prompt.MotionPromptLayer's init and gate);
@@ -21,7 +21,7 @@ _VARIANTS_SINGLE = {
     "baseline": {"prompt": None},
     "vmp": {"prompt": "vmp"},
     **_SIGMOID_ALTERNATIVES,
-    # the paper's alternative prompt functions (vmp.layer.prompt.POWER_NORMS) in place of the sigmoid
+    # the paper's alternative prompt functions (vmp.names.POWER_NORMS) in place of the sigmoid
     **{f"vmp_{name}": {"prompt": name} for name in POWER_NORMS if name != "sigmoid"},
 }
 _VARIANTS_SLOWFAST = {

@@ -25,7 +25,6 @@ so that their jobs run again.
 from __future__ import annotations
 
 import _thread
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vmp.io import temporary_path, write_csv, write_json
+from vmp.io import file_digest, temporary_path, write_csv, write_json
 
 if TYPE_CHECKING:  # the workflow imports this module when it parses: no pandas import there
     import pandas as pd
@@ -133,11 +132,7 @@ def rerun_command(folder: str | Path) -> str:
 
 
 def _digest(path: Path) -> dict[str, Any]:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha.update(chunk)
-    return {"bytes": path.stat().st_size, "sha256": sha.hexdigest()}
+    return {"bytes": path.stat().st_size, "sha256": file_digest(path)}
 
 
 def read_metrics(folder: str | Path) -> dict[str, Any]:
@@ -196,7 +191,7 @@ def read_history(folder: str | Path, metrics: dict[str, Any] | None = None) -> p
 def read_scores(folder: str | Path, metrics: dict[str, Any] | None = None) -> pd.DataFrame:
     """A finished run's per-video test scores (``test_scores.csv``, verified; see
     :func:`vmp.training.metrics.video_scores`)."""
-    import pandas as pd
+    import pandas as pd  # here, as in read_history: no pandas in the workflow's parse
 
     return pd.read_csv(verify_file(folder, SCORES, metrics or read_metrics(folder)))
 

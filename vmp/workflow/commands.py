@@ -9,14 +9,34 @@ python -m vmp.workflow params results/runs/<cell>/train.ipynb rerun/
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
-from vmp.training.record import RUN_KEYS, cell_dir
+import yaml
+
+from vmp.training.record import RUN_KEYS, cell_dir, cell_path
 from vmp.workflow.config import ConfigError, check_config
-from vmp.workflow.matrix import cell_seeds, find_cell, run_matrix
+from vmp.workflow.matrix import cell_seeds, run_matrix
+
+
+def find_cell(
+    config: dict[str, Any], dataset: str, split: str, backbone: str, variant: str, lam=None
+) -> str:
+    """The cell path of one training job of ``config``; a ConfigError lists the near ones."""
+    lam = 0.0 if variant == "baseline" else float(config["lambda"] if lam is None else lam)
+    cell = cell_path(
+        {"dataset": dataset, "split": str(split), "backbone": backbone, "variant": variant}
+        | {"lambda": lam}
+    )
+    cells = cell_seeds(run_matrix(config))
+    if cell not in cells:
+        near = [c for c in cells if c.startswith(f"{dataset}/{split}/{backbone}/")] or list(cells)
+        raise ConfigError(f"{cell} is not a cell of this profile; cells: {', '.join(near)}")
+    return cell
 
 
 def injected_parameters(notebook: str | Path) -> dict[str, Any]:
@@ -65,11 +85,6 @@ def _template(notebook: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-    import shlex
-
-    import yaml
-
     parser = argparse.ArgumentParser(prog="python -m vmp.workflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     cell = commands.add_parser("cell", help="a cell's folder and the command that reruns it")

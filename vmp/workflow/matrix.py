@@ -8,7 +8,6 @@ from typing import Any
 from vmp.names import sigmoid_variant
 from vmp.training.record import RUN_KEYS, cell_dir, cell_path, seed_dir
 from vmp.workflow.config import (
-    ConfigError,
     backbone_settings,
     dataset_root,
     nested_update,
@@ -140,8 +139,6 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     placement = config.get("placement")
     if placement:
         require(placement["dataset"], sorted(config["datasets"]), "placement.dataset")
-    placement = config.get("placement")
-    if placement:
         dataset = config["datasets"][placement["dataset"]]
         for backbone, settings in config["backbones"].items():
             if sigmoid_variant(settings.get("arch", backbone)) not in settings["variants"]:
@@ -187,22 +184,3 @@ def seed_groups(cells: dict[str, list[int]]) -> dict[tuple[int, ...], list[str]]
     for cell, seeds in cells.items():
         groups.setdefault(tuple(seeds), []).append(cell)
     return groups
-
-
-# --- command line: find a cell's files, rerun a training notebook outside the workflow ----------
-
-
-def find_cell(
-    config: dict[str, Any], dataset: str, split: str, backbone: str, variant: str, lam=None
-) -> str:
-    """The cell path of one training job of ``config``; a ConfigError lists the near ones."""
-    lam = 0.0 if variant == "baseline" else float(config["lambda"] if lam is None else lam)
-    cell = cell_path(
-        {"dataset": dataset, "split": str(split), "backbone": backbone, "variant": variant}
-        | {"lambda": lam}
-    )
-    cells = cell_seeds(run_matrix(config))
-    if cell not in cells:
-        near = [c for c in cells if c.startswith(f"{dataset}/{split}/{backbone}/")] or list(cells)
-        raise ConfigError(f"{cell} is not a cell of this profile; cells: {', '.join(near)}")
-    return cell
