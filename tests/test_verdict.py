@@ -8,9 +8,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from vmp.analysis.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
+from vmp.analysis.stats import (
+    holm,
+    replicates_needed,
+    significance_verdict,
+    stratified_interval,
+    stratified_replicates_needed,
+    t_interval,
+    t_test_p,
+)
 from vmp.analysis.tables import load_runs, run_state
 from vmp.analysis.verdict import (
+    closing_share,
     paired_runs,
     prompt_states,
     start_strata,
@@ -118,6 +127,46 @@ def test_replicates_needed_for_a_half_width():
     assert n == 18
 
 
+def test_stratified_interval_closed_form():
+    ci = stratified_interval([(0.5, [1, 2, 3]), (0.5, [10, 12])])
+    parts = [0.25 * 1 / 3, 0.25 * 2 / 2]  # w^2 sd^2 / n per stratum
+    df = sum(parts) ** 2 / (parts[0] ** 2 / 2 + parts[1] ** 2 / 1)
+    half = stats.t.ppf(0.975, df) * math.sqrt(sum(parts))
+    assert (ci["mean"], ci["n"]) == (6.5, 5)
+    assert (ci["se"], ci["df"]) == pytest.approx((math.sqrt(sum(parts)), df))
+    assert (ci["low"], ci["high"]) == pytest.approx((6.5 - half, 6.5 + half))
+    assert ci["p"] == pytest.approx(2 * stats.t.sf(6.5 / math.sqrt(sum(parts)), df))
+    # weights are the strata's shares, not their counts: 0.25 * 2 + 0.75 * 11
+    assert stratified_interval([(0.25, [1, 2, 3]), (0.75, [10, 12])])["mean"] == 8.75
+    one = stratified_interval([(0.5, [1, 2, 3]), (0.5, [10])])
+    assert one["n"] == 4 and all(np.isnan(one[k]) for k in ("mean", "low", "high", "p"))
+    flat = stratified_interval([(0.5, [0, 0]), (0.5, [2, 2])])
+    assert (flat["low"], flat["high"], flat["p"]) == (1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="weights sum to 0.9"):
+        stratified_interval([(0.5, [1, 2]), (0.4, [3, 4])])
+
+
+def test_stratified_replicates_needed_for_a_half_width():
+    strata = {"closing": (0.5, 18.0), "opening": (0.5, 1.0)}
+
+    def half(n):
+        parts = [w * sd**2 / n for w, sd in strata.values()]
+        df = sum(parts) ** 2 / sum(
+            p**2 / (w * n - 1) for p, (w, _) in zip(parts, strata.values(), strict=True)
+        )
+        return stats.t.ppf(0.975, df) * math.sqrt(sum(parts))
+
+    n = stratified_replicates_needed(strata, 5.0)
+    assert half(n) <= 5 < half(n - 1)
+    assert np.isnan(stratified_replicates_needed({"a": (0.5, np.nan), "b": (0.5, 1.0)}, 5.0))
+
+
+def test_closing_share_of_the_paper_start():
+    # n ~ Normal(1e-5, 1): b0 > 0 for half the layers; the most closing of two, 3 in 4
+    assert closing_share(1) == pytest.approx(0.5, abs=1e-4)
+    assert closing_share(2) == pytest.approx(0.75, abs=1e-4)
+
+
 def test_run_state_is_the_most_closing_layer():
     assert run_state(_suffixed({"slow": _layer(0.95), "fast": _layer(0.05)})) == (0.05, "closed")
     assert run_state(_layer(0.5)) == (0.5, "between")
@@ -164,10 +213,29 @@ def test_verdict_per_backbone_overall_clusters_and_holm(experiment, tmp_path):
     clusters = [1, 2, 3, 4, 5, 6, -4]
     assert (paper["pairs"], paper["delta_top1"]) == (7, pytest.approx(np.mean(clusters)))
     assert paper["p"] == pytest.approx(stats.ttest_1samp(clusters, 0).pvalue)
+    # start-adjusted: x3d's closing starts (gain 0.05: seeds 0, 1) [1, 2, 4, 5], opening [3, 6]
+    adjusted = row.loc[("x3d_tiny", "vmp", "baseline, start-adjusted")]
+    expected = stratified_interval(
+        [(closing_share(1), [1, 2, 4, 5]), (1 - closing_share(1), [3, 6])]
+    )
+    assert adjusted["delta_top1"] == pytest.approx(3.75, abs=1e-4)
+    assert (adjusted["delta_ci_low"], adjusted["p"]) == pytest.approx(
+        (expected["low"], expected["p"])
+    )
+    assert (adjusted["pairs"], adjusted["closing_starts"]) == (6, 4)
+    # SlowFast's single replicate: no sd in either stratum
+    assert np.isnan(
+        row.loc[("slowfast_tiny", "vmp_both", "baseline, start-adjusted"), "delta_top1"]
+    )
+    assert (
+        "vmp_gate"
+        not in summary.loc[summary["against"] == "baseline, start-adjusted", "variant"].values
+    )
     csv, md = write_verdict(summary, tmp_path / "t" / "table1")
     assert (csv.name, md.name) == ("table1_verdict.csv", "table1_verdict.md")
     text = md.read_text()
     assert "| all" in text and "+3.5" in text and "Holm" in text and "pairs for ±5" in text
+    assert "start-adjusted" in text and "+3.7" in text  # 3.749994: shares 0.500004 / 0.499996
 
 
 def test_start_strata_split_by_the_state_before_training(experiment, tmp_path):

@@ -23,6 +23,10 @@ PAPER_VARIANTS = ("vmp", "vmp_slow", "vmp_fast", "vmp_both")
 # The sigmoid layer on every pathway with another start (identity, gate: not in the paper) or
 # placement (normalized: the released code's), each paired with the paper's sigmoid variant.
 SIGMOID_ALTERNATIVES = ("vmp_identity", "vmp_gate", "vmp_normalized")
+# The paper's start of the sigmoid layer (the released code's draw): m and n ~ Normal(mean, std),
+# each layer its own draw. The analysis weighs start states by it (vmp.analysis.verdict).
+PAPER_INIT_MEAN = 1e-5
+PAPER_INIT_STD = 1.0
 SINGLE_VARIANTS = ("baseline", "vmp", *SIGMOID_ALTERNATIVES, *PROMPT_FUNCTION_VARIANTS)
 TWO_PATHWAY_VARIANTS = ("baseline", "vmp_slow", "vmp_fast", "vmp_both", *SIGMOID_ALTERNATIVES)
 VARIANTS = (

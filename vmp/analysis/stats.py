@@ -11,7 +11,7 @@ than 95%.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -41,6 +41,66 @@ def t_interval(
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
     return {"mean": mean, "sd": sd, "low": low, "high": high, "n": n}
+
+
+def stratified_interval(
+    strata: Sequence[tuple[float, Iterable[float]]], level: float = LEVEL
+) -> dict[str, float | int]:
+    """The post-stratified mean of strata with known weights, its interval and test of mean 0.
+
+    ``strata``: (weight w_s, values) per stratum, the weights summing to 1 (each stratum's share
+    of the population, known in advance). The mean is sum w_s mean_s, its standard error
+    sqrt(sum w_s^2 sd_s^2 / n_s); the Student-t interval and the two-sided p use the
+    Welch-Satterthwaite degrees of freedom. A stratum with fewer than 2 values has no sd: then
+    every value but ``n`` is NaN. With no spread at all the interval is the mean itself and p is
+    1 at a mean of 0, else 0.
+    """
+    groups = [(float(w), np.asarray(list(v), dtype=float)) for w, v in strata]
+    if not np.isclose(sum(w for w, _ in groups), 1.0):
+        raise ValueError(f"stratified_interval: weights sum to {sum(w for w, _ in groups)}, not 1")
+    n = sum(len(x) for _, x in groups)
+    nan = {"mean": np.nan, "se": np.nan, "df": np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
+    if any(len(x) < 2 for _, x in groups):
+        return nan | {"n": n}
+    mean = float(sum(w * x.mean() for w, x in groups))
+    parts = [w**2 * x.var(ddof=1) / len(x) for w, x in groups]
+    se = float(np.sqrt(sum(parts)))
+    if se == 0:
+        return {"mean": mean, "se": 0.0, "df": np.nan, "low": mean, "high": mean, "n": n} | {
+            "p": 1.0 if mean == 0 else 0.0
+        }
+    df = sum(parts) ** 2 / sum(
+        part**2 / (len(x) - 1) for part, (_, x) in zip(parts, groups, strict=True)
+    )
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, df))
+    return {"mean": mean, "se": se, "df": float(df), "low": mean - half, "high": mean + half} | {
+        "p": p,
+        "n": n,
+    }
+
+
+def stratified_replicates_needed(
+    strata: Mapping[str, tuple[float, float]], half_width: float, level: float = LEVEL
+) -> float:
+    """Smallest n whose post-stratified interval has half-width <= ``half_width`` when the n
+    replicates fall into the strata in proportion to their weights.
+
+    ``strata``: name -> (weight, sd within the stratum). NaN when a stratum's sd is unknown.
+    """
+    if not all(np.isfinite(sd) for _, sd in strata.values()):
+        return np.nan
+    n = max(int(np.ceil(2 / w)) for w, _ in strata.values())
+    while True:
+        parts = [w * sd**2 / n for w, sd in strata.values()]
+        if sum(parts) == 0:
+            return n
+        df = sum(parts) ** 2 / sum(
+            p**2 / max(w * n - 1, 1) for p, (w, _) in zip(parts, strata.values(), strict=True)
+        )
+        if stats.t.ppf(0.5 + level / 2, df) * np.sqrt(sum(parts)) <= half_width:
+            return n
+        n += 1
 
 
 def t_test_p(values: Iterable[float]) -> float:

@@ -69,7 +69,7 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
     """One row per run: its identity (from the run's settings), its test metrics, its prompt
     layers' parameters at the end (``prompt_*``) and at the start (``start_*``), and the state of
     its most closing layer at the start and the end (``start_gain``, ``start_state``,
-    ``end_gain``, ``end_state``; see :func:`run_state`)."""
+    ``end_gain``, ``end_state``; see :func:`run_state`) and its number of prompt ``layers``."""
     rows = []
     for path in paths:
         metrics = read_metrics(path)
@@ -82,6 +82,7 @@ def load_runs(paths: Iterable[str | Path]) -> pd.DataFrame:
             | {short: metrics.get(name) for name, short in METRICS.items()}
             | {f"prompt_{k}": v for k, v in end.items()}
             | {f"start_{k}": v for k, v in start.items()}
+            | {"layers": sum(k.startswith("static_gain") for k in start)}
             | dict(zip(("start_gain", "start_state"), run_state(start), strict=True))
             | dict(zip(("end_gain", "end_state"), run_state(end), strict=True))
             | {"path": str(path)}

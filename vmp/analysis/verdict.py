@@ -10,12 +10,25 @@ partner with the paper's sigmoid layer, in the same replicate::
         start and end state of its layers
       --verdict_summary--> per (backbone, variant): mean delta, t-interval over its replicates,
                            p-value, Holm over the rows compared; overall per family: clustered
+                           paper-start rows also start-adjusted (post-stratified, see below)
       --start_strata-->    the same by the layer's state at the start (fixed before training)
     metrics --prompt_states--> per layer: a, b, static attention at the start and the end
 
 The overall interval of a family treats a replicate of a backbone as one cluster: its runs
 share draws (SlowFast's three pathway variants are averaged within the cluster), while
 replicates draw independently.
+
+Start-adjusted rows. Under the paper's start a layer draws n ~ Normal(1e-5, 1); whether it starts
+closing (b0 > 0: a static pixel's attention below 0.5) is a coin flip fixed before training, and
+the paired difference depends on it far more than on anything else. With 9 replicates the number
+of closing starts varies from backbone to backbone (binomial), and that count alone moves a
+backbone's mean by many points. The start-adjusted row weighs the two strata by their known
+shares instead of by their counts: share of closing starts w = 1 - (1 - P(n > 0))^k for a run of k
+layers (SlowFast's vmp_both: the most closing of its two layers), mean w * mean_closing + (1 - w)
+* mean_opening, interval with Welch-Satterthwaite degrees of freedom
+(``vmp.analysis.stats.stratified_interval``). Its target is the same as the plain mean's (the
+difference expected under the paper's random start, over this backbone's scenes), without the
+count's noise.
 """
 
 from __future__ import annotations
@@ -26,11 +39,26 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from vmp.analysis.stats import holm, replicates_needed, significance_verdict, t_interval, t_test_p
+from vmp.analysis.stats import (
+    holm,
+    replicates_needed,
+    significance_verdict,
+    stratified_interval,
+    stratified_replicates_needed,
+    t_interval,
+    t_test_p,
+)
 from vmp.analysis.tables import blank_if_na, interval_text, markdown_table, rounded, signed
 from vmp.io import write_csv, write_text
-from vmp.names import PAPER_VARIANTS, SIGMOID_ALTERNATIVES, sigmoid_variant
+from vmp.names import (
+    PAPER_INIT_MEAN,
+    PAPER_INIT_STD,
+    PAPER_VARIANTS,
+    SIGMOID_ALTERNATIVES,
+    sigmoid_variant,
+)
 from vmp.training.record import RUN_KEYS, read_metrics
 
 REPLICATE = ["dataset", "split", "backbone", "seed"]
@@ -42,6 +70,7 @@ FAMILIES = {
 }
 STATES = ("closed", "between", "open")
 GOAL_HALF_WIDTH = 5.0
+ADJUSTED = "baseline, start-adjusted"
 
 
 def paired_runs(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
@@ -50,7 +79,7 @@ def paired_runs(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     Columns: the replicate keys, ``variant``, ``lambda``, ``delta`` (run minus baseline
     ``metric``), ``delta_sigmoid`` (run minus the paper-start sigmoid run, ``vmp`` or SlowFast's
     ``vmp_both``, of the replicate; for ``SIGMOID_ALTERNATIVES`` only), and the run's ``start_state``,
-    ``end_state``, ``start_gain``, ``end_gain``.
+    ``end_state``, ``start_gain``, ``end_gain`` and number of prompt ``layers``.
 
     Raises:
         ValueError: two runs share their replicate and variant (pass one lambda per variant,
@@ -73,7 +102,7 @@ def paired_runs(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     sigmoid = treated.loc[treated["variant"] == partner, metric].reindex(treated.index)
     is_alternative = treated["variant"].isin(SIGMOID_ALTERNATIVES).to_numpy()
     out["delta_sigmoid"] = np.where(is_alternative, treated[metric] - sigmoid.to_numpy(), np.nan)
-    for column in ("start_state", "end_state", "start_gain", "end_gain"):
+    for column in ("start_state", "end_state", "start_gain", "end_gain", "layers"):
         out[column] = treated[column]
     return out.reset_index()
 
@@ -89,6 +118,43 @@ def _comparison(deltas: pd.Series) -> dict[str, Any]:
         "half_width": (ci["high"] - ci["low"]) / 2,
         "needed": replicates_needed(ci["sd"], GOAL_HALF_WIDTH) if ci["n"] >= 2 else np.nan,
         "p": t_test_p(deltas.dropna()),
+    }
+
+
+def closing_share(layers: int) -> float:
+    """The share of runs with ``layers`` paper-start layers whose most closing layer starts closing
+    (b0 > 0, i.e. n0 > 0 for n0 ~ Normal(PAPER_INIT_MEAN, PAPER_INIT_STD))."""
+    opening = stats.norm.cdf(-PAPER_INIT_MEAN / PAPER_INIT_STD)
+    return float(1 - opening**layers)
+
+
+def _start_adjusted(group: pd.DataFrame) -> dict[str, Any]:
+    """The paired differences of one backbone's paper-start variant, post-stratified on whether
+    the run's layers start closing (static gain below 0.5: b0 > 0), by the strata's known shares."""
+    layers = group["layers"].unique()
+    if len(layers) != 1:
+        raise ValueError(
+            f"start-adjusted comparison: runs with {sorted(layers)} prompt layers mixed"
+        )
+    share = closing_share(int(layers[0]))
+    closing = (group["start_gain"] < 0.5).to_numpy()
+    strata = [(share, group["delta"][closing]), (1 - share, group["delta"][~closing])]
+    ci = stratified_interval(strata)
+    sds = {
+        name: (weight, float(values.std(ddof=1)) if len(values) >= 2 else np.nan)
+        for name, (weight, values) in zip(("closing", "opening"), strata, strict=True)
+    }
+    return {
+        "pairs": ci["n"],
+        "delta_top1": ci["mean"],
+        "delta_sd": np.nan,
+        "delta_ci_low": ci["low"],
+        "delta_ci_high": ci["high"],
+        "half_width": (ci["high"] - ci["low"]) / 2,
+        "needed": stratified_replicates_needed(sds, GOAL_HALF_WIDTH),
+        "p": ci["p"],
+        "closing_starts": int(closing.sum()),
+        "closing_share": share,
     }
 
 
@@ -108,6 +174,9 @@ def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     - ``backbone`` x variant against ``baseline``: mean over the replicates' paired
       differences, Student-t interval over replicates, two-sided t-test p;
     - ``backbone`` x alternative against ``sigmoid`` (the paper-start layer of the replicate);
+    - ``backbone`` x paper-start variant against ``baseline, start-adjusted``: the same
+      differences as in the first section, post-stratified on the start (module docstring),
+      with ``closing_starts`` (runs that started closing) and ``closing_share`` (the weight);
     - ``all`` x family against ``baseline`` and ``sigmoid``: clustered by replicate (each
       (dataset, split, backbone, seed) contributes the mean of its runs in the family), the
       interval over the clusters.
@@ -125,6 +194,13 @@ def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
                     | _comparison(group[column])
                 )
         sections += _with_holm(rows)
+    adjusted = pairs[pairs["variant"].isin(PAPER_VARIANTS)]
+    sections += _with_holm(
+        [
+            {"backbone": backbone, "variant": variant, "against": ADJUSTED} | _start_adjusted(group)
+            for (backbone, variant), group in adjusted.groupby(["backbone", "variant"], sort=False)
+        ]
+    )
     for against, column in (("baseline", "delta"), ("sigmoid", "delta_sigmoid")):
         rows = []
         for family, variants in FAMILIES.items():
@@ -310,7 +386,12 @@ VERDICT_NOTE = (
     "scenes) with a 95% Student-t interval and a two-sided t-test; 'all': per family, each "
     "replicate of a backbone is one cluster (the mean of its runs in the family; SlowFast's "
     "three pathway variants share their replicate's draws), interval and test over the "
-    "clusters. p (Holm): Holm's adjustment over the rows of one block (same 'backbone' kind and "
+    "clusters. 'baseline, start-adjusted': the paper-start rows again, post-stratified on the "
+    "start: the mean difference of the runs whose layer started closing (b0 > 0, a static "
+    "pixel's attention below 0.5) and of the others, weighted by the known shares of the two "
+    "starts under the paper's Normal(1e-5, 1) draw (1/2; 3/4 closing for SlowFast's two layers) "
+    "instead of by how many of the replicates drew each; Welch-Satterthwaite t-interval. "
+    "p (Holm): Holm's adjustment over the rows of one block (same 'backbone' kind and "
     "'against'); verdict 'gain'/'loss' where it is below 0.05, else 'n.s.'. Goal: half-width at "
     f"most {GOAL_HALF_WIDTH:g} points per backbone; 'pairs for ±{GOAL_HALF_WIDTH:g}': how many "
     "replicates (clusters) the row's measured sd would need for that half-width."

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from vmp.layer import native
-from vmp.names import POWER_NORMS
+from vmp.names import PAPER_INIT_MEAN, PAPER_INIT_STD, POWER_NORMS
 
 IMPLEMENTATIONS: tuple[str, ...] = ("fused", "eager", "compiled", "native")
 """Names accepted by ``MotionPromptLayer(implementation=...)``."""
@@ -436,8 +436,8 @@ class MotionPromptLayer(nn.Module):
         m is drawn before n, so layers of one generator seed share m across inits.
         """
         if self.power_norm == "sigmoid":
-            self.m.normal_(mean=1e-5, std=1.0, generator=generator)
-            self.n.normal_(mean=1e-5, std=1.0, generator=generator)
+            self.m.normal_(mean=PAPER_INIT_MEAN, std=PAPER_INIT_STD, generator=generator)
+            self.n.normal_(mean=PAPER_INIT_MEAN, std=PAPER_INIT_STD, generator=generator)
             if self.init == "identity":
                 self.n.fill_(IDENTITY_N0)
         else:
