@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from vmp.data.sources import video_fingerprint, video_folders
+from vmp.fetch import profile_downloads
 from vmp.names import VARIANTS
 from vmp.training import record as vmp_runs
 from vmp.training.record import cell_path, set_aside_damaged
@@ -18,7 +19,11 @@ if config.get("only"):
     _part = select_part(config)
     config.clear()
     config.update(_part)
-check_config(config)
+# `fetch: true` (config/paper.yaml): the checkpoints and datasets still missing that vmp.fetch can
+# download, per catalogue item; the `fetch` checkpoint (rules/data.smk) downloads each before the
+# jobs that read it. Nothing is planned once everything is in place.
+FETCHES = profile_downloads(config) if config.get("fetch") else {}
+check_config(config, fetched=[path for plan in FETCHES.values() for path in plan["provides"]])
 
 RESULTS = config["results"]
 DATA_ROOT = config["data_root"]
@@ -30,11 +35,24 @@ CELL_RUNS = {cell_path(run): run for run in RUNS}
 # Real datasets' lists and Kinetics checkpoints: checked by one job (rules/data.smk, check_inputs)
 # that every data and training job waits for.
 OUTSIDE_INPUTS = vmp_config.outside_inputs(config)
-CHECKED = [f"{RESULTS}/checks/inputs.json"] if OUTSIDE_INPUTS else []
+CHECKED = [f"{RESULTS}/checks/inputs.json"] if OUTSIDE_INPUTS or FETCHES else []
 
 # Every notebook job runs its notebook the same way: papermill, the parameters as one YAML/JSON
 # string (`{params.parameters}`), the log beside it. Rerun one alone with `papermill ... -f`.
 PAPERMILL = "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+
+
+def after_fetch(items):
+    """Wait for the `fetch` jobs of ``items`` (planned ones only): an input function calling this
+    is evaluated again once they have run, so it sees the downloaded files."""
+    for item in items:
+        if item in FETCHES:
+            checkpoints.fetch.get(item=item)
+
+
+def dataset_fetch(name):
+    """The catalogue items a dataset's inputs come from (its own, when the profile fetches it)."""
+    return [item for item, plan in FETCHES.items() if name in plan["datasets"]]
 
 
 def alternation(values):
@@ -49,6 +67,7 @@ wildcard_constraints:
     lam=r"[0-9]+(\.[0-9]+)?(e-?[0-9]+)?",
     seed="[0-9]+",
     notebook="[a-z_0-9]+",
+    item=alternation(FETCHES),
 
 
 def notebook_template(name):
@@ -84,6 +103,13 @@ if workflow.is_main_process:
         dry_run=workflow.output_settings.dryrun,
     ):
         print(line, file=sys.stderr)
+    # A fetch record whose item is planned again (a download was removed) is out of date.
+    for item in FETCHES:
+        stale = Path(f"{RESULTS}/fetched/{item}.json")
+        if stale.exists():
+            print(f"{stale}: files of {item} are missing again; fetching them", file=sys.stderr)
+            if not workflow.output_settings.dryrun:
+                stale.unlink()
 
 
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
@@ -98,7 +124,25 @@ def dataset_root(name):
 
 def dataset_lists(wildcards):
     """The list and annotation files a real dataset's split is indexed from."""
+    after_fetch(dataset_fetch(wildcards.dataset))
     return vmp_config.dataset_list_files(config, wildcards.dataset, wildcards.split)
+
+
+def dataset_root_input(wildcards):
+    after_fetch(dataset_fetch(wildcards.dataset))
+    return dataset_root(wildcards.dataset)
+
+
+def dataset_videos(wildcards):
+    """prepare_data's fingerprint param (computed once the dataset's fetch has run)."""
+    after_fetch(dataset_fetch(wildcards.dataset))
+    return videos_fingerprint(wildcards.dataset)
+
+
+def outside_inputs(wildcards):
+    """check_inputs' inputs: every real split's lists and every checkpoint, once fetched."""
+    after_fetch(FETCHES)
+    return vmp_config.outside_inputs(config)
 
 
 @functools.cache
@@ -138,7 +182,10 @@ def get_cell_data(wildcards):
 
 
 def get_cell_pretrained(wildcards):
-    return pretrained_checkpoint(CELL_RUNS[wildcards.cell]["backbone"])
+    path = pretrained_checkpoint(CELL_RUNS[wildcards.cell]["backbone"])
+    if path in FETCHES.get("checkpoints", {}).get("provides", []):
+        after_fetch(["checkpoints"])
+    return path
 
 
 def get_cell_parameters(wildcards):

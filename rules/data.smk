@@ -42,14 +42,33 @@ rule synth_data:
         PAPERMILL
 
 
-if OUTSIDE_INPUTS:
+if FETCHES:
+
+    checkpoint fetch:
+        """Download what the profile still lacks of one catalogue item (vmp.fetch: resumed, verified
+        against pinned or first-use checksums, written atomically, archives extracted); the record
+        lists what it produced. Runs where Snakemake runs (login node), before the jobs that read it."""
+        localrule: True
+        output:
+            f"{RESULTS}/fetched/{{item}}.json",
+        log:
+            f"{RESULTS}/logs/fetch/{{item}}.log",
+        params:
+            plan=lambda wc: FETCHES[wc.item],
+        run:
+            from vmp.fetch import fetch_planned
+
+            fetch_planned(wildcards.item, params.plan, output[0], log[0])
+
+
+if CHECKED:
 
     rule check_inputs:
         """Before any job: every real dataset's split lists give each class a train and a test item,
         and every Kinetics checkpoint fits its backbone (vmp.workflow.preflight). Reruns when one changes."""
         localrule: True
         input:
-            OUTSIDE_INPUTS,
+            outside_inputs,
         output:
             f"{RESULTS}/checks/inputs.json",
         log:
@@ -68,7 +87,7 @@ rule prepare_data:
     removed, replaced or emptied (the videos' fingerprint is one of its params)."""
     input:
         notebook=f"{RESULTS}/notebooks/prepare_data.ipynb",
-        root=lambda wc: dataset_root(wc.dataset),
+        root=dataset_root_input,
         lists=dataset_lists,
         checked=CHECKED,
     output:
@@ -87,7 +106,7 @@ rule prepare_data:
                 "short_side": config["datasets"][wc.dataset].get("short_side"),
             }
         ),
-        videos=lambda wc: videos_fingerprint(wc.dataset),
+        videos=dataset_videos,
     conda:
         "../envs/environment.yaml"
     log:

@@ -390,3 +390,102 @@ def test_catalogue_urls_are_https_and_revisions_pinned():
         for f in item.files:
             assert all(url.startswith("https://") for url in f.urls)
             assert "/resolve/main/" not in " ".join(f.urls)
+
+
+# --- what a profile fetches (the workflow's `fetch` checkpoint) ---------------------------------
+
+
+def test_fetch_only_the_named_files_and_their_archives(server, tmp_path):
+    split_dir = LAYOUT["hmdb51"]["split_dir"]
+    data = zip_bytes({f"{split_dir}/run_test_split1.txt": b"a.avi 1\n"})
+    archive = F.File("archives/splits.zip", (serve(server, "splits.zip", data),), sha256(data))
+    videos = F.File("archives/videos.zip", (serve(server, "videos.zip", b"never"),))
+    item = F.Item(
+        "toy",
+        files=(videos, archive),
+        unpack=(
+            F.Unpack("archives/videos.zip", LAYOUT["hmdb51"]["video_dir"]),
+            F.Unpack("archives/splits.zip", split_dir),
+        ),
+    )
+    names = ["archives/splits.zip"]
+    F.fetch("toy", tmp_path, catalogue={"toy": item}, names=names, log=quiet)
+    assert files_under(tmp_path / "toy") == [
+        "archives/splits.zip", f"{split_dir}/{F.MARKER}", f"{split_dir}/run_test_split1.txt"
+    ]  # fmt: skip
+    assert [path for path, _ in server.requests] == ["/splits.zip"]
+
+
+def paper_like(tmp_path, **datasets):
+    checkpoints = tmp_path / "checkpoints"
+    return {
+        "data_root": str(tmp_path / "data"),
+        "datasets": datasets,
+        "backbones": {"i3d_r50": {}, "timesformer": {}, "x3d_m": {}},
+        "pretrain": {
+            "checkpoints": {
+                "i3d_r50": str(checkpoints / "I3D_8x8_R50.pyth"),
+                "timesformer": str(checkpoints / "timesformer-base-finetuned-k400"),
+                "x3d_m": str(tmp_path / "mine" / "x3d.pyth"),  # not a catalogue name
+                "c2d_r50": str(checkpoints / "C2D_8x8_R50.pyth"),  # not a backbone here
+            }
+        },
+    }
+
+
+def test_profile_downloads_plan_only_what_is_missing(tmp_path):
+    hmdb = {"format": "hmdb51", "splits": ["1"], "paths": dict(LAYOUT["hmdb51"])}
+    gym = {"format": "finegym", "splits": ["gym99"]}
+    elsewhere = {"format": "hmdb51", "splits": ["1"], "root": str(tmp_path / "my_hmdb")}
+    config = paper_like(tmp_path, hmdb51=hmdb, finegym=gym, other=elsewhere)
+    plan = F.profile_downloads(config)
+    assert sorted(plan) == ["checkpoints", "finegym", "hmdb51"]  # not the root named my_hmdb
+    checkpoints = tmp_path / "checkpoints"
+    assert plan["checkpoints"]["checkpoints"] == str(checkpoints)
+    assert plan["checkpoints"]["names"] == [
+        "I3D_8x8_R50.pyth",
+        "timesformer-base-finetuned-k400/config.json",
+        "timesformer-base-finetuned-k400/pytorch_model.bin",
+    ]
+    assert plan["checkpoints"]["provides"] == [
+        str(checkpoints / "I3D_8x8_R50.pyth"), str(checkpoints / "timesformer-base-finetuned-k400")
+    ]  # fmt: skip
+    assert plan["hmdb51"] | {"names": None} == {
+        "root": str(tmp_path / "data"),
+        "checkpoints": None,
+        "names": None,
+        "provides": [str(tmp_path / "data" / "hmdb51")],
+        "datasets": ["hmdb51"],
+    }
+    assert plan["hmdb51"]["names"] == ["archives/hmdb51_org.rar", "archives/test_train_splits.rar"]
+    # FineGym: its annotations only, so it provides no root (the videos are placed by hand)
+    assert plan["finegym"]["provides"] == [] and len(plan["finegym"]["names"]) == 4
+
+    (tmp_path / "data" / "hmdb51" / LAYOUT["hmdb51"]["video_dir"]).mkdir(parents=True)
+    (checkpoints / "I3D_8x8_R50.pyth").parent.mkdir()
+    (checkpoints / "I3D_8x8_R50.pyth").touch()
+    plan = F.profile_downloads(config)
+    assert plan["hmdb51"]["names"] == ["archives/test_train_splits.rar"]
+    assert plan["checkpoints"]["provides"] == [str(checkpoints / "timesformer-base-finetuned-k400")]
+    (tmp_path / "data" / "hmdb51" / LAYOUT["hmdb51"]["split_dir"]).mkdir()
+    tf = checkpoints / "timesformer-base-finetuned-k400"
+    tf.mkdir()
+    (tf / "config.json").touch()
+    (tf / "pytorch_model.bin").touch()
+    for name in F.FINEGYM_LISTS + F.FINEGYM_ANNOTATIONS:
+        (tmp_path / "data" / "finegym").mkdir(exist_ok=True)
+        (tmp_path / "data" / "finegym" / name).touch()
+    assert F.profile_downloads(config) == {}
+
+
+def test_fetch_planned_records_what_it_produced(server, tmp_path, monkeypatch):
+    url = serve(server, "model.pyth", PAYLOAD)
+    toy = F.Item("checkpoints", base="checkpoints", files=(F.File("model.pyth", (url,)),))
+    monkeypatch.setitem(F.CATALOGUE, "checkpoints", toy)
+    plan = {"root": None, "checkpoints": str(tmp_path / "ck"), "names": ["model.pyth"]}
+    with pytest.warns(UserWarning, match="no checksum is pinned"):
+        F.fetch_planned("checkpoints", plan, tmp_path / "fetched.json", tmp_path / "fetch.log")
+    record = json.loads((tmp_path / "fetched.json").read_text())
+    assert record == {"item": "checkpoints", "produced": [str(tmp_path / "ck" / "model.pyth")]}
+    log = (tmp_path / "fetch.log").read_text()
+    assert "recorded" in log and f"fetched {tmp_path / 'ck' / 'model.pyth'}" in log

@@ -75,12 +75,34 @@ def test_config_errors_fail_before_any_job(tmp_path, changes, message):
 
 
 def test_missing_real_dataset_names_the_folder_and_the_source(tmp_path):
-    config = write_config(tmp_path, base="config/paper.yaml")
+    config = write_config(tmp_path, base="config/paper.yaml", fetch=False)
     proc = snakemake("-n", "--configfile", str(config), check=False)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert f"datasets.hmdb51: dataset root {tmp_path / 'data' / 'hmdb51'} does not exist" in out
     assert "serre-lab.clps.brown.edu" in out
+
+
+def test_paper_profile_fetches_what_is_public_before_the_jobs_that_read_it(tmp_path):
+    """`fetch: true`: HMDB-51, FineGym's annotations and the catalogue's checkpoints are fetch
+    jobs (a dry run contacts nothing); FineGym's videos and MPII must be there."""
+    checkpoints = {
+        backbone: str(tmp_path / path)
+        for backbone, path in yaml.safe_load((ROOT / "config/paper.yaml").read_text())["pretrain"][
+            "checkpoints"
+        ].items()
+    }
+    config = write_config(tmp_path, base="config/paper.yaml", pretrain={"checkpoints": checkpoints})
+    proc = snakemake("-n", "--configfile", str(config), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"datasets.finegym: dataset root {tmp_path / 'data' / 'finegym'} does not exist" in out
+    for name in ("finegym", "mpii_cooking2"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    counts = planned_jobs("--configfile", str(config))
+    assert counts["fetch"] == 3  # checkpoints, hmdb51, finegym
+    assert (counts["check_inputs"], counts["prepare_data"]) == (1, 5)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "results").exists()
 
 
 PAPER_BACKBONES = (

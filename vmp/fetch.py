@@ -50,8 +50,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
+from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS, layout
 from vmp.io import disk_full, file_digest, write_json
+from vmp.workflow.config import dataset_root
 
 CHUNK = 1 << 20
 LOCK_NAME = ".fetch-lock.json"
@@ -527,9 +528,13 @@ def fetch(
     *,
     catalogue: dict[str, Item] | None = None,
     lock: str | Path | None = None,
+    names: Iterable[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Download and unpack one catalogue item; return the files and folders produced.
+
+    ``names``: only these of the item's files (``File.name``), and the unpacking of those that
+    are archives; all of them when None.
 
     Raises:
         Unfetchable: the item has nothing to download (its message names the official page
@@ -544,14 +549,107 @@ def fetch(
     if not entry.files:
         raise Unfetchable(unfetchable_message(entry, root))
     dest = destination(entry, root, checkpoints)
-    produced = [download(f, dest, lock=lock, log=log) for f in entry.files]
+    wanted = None if names is None else set(names)
+    files = [f for f in entry.files if wanted is None or f.name in wanted]
+    produced = [download(f, dest, lock=lock, log=log) for f in files]
     for unpack in entry.unpack:
+        if unpack.archive not in {f.name for f in files}:
+            continue
         produced.append(
             extract(dest / unpack.archive, dest / unpack.into, nested=unpack.nested, log=log)
         )
     if entry.manual:
         log(f"note: {unfetchable_message(entry, root)}")
     return produced
+
+
+# --- what a profile fetches (the workflow's `fetch` checkpoint) ----------------------------------
+
+
+def missing_files(item: Item, dest: str | Path) -> list[str]:
+    """The names of ``item``'s files still needed at ``dest``: an archive whose folder is not
+    there yet, any other file that is not present."""
+    into = {u.archive: u.into for u in item.unpack}
+    return [f.name for f in item.files if not (Path(dest) / into.get(f.name, f.name)).exists()]
+
+
+def profile_downloads(config: dict) -> dict[str, dict]:
+    """What a profile with ``fetch: true`` still has to download, per catalogue item.
+
+    Returns ``{item: {"root", "checkpoints", "names", "provides", "datasets"}}``: the arguments
+    of :func:`fetch` (``names``: the missing files), the paths the download creates that the
+    profile names (a dataset root, checkpoint files and folders) and the profile's datasets it
+    serves. Only what is missing is planned, so a profile whose files are in place plans nothing.
+
+    - checkpoints: each ``pretrain.checkpoints`` path of the profile's backbones that the
+      catalogue provides (named as it names it: ``<folder>/SLOWFAST_8x8_R50.pyth``,
+      ``<folder>/timesformer-base-finetuned-k400``), into the folder of the first;
+    - datasets: each real dataset whose format is a catalogue item with files, whose root is
+      ``<somewhere>/<item>`` and which keeps the standard layout (``paths`` as
+      ``vmp.data.sources.LAYOUT`` or absent). A dataset whose
+      videos cannot be fetched (FineGym) gets its annotations; its root must exist.
+    """
+    plan = {}
+    provided = {f.name.split("/")[0] for f in CATALOGUE["checkpoints"].files}
+    wanted, folder = {}, None
+    for backbone, path in ((config.get("pretrain") or {}).get("checkpoints") or {}).items():
+        path = Path(path)
+        if (
+            backbone in config["backbones"]
+            and path.name in provided
+            and folder in (None, path.parent)
+        ):
+            folder = path.parent
+            wanted[path.name] = str(path)
+    if wanted:
+        names = [
+            name
+            for name in missing_files(CATALOGUE["checkpoints"], folder)
+            if name.split("/")[0] in wanted
+        ]
+        if names:
+            plan["checkpoints"] = {
+                "root": None,
+                "checkpoints": str(folder),
+                "names": names,
+                "provides": sorted({wanted[name.split("/")[0]] for name in names}),
+                "datasets": [],
+            }
+    for name, dataset in config["datasets"].items():
+        fmt = dataset["format"]
+        item = CATALOGUE.get(fmt)
+        root = Path(dataset_root(config, name))
+        standard = layout(fmt, **dataset.get("paths", {})) == LAYOUT.get(fmt)
+        if not item or not item.files or not standard or root.name != item.name:
+            continue
+        names = missing_files(item, root)
+        if names:
+            plan[item.name] = {
+                "root": str(root.parent),
+                "checkpoints": None,
+                "names": names,
+                "provides": [] if item.manual else [str(root)],
+                "datasets": [name],
+            }
+    return plan
+
+
+def fetch_planned(item: str, plan: dict, record: str | Path, log_path: str | Path) -> None:
+    """The workflow's ``fetch`` job: :func:`fetch` one item of :func:`profile_downloads`, its
+    messages to ``log_path``, then ``record`` (JSON: the item and what it produced)."""
+    with open(log_path, "a", encoding="utf-8") as log_file:
+
+        def log(line: str) -> None:
+            print(line, file=log_file, flush=True)
+
+        produced = fetch(
+            item,
+            plan["root"] or "data",
+            plan["checkpoints"] or "checkpoints",
+            names=plan["names"],
+            log=log,
+        )
+    write_json(record, {"item": item, "produced": [str(p) for p in produced]})
 
 
 def describe(catalogue: dict[str, Item]) -> str:

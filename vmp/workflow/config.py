@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,14 @@ def select_part(config: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
-def check_config(config: dict[str, Any]) -> None:
+def check_config(config: dict[str, Any], fetched: Iterable[str] = ()) -> None:
     """Cross-checks the JSON schema cannot express: names known to vmp and references between keys.
 
     Names come from ``vmp.names`` (no torch import: this runs on every parse of the workflow).
+    ``fetched``: dataset roots and checkpoint paths a download job will create (``fetch: true``,
+    ``vmp.fetch.profile_downloads``); they need not exist yet.
     """
+    fetched = set(fetched)
     for backbone, settings in config["backbones"].items():
         arch = settings.get("arch", backbone)
         require(
@@ -129,7 +133,7 @@ def check_config(config: dict[str, Any]) -> None:
             require(dataset.get("scene"), sorted(SCENES), f"datasets.{name}.scene")
             continue
         root = Path(dataset_root(config, name))
-        if not root.is_dir():
+        if not root.is_dir() and str(root) not in fetched:
             # here, on this error only: av and pandas stay out of every parse of the workflow
             from vmp.data.official import SOURCES
 
@@ -139,11 +143,12 @@ def check_config(config: dict[str, Any]) -> None:
             )
     pretrain = config.get("pretrain")
     for backbone, path in ((pretrain or {}).get("checkpoints") or {}).items():
-        if backbone in config["backbones"] and not Path(path).exists():
+        if backbone in config["backbones"] and not Path(path).exists() and path not in fetched:
             raise ConfigError(
                 f"pretrain.checkpoints.{backbone}: {path} does not exist; `python -m vmp.fetch "
-                f"checkpoints` downloads the Kinetics checkpoints, or correct the path (README, "
-                "'The paper profile, from git clone to Table 1')"
+                f"checkpoints` downloads the Kinetics checkpoints (with `fetch: true` the workflow "
+                "does, for the names it knows), or correct the path (README, 'The paper profile, "
+                "from git clone to Table 1')"
             )
     if pretrain and "scene" in pretrain:
         require(pretrain["scene"], sorted(SCENES), "pretrain.scene")
