@@ -24,8 +24,8 @@ the paired difference depends on it far more than on anything else. With 9 repli
 of closing starts varies from backbone to backbone (binomial), and that count alone moves a
 backbone's mean by many points. The start-adjusted row weighs the two strata by their known
 shares instead of by their counts: share of closing starts w = 1 - (1 - P(n > 0))^k for a run of k
-layers (SlowFast's vmp_both: the most closing of its two layers), mean w * mean_closing + (1 - w)
-* mean_opening, interval with Welch-Satterthwaite degrees of freedom
+layers (SlowFast's vmp_both: the most closing of its two layers), mean
+w mean_closing + (1 - w) mean_opening, interval with Welch-Satterthwaite degrees of freedom
 (``vmp.analysis.stats.stratified_interval``). Its target is the same as the plain mean's (the
 difference expected under the paper's random start, over this backbone's scenes), without the
 count's noise.
