@@ -93,7 +93,7 @@ def compute_maps(clip: torch.Tensor, layer: MotionPromptLayer) -> Maps:
         differences=frame_differences(clip),
         attention=attention.numpy(),
         prompts=prompts.numpy(),
-        parameters={k: float(v) for k, v in layer.pn_parameters().items()},
+        parameters={k: float(v.detach()) for k, v in layer.pn_parameters().items()},
     )
 
 
