@@ -402,15 +402,15 @@ def test_the_watch_fires_when_the_parent_dies(tmp_path, interval):
         _kill(child)
 
 
-def _snakemake_papermill_kernel(tmp_path, kernel_code: str, out: Path):
+def _snakemake_papermill_kernel(tmp_path, kernel_code: str, out: Path, *args: str):
     """A fake ``snakemake`` process -> a middle process (papermill) -> ``kernel_code`` with
-    argument ``out``; returns (snakemake's Popen, the middle's PID, the kernel's PID)."""
+    arguments ``out`` and ``args``; returns (snakemake's Popen, the middle's PID, the kernel's PID)."""
     snakemake = tmp_path / "bin" / "snakemake"
     snakemake.parent.mkdir()
     snakemake.write_text(PARENT)
     top = subprocess.Popen(
         [sys.executable, str(snakemake), sys.executable, "-c", PARENT]
-        + [sys.executable, "-c", kernel_code, str(out)],
+        + [sys.executable, "-c", kernel_code, str(out), *args],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -440,7 +440,9 @@ def test_killing_only_snakemake_stops_the_kernel_below_a_live_papermill(tmp_path
 # A job's kernel, stopped from its first line: it signals it is ready, then "imports" for 30 s and
 # would write argv[1] (an orphan write) if nothing stopped it.
 JOB = """
-import sys, time
+import signal, sys, time
+if sys.argv[2] == "ignored":  # as a job started in the background inherits it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 from vmp.training.record import stop_with_parents
 stop_with_parents(interval=0.1, grace=2.0)
 open(sys.argv[1] + ".ready", "w").close()
@@ -454,11 +456,13 @@ open(sys.argv[1], "w").write("written by an orphan")
 """
 
 
-def test_a_job_stops_when_snakemake_dies_before_training(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_a_job_stops_when_snakemake_dies_before_training(tmp_path, sigint):
     """snakemake -> shell (papermill) -> kernel: killing only snakemake stops the kernel while it
-    is still importing, before it trains or writes anything."""
+    is still importing, before it trains or writes anything; also when the job inherited SIGINT
+    ignored (started in the background), which would make the interrupt a no-op."""
     out = tmp_path / "record"
-    top, middle, kernel = _snakemake_papermill_kernel(tmp_path, JOB, out)
+    top, middle, kernel = _snakemake_papermill_kernel(tmp_path, JOB, out, sigint)
     try:
         assert _wait_for(Path(f"{out}.ready"))
         top.kill()

@@ -28,6 +28,7 @@ import _thread
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -504,6 +505,13 @@ def stop_with_parents(interval: float = 1.0, grace: float = 10.0) -> ParentWatch
     still there. Call it first in a job, before the heavy imports.
     """
     watch = ParentWatch(interval)
+    # A job started in the background (nohup, `&` in a script) inherits SIGINT ignored, and then
+    # Python has no handler for it and _thread.interrupt_main() does nothing: put Python's back.
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def run() -> None:
         while (what := watch.gone()) is None:
