@@ -103,13 +103,13 @@ if workflow.is_main_process:
         dry_run=workflow.output_settings.dryrun,
     ):
         print(line, file=sys.stderr)
-    # A fetch record whose item is planned again (a download was removed) is out of date.
+    # A fetch record whose item is planned again (a download was removed) is wrong: it would
+    # mark the fetch as done. It is only the workflow's bookkeeping, so a dry run drops it too.
     for item in FETCHES:
         stale = Path(f"{RESULTS}/fetched/{item}.json")
         if stale.exists():
-            print(f"{stale}: files of {item} are missing again; fetching them", file=sys.stderr)
-            if not workflow.output_settings.dryrun:
-                stale.unlink()
+            print(f"{stale}: files of {item} are missing again; dropped, so a job that needs them fetches them", file=sys.stderr)
+            stale.unlink()
 
 
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),

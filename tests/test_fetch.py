@@ -8,17 +8,23 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import struct
+import subprocess
 import tarfile
 import threading
 import zipfile
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+import yaml
 
 from vmp import fetch as F
 from vmp.data.sources import LAYOUT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 
@@ -489,3 +495,71 @@ def test_fetch_planned_records_what_it_produced(server, tmp_path, monkeypatch):
     assert record == {"item": "checkpoints", "produced": [str(tmp_path / "ck" / "model.pyth")]}
     log = (tmp_path / "fetch.log").read_text()
     assert "recorded" in log and f"fetched {tmp_path / 'ck' / 'model.pyth'}" in log
+
+
+def test_a_mirror_is_tried_first_and_verified(server, tmp_path, monkeypatch):
+    serve(server, "mirror/model.pyth", PAYLOAD)
+    origin = f"{server.url}/origin/model.pyth"  # not served: only the mirror has it
+    toy = {"toy": F.Item("toy", files=(F.File("model.pyth", (origin,), sha256(PAYLOAD)),))}
+    monkeypatch.setenv(F.MIRROR_ENV, f"{server.url}/mirror/")
+    F.fetch("toy", tmp_path, catalogue=toy, log=quiet)
+    assert (tmp_path / "toy" / "model.pyth").read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == ["/mirror/model.pyth"]
+    server.files["/mirror/other.pyth"] = b"not the pinned bytes"
+    bad = {"toy": F.Item("toy", files=(F.File("other.pyth", (origin,), sha256(PAYLOAD)),))}
+    with pytest.raises(F.ChecksumMismatch, match="/mirror/other.pyth"):
+        F.fetch("toy", tmp_path, catalogue=bad, log=quiet)
+
+
+@pytest.mark.slow
+def test_the_workflow_fetches_a_checkpoint_then_trains_from_it_and_reruns_nothing(server, tmp_path):
+    """A profile with `fetch: true` and a catalogue checkpoint name: the fetch job (from a mirror
+    on 127.0.0.1) runs before check_inputs and fine-tuning; a second run has nothing to do; a
+    removed download is planned again."""
+    from vmp.models import create_model, save_checkpoint
+
+    save_checkpoint(create_model("x3d_tiny", 400), tmp_path / "x3d.pt")
+    serve(server, "X3D_M.pyth", (tmp_path / "x3d.pt").read_bytes())
+    checkpoint = tmp_path / "checkpoints" / "X3D_M.pyth"
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config |= {
+        "results": str(tmp_path / "results"),
+        "data_root": str(tmp_path / "data"),
+        "fetch": True,
+        "pretrain": {"dataset": "kinetics", "checkpoints": {"x3d_tiny": str(checkpoint)}},
+        "ablation": None,
+        "placement": None,
+        "prompt_functions": None,
+    }
+    config["backbones"] = {"x3d_tiny": {"variants": ["baseline"]}}
+    config["datasets"] = {"synth_gym": config["datasets"]["synth_gym"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    cell = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0"
+    metrics = [cell / f"seed~{s}" / "metrics.json" for s in config["seeds"]]
+
+    def snakemake(*args, targets=metrics):
+        return subprocess.run(
+            ["snakemake", "--cores", "2", *args, *map(str, targets)]
+            + ["--configfile", str(tmp_path / "config.yaml")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env=os.environ | {F.MIRROR_ENV: server.url},
+        )
+
+    first = snakemake()
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert checkpoint.read_bytes() == (tmp_path / "x3d.pt").read_bytes()
+    assert [path for path, _ in server.requests] == ["/X3D_M.pyth"]
+    record = json.loads((tmp_path / "results/fetched/checkpoints.json").read_text())
+    assert record["produced"] == [str(checkpoint)]
+    assert "X3D_M.pyth" in json.loads((checkpoint.parent / F.LOCK_NAME).read_text())
+    assert json.loads(metrics[0].read_text())["settings"]["pretrained"] == str(checkpoint)
+    assert first.stderr.index("checkpoint fetch:") < first.stderr.index("rule check_inputs:")
+    again = snakemake("-n")
+    assert "Nothing to be done" in again.stdout + again.stderr  # no rerun after the fetch
+    checkpoint.unlink()  # the results trained from it stay valid; what needs it fetches it
+    planned = snakemake("-n", "--forcerun", "check_inputs", targets=[])
+    assert "files of checkpoints are missing again; dropped" in planned.stderr
+    assert planned.stdout.index("checkpoint fetch:") < planned.stdout.index("rule check_inputs:")

@@ -47,7 +47,7 @@ import urllib.request
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS, layout
@@ -55,6 +55,9 @@ from vmp.io import disk_full, file_digest, write_json
 from vmp.workflow.config import dataset_root
 
 CHUNK = 1 << 20
+# A base URL tried before each file's own URLs, as <mirror>/<file name> (a lab's local copy, an
+# air-gapped cluster's file server); the checksums are verified all the same.
+MIRROR_ENV = "VMP_FETCH_MIRROR"
 LOCK_NAME = ".fetch-lock.json"
 MARKER = ".fetch-extracted"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".rar")
@@ -534,7 +537,8 @@ def fetch(
     """Download and unpack one catalogue item; return the files and folders produced.
 
     ``names``: only these of the item's files (``File.name``), and the unpacking of those that
-    are archives; all of them when None.
+    are archives; all of them when None. With ``VMP_FETCH_MIRROR`` set, ``<mirror>/<name>`` is
+    tried before a file's own URLs.
 
     Raises:
         Unfetchable: the item has nothing to download (its message names the official page
@@ -551,6 +555,8 @@ def fetch(
     dest = destination(entry, root, checkpoints)
     wanted = None if names is None else set(names)
     files = [f for f in entry.files if wanted is None or f.name in wanted]
+    if mirror := os.environ.get(MIRROR_ENV, "").rstrip("/"):
+        files = [replace(f, urls=(f"{mirror}/{f.name}", *f.urls)) for f in files]
     produced = [download(f, dest, lock=lock, log=log) for f in files]
     for unpack in entry.unpack:
         if unpack.archive not in {f.name for f in files}:
@@ -680,6 +686,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m vmp.fetch",
         description="Download the checkpoints and datasets of the paper profile that public "
         "URLs provide, verified against pinned (or first-use recorded) checksums.",
+        epilog=f"{MIRROR_ENV}=URL: try URL/<file name> first (a local mirror of the files).",
     )
     parser.add_argument("items", nargs="*", metavar="ITEM", help=f"{', '.join(CATALOGUE)} or all")
     parser.add_argument("--root", default="data", help="datasets go to <root>/<item> (data)")
