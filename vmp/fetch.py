@@ -1,7 +1,9 @@
 """Download what the paper profile can fetch: Kinetics checkpoints, HMDB-51, FineGym's annotations.
 
 ``python -m vmp.fetch [--root data] [--checkpoints checkpoints] ITEM...`` (``--list`` shows the
-catalogue) or, from Python, ``fetch(item, root, checkpoints)`` returning the paths produced::
+catalogue), from Python ``fetch(item, root, checkpoints)`` returning the paths produced, or the
+workflow: with ``fetch: true`` its ``fetch`` checkpoint downloads what :func:`profile_downloads`
+finds missing (:func:`fetch_planned`)::
 
     CATALOGUE[item] -> Item(files, unpack, manual)
         File: urls -> <dest>/<name>.part (streamed; resumed with an HTTP Range request)
