@@ -23,13 +23,13 @@ include: "rules/figures.smk"
 include: "rules/report.smk"
 
 
-# Light rules run where Snakemake runs, not as cluster jobs (profiles/slurm).
+# Light rules run where Snakemake runs, not as cluster jobs (profiles/slurm); rules that exist only
+# in some profiles (prompt_functions, check_inputs, fetch) say so themselves.
 localrules:
     all,
     notebook_template,
     table1,
     attention,
-    prompt_functions,
     figures,
     report,
 

@@ -69,6 +69,7 @@ if PROMPT_FUNCTIONS:
     rule prompt_functions:
         """Optional target (not part of `all`): the prompt functions of Fig. 3 against the learnable
         sigmoid, one backbone's +VMP rows on every target scene (config `prompt_functions`)."""
+        localrule: True
         input:
             notebook=f"{RESULTS}/notebooks/prompt_functions.ipynb",
             models=[f"{run_dir(run)}/model.pt" for run in PROMPT_FUNCTION_RUNS],
