@@ -43,6 +43,11 @@ def t_interval(
     return {"mean": mean, "sd": sd, "low": low, "high": high, "n": n}
 
 
+def _welch_satterthwaite(parts: Sequence[float], dfs: Sequence[float]) -> float:
+    """Degrees of freedom of a sum of variance parts, each estimated with ``dfs`` degrees."""
+    return sum(parts) ** 2 / sum(part**2 / df for part, df in zip(parts, dfs, strict=True))
+
+
 def stratified_interval(
     strata: Sequence[tuple[float, Iterable[float]]], level: float = LEVEL
 ) -> dict[str, float | int]:
@@ -51,32 +56,33 @@ def stratified_interval(
     ``strata``: (weight w_s, values) per stratum, the weights summing to 1 (each stratum's share
     of the population, known in advance). The mean is sum w_s mean_s, its standard error
     sqrt(sum w_s^2 sd_s^2 / n_s); the Student-t interval and the two-sided p use the
-    Welch-Satterthwaite degrees of freedom. A stratum with fewer than 2 values has no sd: then
-    every value but ``n`` is NaN. With no spread at all the interval is the mean itself and p is
+    Welch-Satterthwaite degrees of freedom; ``sds`` lists each stratum's sd. A stratum with fewer
+    than 2 values has no sd: then every value but ``n`` and ``sds`` is NaN. With no spread at all the interval is the mean itself and p is
     1 at a mean of 0, else 0.
     """
     groups = [(float(w), np.asarray(list(v), dtype=float)) for w, v in strata]
     if not np.isclose(sum(w for w, _ in groups), 1.0):
         raise ValueError(f"stratified_interval: weights sum to {sum(w for w, _ in groups)}, not 1")
     n = sum(len(x) for _, x in groups)
+    sds = [float(x.std(ddof=1)) if len(x) >= 2 else np.nan for _, x in groups]
     nan = {"mean": np.nan, "se": np.nan, "df": np.nan, "low": np.nan, "high": np.nan, "p": np.nan}
     if any(len(x) < 2 for _, x in groups):
-        return nan | {"n": n}
+        return nan | {"n": n, "sds": sds}
     mean = float(sum(w * x.mean() for w, x in groups))
     parts = [w**2 * x.var(ddof=1) / len(x) for w, x in groups]
     se = float(np.sqrt(sum(parts)))
     if se == 0:
         return {"mean": mean, "se": 0.0, "df": np.nan, "low": mean, "high": mean, "n": n} | {
-            "p": 1.0 if mean == 0 else 0.0
+            "p": 1.0 if mean == 0 else 0.0,
+            "sds": sds,
         }
-    df = sum(parts) ** 2 / sum(
-        part**2 / (len(x) - 1) for part, (_, x) in zip(parts, groups, strict=True)
-    )
+    df = _welch_satterthwaite(parts, [len(x) - 1 for _, x in groups])
     half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * stats.t.sf(abs(mean) / se, df))
     return {"mean": mean, "se": se, "df": float(df), "low": mean - half, "high": mean + half} | {
         "p": p,
         "n": n,
+        "sds": sds,
     }
 
 
@@ -95,9 +101,7 @@ def stratified_replicates_needed(
         parts = [w * sd**2 / n for w, sd in strata.values()]
         if sum(parts) == 0:
             return n
-        df = sum(parts) ** 2 / sum(
-            p**2 / max(w * n - 1, 1) for p, (w, _) in zip(parts, strata.values(), strict=True)
-        )
+        df = _welch_satterthwaite(parts, [max(w * n - 1, 1) for w, _ in strata.values()])
         if stats.t.ppf(0.5 + level / 2, df) * np.sqrt(sum(parts)) <= half_width:
             return n
         n += 1

@@ -140,9 +140,9 @@ def _start_adjusted(group: pd.DataFrame) -> dict[str, Any]:
     closing = (group["start_gain"] < 0.5).to_numpy()
     strata = [(share, group["delta"][closing]), (1 - share, group["delta"][~closing])]
     ci = stratified_interval(strata)
-    sds = {
-        name: (weight, float(values.std(ddof=1)) if len(values) >= 2 else np.nan)
-        for name, (weight, values) in zip(("closing", "opening"), strata, strict=True)
+    weighted_sds = {
+        name: (w, sd)
+        for name, (w, _), sd in zip(("closing", "opening"), strata, ci["sds"], strict=True)
     }
     return {
         "pairs": ci["n"],
@@ -151,7 +151,7 @@ def _start_adjusted(group: pd.DataFrame) -> dict[str, Any]:
         "delta_ci_low": ci["low"],
         "delta_ci_high": ci["high"],
         "half_width": (ci["high"] - ci["low"]) / 2,
-        "needed": stratified_replicates_needed(sds, GOAL_HALF_WIDTH),
+        "needed": stratified_replicates_needed(weighted_sds, GOAL_HALF_WIDTH),
         "p": ci["p"],
         "closing_starts": int(closing.sum()),
         "closing_share": share,
