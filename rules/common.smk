@@ -50,9 +50,9 @@ def after_fetch(items):
             checkpoints.fetch.get(item=item)
 
 
-def dataset_fetch(name):
-    """The catalogue items a dataset's inputs come from (its own, when the profile fetches it)."""
-    return [item for item, plan in FETCHES.items() if name in plan["datasets"]]
+def after_dataset_fetch(name):
+    """Wait for the `fetch` job of dataset ``name``'s catalogue item, when the profile fetches it."""
+    after_fetch([item for item, plan in FETCHES.items() if name in plan["datasets"]])
 
 
 def alternation(values):
@@ -124,18 +124,18 @@ def dataset_root(name):
 
 def dataset_lists(wildcards):
     """The list and annotation files a real dataset's split is indexed from."""
-    after_fetch(dataset_fetch(wildcards.dataset))
+    after_dataset_fetch(wildcards.dataset)
     return vmp_config.dataset_list_files(config, wildcards.dataset, wildcards.split)
 
 
 def dataset_root_input(wildcards):
-    after_fetch(dataset_fetch(wildcards.dataset))
+    after_dataset_fetch(wildcards.dataset)
     return dataset_root(wildcards.dataset)
 
 
 def dataset_videos(wildcards):
     """prepare_data's fingerprint param (computed once the dataset's fetch has run)."""
-    after_fetch(dataset_fetch(wildcards.dataset))
+    after_dataset_fetch(wildcards.dataset)
     return videos_fingerprint(wildcards.dataset)
 
 
