@@ -24,10 +24,11 @@ include: "rules/report.smk"
 
 
 # Light rules run where Snakemake runs, not as cluster jobs (profiles/slurm); rules that exist only
-# in some profiles (prompt_functions, check_inputs, fetch) say so themselves.
+# in some profiles (prompt_functions, fetch) say so themselves.
 localrules:
     all,
     notebook_template,
+    data_notebook_template,
     table1,
     attention,
     figures,

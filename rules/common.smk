@@ -12,6 +12,7 @@ from vmp.training.record import cell_path, set_aside_damaged
 from vmp.workflow import config as vmp_config
 from vmp.workflow.config import check_config, select_part, validate_config
 from vmp.workflow.matrix import cell_seeds, run_matrix, seed_groups, train_parameters
+from vmp.workflow.preflight import preflight
 
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
 # `only` (a second --configfile) keeps part of the protocol: every rule below sees that part.
@@ -32,14 +33,29 @@ SYNTH_DATASETS = vmp_config.synth_datasets(config)
 RUNS = run_matrix(config)
 # A cell's runs (its seeds) share its identity: the rules look it up, never split its path.
 CELL_RUNS = {cell_path(run): run for run in RUNS}
-# Real datasets' lists and Kinetics checkpoints: checked by one job (rules/data.smk, check_inputs)
-# that every data and training job waits for.
-OUTSIDE_INPUTS = vmp_config.outside_inputs(config)
-CHECKED = [f"{RESULTS}/checks/inputs.json"] if OUTSIDE_INPUTS or FETCHES else []
+# Real datasets' lists and videos and Kinetics checkpoints are checked now, before any job
+# (vmp.workflow.preflight; cached, so a no-op parse probes nothing); what a fetch job downloads
+# is checked by that job. No job lists the check as an input: checking again never retrains.
+if workflow.is_main_process:
+    _checked = preflight(
+        config,
+        f"{RESULTS}/checks/inputs.json",
+        pending=[path for plan in FETCHES.values() for path in plan["provides"]],
+    )
+    if _checked:
+        print(_checked, file=sys.stderr)
 
 # Every notebook job runs its notebook the same way: papermill, the parameters as one YAML/JSON
 # string (`{params.parameters}`), the log beside it. Rerun one alone with `papermill ... -f`.
-PAPERMILL = "papermill --log-output {input.notebook:q} {output.notebook:q} -k python3 -y {params.parameters:q} > {log:q} 2>&1"
+# The job's shell names its Snakemake ($PPID), so the kernel stops (and writes nothing) if
+# Snakemake is gone, even if it died before the kernel started (vmp.training.record). A failed
+# job prints its one-line cause; the notebook and the log keep the whole traceback.
+RUN_NOTEBOOK = (
+    "VMP_SNAKEMAKE_PID=$PPID papermill --log-output {input.notebook:q} {output.notebook:q} "
+    "-k python3 -y {params.parameters:q} > {log:q} 2>&1"
+)
+FAILURE_CAUSE = "python -m vmp.workflow.logs cause {log:q} >&2"
+PAPERMILL = f"{RUN_NOTEBOOK} || {{{{ {FAILURE_CAUSE}; exit 1; }}}}"
 
 
 def after_fetch(items):
@@ -137,12 +153,6 @@ def dataset_videos(wildcards):
     """prepare_data's fingerprint param (computed once the dataset's fetch has run)."""
     after_dataset_fetch(wildcards.dataset)
     return videos_fingerprint(wildcards.dataset)
-
-
-def outside_inputs(wildcards):
-    """check_inputs' inputs: every real split's lists and every checkpoint, once fetched."""
-    after_fetch(FETCHES)
-    return vmp_config.outside_inputs(config)
 
 
 @functools.cache

@@ -12,14 +12,24 @@ rule notebook_template:
         "jupytext --to ipynb --output {output:q} {input:q} > {log:q} 2>&1"
 
 
+use rule notebook_template as data_notebook_template with:
+    output:
+        f"{DATA_ROOT}/notebooks/{{notebook}}.ipynb",
+    log:
+        f"{DATA_ROOT}/notebooks/{{notebook}}.log",
+
+
 rule synth_data:
-    """Generate one SynthMotion scene: mp4 clips, manifest.csv and decoded.npy (all frames, decoded once)."""
+    """Generate one SynthMotion scene: mp4 clips, manifest.csv and decoded.npy (all frames, decoded once).
+
+    Everything it reads and writes lies under data_root, so profiles that share a data_root (and
+    its scene settings) share the scene: one profile's run never regenerates another's data."""
     input:
-        notebook=f"{RESULTS}/notebooks/synth_data.ipynb",
+        notebook=f"{DATA_ROOT}/notebooks/synth_data.ipynb",
     output:
         manifest=f"{DATA_ROOT}/{{dataset}}/manifest.csv",
         decoded=f"{DATA_ROOT}/{{dataset}}/decoded.npy",
-        notebook=f"{RESULTS}/data/{{dataset}}/synth_data.ipynb",
+        notebook=f"{DATA_ROOT}/{{dataset}}/synth_data.ipynb",
     params:
         parameters=lambda wc: json.dumps(
             {
@@ -42,6 +52,17 @@ rule synth_data:
         PAPERMILL
 
 
+rule synth_data_record:
+    """The profile's copy of a scene's executed notebook (the results page links it)."""
+    localrule: True
+    input:
+        f"{DATA_ROOT}/{{dataset}}/synth_data.ipynb",
+    output:
+        f"{RESULTS}/data/{{dataset}}/synth_data.ipynb",
+    shell:
+        "cp {input:q} {output:q}"
+
+
 if FETCHES:
 
     checkpoint fetch:
@@ -58,26 +79,14 @@ if FETCHES:
         run:
             from vmp.fetch import fetch_planned
 
-            fetch_planned(wildcards.item, params.plan, output[0], log[0])
-
-
-if CHECKED:
-
-    rule check_inputs:
-        """Before any job: every real dataset's split lists give each class a train and a test item,
-        and every Kinetics checkpoint fits its backbone (vmp.workflow.preflight). Reruns when one changes."""
-        localrule: True
-        input:
-            outside_inputs,
-        output:
-            f"{RESULTS}/checks/inputs.json",
-        log:
-            f"{RESULTS}/logs/check_inputs.log",
-        run:
-            from vmp.io import write_json
             from vmp.workflow.preflight import check_inputs
 
-            write_json(output[0], check_inputs(config))
+            fetch_planned(wildcards.item, params.plan, output[0], log[0])
+            # what was downloaded fits before any job reads it (the pre-flight skipped it)
+            provided = [str(Path(path)) for path in params.plan["provides"]]
+            checkpoints_ = (config.get("pretrain") or {}).get("checkpoints") or {}
+            backbones = [b for b, path in checkpoints_.items() if str(Path(path)) in provided]
+            check_inputs(config, params.plan["datasets"], backbones)
 
 
 rule prepare_data:
@@ -89,7 +98,6 @@ rule prepare_data:
         notebook=f"{RESULTS}/notebooks/prepare_data.ipynb",
         root=dataset_root_input,
         lists=dataset_lists,
-        checked=CHECKED,
     output:
         manifest=f"{RESULTS}/data/{{dataset}}/{{split}}/manifest.csv",
         report=f"{RESULTS}/data/{{dataset}}/{{split}}/prepare_report.json",
@@ -120,6 +128,6 @@ rule prepare_data:
     shell:
         # The job's output goes to its log; one summary line (found / missing / unreadable, the
         # report's path) also goes to the terminal, also when preparation stopped on a bad class.
-        PAPERMILL + " && status=0 || status=$?; "
+        RUN_NOTEBOOK + " && status=0 || status=$?; "
         "python -m vmp.data.official $(dirname {output.manifest:q}) 2>> {log:q} | tee -a {log:q} >&2 || true; "
-        "exit $status"
+        "[ $status = 0 ] || " + FAILURE_CAUSE + "; exit $status"

@@ -35,7 +35,6 @@ for seeds, cells in SEED_GROUPS.items():
             notebook=notebook_template("train"),
             data=get_cell_data,
             pretrained=get_cell_pretrained,
-            checked=CHECKED,
         output:
             metrics=[f"{seed_dir('{cell}', seed)}/metrics.json" for seed in seeds],
             history=[f"{seed_dir('{cell}', seed)}/history.csv" for seed in seeds],

@@ -133,7 +133,12 @@ def test_a_truncated_metrics_json_is_named_with_the_command_that_recomputes_it(t
     [
         ("model.pt", lambda data: data[: len(data) // 2], "model.pt has", "bytes, the run wrote"),
         ("history.csv", lambda data: data[: data.rindex(b"2,")], "history.csv has", "bytes"),
-        ("model.pt", lambda data: data[:-1] + bytes([data[-1] ^ 1]), None, "checksum differs"),
+        (
+            "model.pt",
+            lambda data: data[:-1] + bytes([data[-1] ^ 1]),
+            "model.pt's checksum",
+            "checksum differs",
+        ),
         ("model.pt", None, "model.pt is missing", "not found"),
     ],
 )
@@ -171,14 +176,78 @@ def test_damaged_records_are_set_aside_so_their_jobs_run_again(tmp_path):
     unfinished.mkdir()
     assert runs.set_aside_damaged([good, bad, unfinished], dry_run=True) == [
         f"damaged run record {bad}: model.pt has 0 bytes, the run wrote "
-        f"{runs.read_metrics(bad)['files']['model.pt']['bytes']}; would be recomputed"
+        f"{runs.read_metrics(bad)['files']['model.pt']['bytes']}; would be retrained"
     ]
     assert (bad / "metrics.json").exists()
     (line,) = runs.set_aside_damaged([good, bad, unfinished])
-    assert line.endswith("set aside, recomputing it")
-    assert not (bad / "metrics.json").exists() and (bad / "metrics.json.damaged").exists()
+    assert line.endswith(f"set aside in {bad / 'damaged'}, retraining it")
+    # every file of the record moves, so no file of it is left for a job to read
+    assert not any((bad / name).exists() for name in ("metrics.json", "history.csv", "model.pt"))
+    assert (bad / "damaged" / "metrics.json").exists() and not (bad / "kept").exists()
     assert (good / "metrics.json").exists()
     assert runs.set_aside_damaged([good, bad]) == []
+
+
+def test_a_byte_flipped_model_of_the_same_size_is_found_by_its_checksum_once_its_mtime_moves(
+    tmp_path,
+):
+    folder = _damaged_run(tmp_path)
+    model = folder / "model.pt"
+    assert runs.damage(folder) is None  # the writer's stat cache: no checksum needed
+    stat = model.stat()
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert model.stat().st_size == stat.st_size
+    assert runs.damage(folder) == "model.pt's checksum differs from the one the run recorded"
+
+
+def test_a_verified_file_is_not_read_again_until_its_size_or_mtime_change(tmp_path, monkeypatch):
+    folder = _damaged_run(tmp_path)
+    read = []
+    monkeypatch.setattr(runs, "file_digest", lambda path: read.append(path.name) or "x")
+    assert runs.damage(folder) is None and read == []
+    os.utime(folder / "history.csv", ns=(1, 1))  # touched: checked again, by content
+    assert runs.damage(folder) == "history.csv's checksum differs from the one the run recorded"
+    assert read == ["history.csv"]
+
+
+def test_a_kept_run_is_restored_after_its_job_deleted_it_only_for_the_same_settings(
+    tmp_path, monkeypatch
+):
+    folder = _damaged_run(tmp_path)
+    before = {n: (folder / n).read_bytes() for n in ("metrics.json", "model.pt", "history.csv")}
+    settings = runs.read_metrics(folder)["settings"]
+    for name in before:  # Snakemake removes a job's outputs before it runs it again
+        (folder / name).unlink()
+    moved = settings | {"data_root": "/elsewhere"}  # where the data sits is not what is computed
+    assert runs.restore_kept(folder, moved)["top1"] == 25.0
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert (folder / "model.pt").samefile(folder / "kept" / "model.pt")  # a link, not a copy
+    (folder / "metrics.json").unlink()
+    assert runs.restore_kept(folder, settings | {"lambda": 5.0}) is None
+    assert not (folder / "metrics.json").exists()
+    monkeypatch.setenv("VMP_RETRAIN", "1")
+    assert runs.restore_kept(folder, settings) is None
+
+
+def test_a_damaged_kept_copy_is_not_restored(tmp_path):
+    folder = _damaged_run(tmp_path)
+    settings = runs.read_metrics(folder)["settings"]
+    (folder / "model.pt").unlink()
+    (folder / "metrics.json").unlink()
+    kept = folder / "kept" / "model.pt"
+    kept.write_bytes(kept.read_bytes()[:-10])
+    assert runs.restore_kept(folder, settings) is None
+
+
+def test_keep_finished_links_records_written_before_runs_were_kept(tmp_path):
+    folder = _damaged_run(tmp_path)
+    import shutil
+
+    shutil.rmtree(folder / "kept")
+    runs.keep_finished([folder, tmp_path / "not-a-run"])
+    assert (folder / "kept" / "metrics.json").samefile(folder / "metrics.json")
 
 
 # --- atomic writes --------------------------------------------------------------------------
@@ -309,17 +378,19 @@ def test_a_stale_lock_is_taken_over_and_released(tmp_path, caplog):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_lock_from_another_host_lives_while_its_heartbeat_does(tmp_path, monkeypatch, caplog):
+def test_a_lock_from_another_host_is_waited_for_until_its_heartbeat_stops(
+    tmp_path, monkeypatch, caplog
+):
+    """A preempted cluster job on node-17, requeued here at once: its lock is fresh, so the
+    requeued job waits (with a log line) until the heartbeat is STALE_AFTER_S old, then takes it."""
+    monkeypatch.setattr(runs, "STALE_AFTER_S", 1.5)
     lock = tmp_path / "train.lock"
     lock.write_text(json.dumps({"pid": 1, "host": "node-17", "started": "an hour ago"}))
-    with pytest.raises(runs.RunLocked, match=r"PID 1 on node-17.*lock refreshed \d+ s ago"):
-        with runs.run_lock(tmp_path):
-            pytest.fail("a fresh lock of another host was taken over")
-    # A cluster job killed on node-17 and resubmitted elsewhere: no heartbeat for 11 minutes.
-    old = time.time() - 11 * 60
-    os.utime(lock, (old, old))
+    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="vmp.training.record"), runs.run_lock(tmp_path):
-        pass
+        waited = time.monotonic() - started
+    assert 1.0 < waited < 10
+    assert f"{lock} is held by PID 1 on node-17" in caplog.text and "waiting until" in caplog.text
     assert "taking over the stale lock" in caplog.text and list(tmp_path.iterdir()) == []
 
 

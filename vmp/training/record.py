@@ -25,9 +25,11 @@ so that their jobs run again.
 from __future__ import annotations
 
 import _thread
+import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -203,10 +205,38 @@ def load_run(folder: str | Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return metrics, read_history(folder, metrics)
 
 
+STAT_CACHE = ".verified.json"  # size, mtime and SHA-256 of each file when last verified
+
+
+def _stat(path: Path) -> list[int]:
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _stat_cache(folder: Path) -> dict[str, Any]:
+    try:
+        cache = json.loads((folder / STAT_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def remember_verified(folder: str | Path, names: Iterable[str]) -> None:
+    """Note the size and mtime of ``names`` (just written or verified) in the folder's stat cache,
+    so :func:`damage` reads them again only once they change (as git's index does)."""
+    folder = Path(folder)
+    cache = _stat_cache(folder)
+    cache |= {name: _stat(folder / name) for name in names if (folder / name).is_file()}
+    write_json(folder / STAT_CACHE, cache)
+
+
 def damage(folder: str | Path) -> str | None:
-    """Why a finished run's record cannot be trusted, from cheap checks (no checksums), or None:
-    metrics.json not complete JSON, a recorded file missing or of another size. A folder
-    without metrics.json is not finished, not damaged (None)."""
+    """Why a finished run's record cannot be trusted, or None: metrics.json not complete JSON, a
+    recorded file missing, of another size, or (where its size or mtime changed since it was last
+    verified) of another checksum. A folder without metrics.json is not finished (None).
+
+    Checksums are computed only for files whose (size, mtime) differ from the stat cache, so a
+    no-op parse of a workflow with paper-size models reads no model."""
     folder = Path(folder)
     if not (folder / METRICS).is_file():
         return None
@@ -214,29 +244,117 @@ def damage(folder: str | Path) -> str | None:
         metrics = read_metrics(folder)
     except DamagedRun as err:
         return err.why
+    cache, checked = _stat_cache(folder), []
     for name, expected in metrics.get("files", {}).items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
         if path.stat().st_size != expected["bytes"]:
             return f"{name} has {path.stat().st_size} bytes, the run wrote {expected['bytes']}"
+        if cache.get(name) != _stat(path):
+            if file_digest(path) != expected["sha256"]:
+                return f"{name}'s checksum differs from the one the run recorded"
+            checked.append(name)
+    if checked:
+        remember_verified(folder, checked)
     return None
 
 
 def set_aside_damaged(folders: Iterable[str | Path], dry_run: bool = False) -> list[str]:
-    """Rename the metrics.json of every damaged record in ``folders`` to metrics.json.damaged,
-    so the workflow sees the run as not done and trains it again; one line per record (what was
-    found and done). ``dry_run`` only reports."""
+    """Move every file of each damaged record in ``folders`` into ``<folder>/damaged/`` (the
+    record, the history, the model and the tables), so the workflow sees the run as not done and
+    trains it again, and nothing downstream starts on it; one line per record (what was found
+    and done). ``dry_run`` only reports."""
     lines = []
     for folder in folders:
         if (why := damage(folder)) is None:
             continue
-        path = Path(folder) / METRICS
+        folder = Path(folder)
         if not dry_run:
-            path.replace(path.with_name(METRICS + ".damaged"))
-        done = "would be recomputed" if dry_run else "set aside, recomputing it"
+            aside = folder / "damaged"
+            aside.mkdir(exist_ok=True)
+            for name in (*RUN_FILES, SCORES, PER_CLASS, STAT_CACHE):
+                if (folder / name).exists():
+                    (folder / name).replace(aside / name)
+            shutil.rmtree(folder / KEPT, ignore_errors=True)  # the same inodes: damaged too
+        done = (
+            "would be retrained" if dry_run else f"set aside in {folder / 'damaged'}, retraining it"
+        )
         lines.append(f"damaged run record {folder}: {why}; {done}")
     return lines
+
+
+# --- a finished run outlives a rerun of its job -------------------------------------------------
+
+KEPT = "kept"  # hard links to a finished run's files: Snakemake deletes a job's outputs before
+# it reruns the job (and after it fails); the links keep the run for the job to restore.
+KEPT_FILES = (*RUN_FILES, SCORES, PER_CLASS)
+# Settings that say where files sit, not what is computed: moving a dataset or a checkpoint
+# changes them, and must not retrain a run.
+LOCATION_SETTINGS = ("data_root", "pretrained")
+
+
+def computation_fingerprint(settings: dict[str, Any]) -> str:
+    """Hash of what determines a run's result: its settings without where files sit
+    (:data:`LOCATION_SETTINGS`; the data and checkpoint enter by content, as ``data_digest``
+    and ``pretrained_digest``)."""
+    relevant = {k: v for k, v in settings.items() if k not in LOCATION_SETTINGS}
+    encoded = json.dumps(relevant, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def _link(source: Path, target: Path) -> None:
+    """``target`` becomes a hard link to ``source`` (a copy across file systems), atomically."""
+    with temporary_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system
+            shutil.copy2(source, tmp)
+        tmp.replace(target)
+
+
+def keep_run(folder: str | Path) -> None:
+    """Link a finished run's files into ``<folder>/kept/`` (no copy: the same inodes)."""
+    folder = Path(folder)
+    (folder / KEPT).mkdir(exist_ok=True)
+    for name in KEPT_FILES:
+        if (folder / name).is_file():
+            _link(folder / name, folder / KEPT / name)
+
+
+def restore_kept(folder: str | Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The metrics of the finished run kept in ``<folder>/kept/``, linked back into ``folder``,
+    if it was computed from the same settings (:func:`computation_fingerprint`) and every file
+    verifies; else None (nothing changed). ``VMP_RETRAIN=1`` in the environment: always None."""
+    folder = Path(folder)
+    kept = folder / KEPT
+    if os.environ.get("VMP_RETRAIN") == "1" or not (kept / METRICS).is_file():
+        return None
+    try:
+        metrics = read_metrics(kept)
+        for name in metrics.get("files", {}):
+            verify_file(kept, name, metrics)
+    except (DamagedRun, FileNotFoundError) as err:
+        log.warning("not restoring %s: %s", kept, err)
+        return None
+    if computation_fingerprint(metrics["settings"]) != computation_fingerprint(settings):
+        return None
+    for name in KEPT_FILES:
+        if (kept / name).is_file():
+            _link(kept / name, folder / name)
+    remember_verified(folder, metrics.get("files", {}))
+    log.info("%s: restored the finished run kept in %s (same settings and data)", folder, kept)
+    return metrics
+
+
+def keep_finished(folders: Iterable[str | Path]) -> None:
+    """:func:`keep_run` for every finished run in ``folders`` that has no kept copy yet (records
+    written before runs were kept); the workflow calls it when it parses."""
+    for folder in map(Path, folders):
+        if (folder / METRICS).is_file() and not (folder / KEPT / METRICS).is_file():
+            if damage(folder) is None:
+                keep_run(folder)
 
 
 def write_run(
@@ -265,7 +383,10 @@ def write_run(
     written += [write_csv(folder / name, table) for name, table in (tables or {}).items()]
     files = {path.name: _digest(path) for path in written}
     record = metrics | {"settings": settings, "files": files, "provenance": provenance()}
-    return written + [write_json(folder / METRICS, record)]
+    written.append(write_json(folder / METRICS, record))
+    remember_verified(folder, files)
+    keep_run(folder)
+    return written
 
 
 def build_model(settings: dict[str, Any]):
@@ -394,7 +515,9 @@ def run_lock(folder: str | Path) -> Iterator[Path]:
     its process is alive, :class:`RunLocked` is raised naming that process; if its process is
     gone (killed, crashed) the stale lock is taken over with a warning. A lock from another host
     is alive while its heartbeat (the file's time, refreshed every ``HEARTBEAT_S``) is younger
-    than ``STALE_AFTER_S``. The lock is removed when the block ends, also on exceptions.
+    than ``STALE_AFTER_S``: this waits (with a log line) until it is released or goes stale, and
+    then takes it over, so a requeued cluster job continues where its preempted predecessor
+    stopped. The lock is removed when the block ends, also on exceptions.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -414,6 +537,19 @@ def run_lock(folder: str | Path) -> Iterator[Path]:
                 break
             except FileExistsError:
                 holder = _holder(lock)
+                if _holder_alive(holder, lock) and holder.get("host") != socket.gethostname():
+                    # A job on another host (a preempted cluster job, now requeued here): alive
+                    # while its heartbeat is fresh; wait for it to go stale, then take it over.
+                    log.warning(
+                        "%s is held by %s, heartbeat %.0f s ago: waiting until it is %.0f s old",
+                        lock,
+                        _describe(holder),
+                        _lock_age(lock),
+                        STALE_AFTER_S,
+                    )
+                    while _holder_alive(holder, lock) and _holder(lock) == holder:
+                        time.sleep(min(HEARTBEAT_S, max(0.1, STALE_AFTER_S - _lock_age(lock))))
+                    continue
                 if _holder_alive(holder, lock):
                     raise RunLocked(
                         f"{folder} is being trained by another process: {_describe(holder)}, "
@@ -459,6 +595,9 @@ def _is_snakemake(pid: int) -> bool:
     return any(Path(arg).name == "snakemake" for arg in _command_line(pid)[:3])
 
 
+SNAKEMAKE_PID = "VMP_SNAKEMAKE_PID"  # set by the workflow's job shell: the Snakemake it serves
+
+
 def watched_processes(pid: int | None = None) -> list[tuple[int, int | None, str]]:
     """The processes whose exit should stop training in ``pid`` (default: this process).
 
@@ -477,6 +616,11 @@ def watched_processes(pid: int | None = None) -> list[tuple[int, int | None, str
         current = _parent(current)
     else:
         chain = chain[:1]
+    # The workflow's job shell names its Snakemake (rules/common.smk): watched even when it is
+    # already gone (killed while the kernel started), when the walk above cannot find it.
+    named = os.environ.get(SNAKEMAKE_PID)
+    if named and named.isdigit() and int(named) not in chain:
+        chain.append(int(named))
     return [(p, _process_start(p), " ".join(_command_line(p)[:3]) or "?") for p in chain]
 
 

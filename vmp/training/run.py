@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from vmp.data.clips import ClipDataset, ClipSpec, load_decoded
+from vmp.data.clips import ClipDataset, ClipSpec, decoded_file, load_decoded
 from vmp.data.official import load_splits
+from vmp.io import file_digest
 from vmp.models import create_model, variant_options
 from vmp.training.fit import OptimConfig, fit
 from vmp.training.record import run_name
@@ -22,6 +25,24 @@ def derived_seed(*parts: object) -> int:
     """A 31-bit seed that depends on ``parts`` only (their text), stable across processes."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def data_digest(
+    subsets: dict[str, pd.DataFrame], root: str | Path, decoded: str | Path | None = None
+) -> str:
+    """Hash of the videos a run reads: each subset's rows (path relative to ``root``, label) and
+    either the bytes of the decoded-frame cache the run reads instead of the videos (``decoded``:
+    SynthMotion's ``decoded.npy``, a few MB) or each video's size and modification time (one
+    stat per video, no reading). It changes when a video is added, removed, relabelled or
+    rewritten, not when the dataset moves (``mv``) or a scene is generated again alike."""
+    digest = hashlib.sha256()
+    for name in ("train", "val", "test"):
+        for path, label in subsets[name][["path", "label"]].itertuples(index=False):
+            stat = "" if decoded else "\t{0.st_size}\t{0.st_mtime_ns}".format(os.stat(path))
+            digest.update(f"{name}\t{os.path.relpath(path, root)}\t{label}{stat}\n".encode())
+    if decoded:
+        digest.update(file_digest(decoded).encode())
+    return digest.hexdigest()[:16]
 
 
 def seed_prompt_layers(net: torch.nn.Module, run_seed: int) -> None:
@@ -100,7 +121,9 @@ def train_run(
         **({"num_frames": spec.num_frames, "crop_size": spec.crop_size} | (model or {})),
     )
     optim = optim | {"milestones": tuple(optim.get("milestones", ()))}
-    optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if net.prompt_layers else 0.0}))
+    # Eq. 6 regularises learned maps: none for a baseline, nor for the oracle's fixed ground truth.
+    learned = any(p.requires_grad for p in net.prompt_layers.parameters())
+    optim_cfg = OptimConfig(**(optim | {"lambda_reg": lambda_reg if learned else 0.0}))
     settings = {
         "name": name,
         "dataset": dataset,
@@ -122,6 +145,12 @@ def train_run(
         "clip": vars(spec),
         "model": model or {},
         "pretrained": pretrained,
+        # What the run reads, by content, not by place (a moved dataset or checkpoint is the same
+        # run: vmp.training.record.computation_fingerprint leaves data_root and pretrained out).
+        "data_digest": data_digest(
+            subsets, data_root, decoded_file(data_root) if cache_frames else None
+        ),
+        "pretrained_digest": file_digest(pretrained) if pretrained else None,
     }
     log.info(
         "%s: %d classes, %d train / %d test videos",
@@ -130,9 +159,11 @@ def train_run(
         *map(len, (subsets["train"], subsets["test"])),
     )
     # SynthMotion's data rule decodes every video once into one array file; runs memory-map it.
+    # An oracle model (vmp_oracle) gets the class object's mask as a fourth channel of each clip.
     cached = {
         "cache_frames": cache_frames,
         "decoded": load_decoded(data_root) if cache_frames else None,
+        "mask_channel": net.needs_masks,
     }
     test_set = ClipDataset(subsets["test"], spec, train=False, **cached)
     if subsets["val"] is subsets["test"]:  # no val subset: validate on the test videos' frames

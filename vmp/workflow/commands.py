@@ -1,7 +1,10 @@
 """``python -m vmp.workflow``: a cell's folder and rerun command; a notebook's parameters for a rerun.
 
-python -m vmp.workflow cell --configfile config/smoke.yaml synth_gym 1 x3d_tiny vmp
-    the cell's folder and the snakemake command that reruns it
+python -m vmp.workflow cell --configfile config/paper.yaml config/parts/hmdb51_i3d.yaml \
+        hmdb51 1 i3d_r50 vmp [--seed S] [--run]
+    the cell's folder and the commands that retrain it (or one seed of it) and what is drawn
+    from it, nothing else; the config files as Snakemake takes them (a profile, then parts or
+    overlays, merged in order, `only:` honoured); --run runs them
 python -m vmp.workflow params results/runs/<cell>/train.ipynb rerun/
     writes rerun/params.yaml (the executed notebook's parameters, runs under rerun/) and
     prints the papermill command that runs it outside the workflow
@@ -13,13 +16,14 @@ import argparse
 import ast
 import json
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from vmp.training.record import RUN_KEYS, cell_dir, cell_path
-from vmp.workflow.config import ConfigError, check_config
+from vmp.training.record import KEPT, RUN_KEYS, cell_dir, cell_path, seed_dir
+from vmp.workflow.config import ConfigError, check_config, nested_update, select_part
 from vmp.workflow.matrix import cell_seeds, run_matrix
 
 
@@ -37,6 +41,40 @@ def find_cell(
         near = [c for c in cells if c.startswith(f"{dataset}/{split}/{backbone}/")] or list(cells)
         raise ConfigError(f"{cell} is not a cell of this profile; cells: {', '.join(near)}")
     return cell
+
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def load_profile(configfiles: list[str]) -> dict[str, Any]:
+    """The configuration Snakemake runs with ``--configfile`` ``configfiles``: merged in order,
+    checked, restricted to its ``only:`` part (as rules/common.smk does)."""
+    config: dict[str, Any] = {}
+    for path in configfiles:
+        config = nested_update(config, yaml.safe_load(Path(path).read_text()) or {})
+    config = select_part(config) if config.get("only") else config
+    check_config(config)
+    return config
+
+
+def retrain_commands(
+    config: dict[str, Any], cell: str, configfiles: list[str], seed: int | None = None
+) -> list[list[str]]:
+    """The commands that retrain ``cell`` (or its ``seed``) and redraw what reads it: remove the
+    kept copies of its runs (else its job restores them), then force its job. Its other seeds
+    are restored from their kept copies, so they keep their bytes."""
+    seeds = [seed] if seed is not None else cell_seeds(run_matrix(config))[cell]
+    kept = [f"{seed_dir(config['results'], cell, s)}/{KEPT}" for s in seeds]
+    snakemake = [
+        "snakemake",
+        "--cores",
+        "2",
+        "--forcerun",
+        f"{cell_dir(config['results'], cell)}/train.ipynb",
+    ]
+    if configfiles != [DEFAULT_CONFIG]:  # after the target: --configfile takes every word after it
+        snakemake += ["--configfile", *configfiles]
+    return [["rm", "-rf", *kept], snakemake]
 
 
 def injected_parameters(notebook: str | Path) -> dict[str, Any]:
@@ -87,11 +125,12 @@ def _template(notebook: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m vmp.workflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    cell = commands.add_parser("cell", help="a cell's folder and the command that reruns it")
-    cell.add_argument("--configfile", default="config/config.yaml")
+    cell = commands.add_parser("cell", help="a cell's folder and the commands that retrain it")
+    cell.add_argument("--configfile", nargs="+", default=[DEFAULT_CONFIG])
     cell.add_argument("--lambda", dest="lam", type=float, help="default: the profile's lambda")
-    for name in RUN_KEYS[:4]:
-        cell.add_argument(name)
+    cell.add_argument("--seed", type=int, help="retrain this seed only (default: every seed)")
+    cell.add_argument("--run", action="store_true", help="run the commands (else print them)")
+    cell.add_argument("key", nargs="*", help=" ".join(RUN_KEYS[:4]))
     params = commands.add_parser(
         "params", help="write an executed training notebook's parameters for a rerun elsewhere"
     )
@@ -101,23 +140,26 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         if args.command == "cell":
-            config = yaml.safe_load(Path(args.configfile).read_text())
-            check_config(config)
-            found = find_cell(
-                config, args.dataset, args.split, args.backbone, args.variant, args.lam
-            )
-            seeds = ", ".join(map(str, cell_seeds(run_matrix(config))[found]))
+            # `--configfile a.yaml b.yaml dataset split ...`: the files are the YAML words
+            words = [*args.configfile, *args.key]
+            args.configfile = [w for w in words if w.endswith((".yaml", ".yml"))]
+            keys = [w for w in words if not w.endswith((".yaml", ".yml"))]
+            if len(keys) != 4:
+                parser.error(f"cell needs {' '.join(RUN_KEYS[:4])}; got {' '.join(keys) or 'none'}")
+            config = load_profile(args.configfile)
+            found = find_cell(config, *keys, args.lam)
+            seeds = cell_seeds(run_matrix(config))[found]
+            if args.seed is not None and args.seed not in seeds:
+                raise ConfigError(f"seed {args.seed} is not a seed of {found}; its seeds: {seeds}")
             folder = cell_dir(config["results"], found)
-            option = (
-                ""
-                if args.configfile == "config/config.yaml"
-                else f" --configfile {args.configfile}"
-            )
-            print(f"cell      {found} (seeds {seeds})")
+            commands = retrain_commands(config, found, args.configfile, args.seed)
+            print(f"cell      {found} (seeds {', '.join(map(str, seeds))})")
             print(f"folder    {folder}")
-            print(
-                f"rerun     snakemake --cores 2 --forcerun {shlex.quote(folder + '/train.ipynb')}{option}"
-            )
+            for command in commands:
+                print(f"rerun     {shlex.join(command)}")
+            if args.run:
+                for command in commands:
+                    subprocess.run(command, check=True)
         else:
             values = rerun_parameters(args.notebook, args.out_dir)
             args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,10 @@ other warning (a replaced head, remapped checkpoint keys, a dropped video) still
 from __future__ import annotations
 
 import logging
+import re
+import sys
 import warnings
+from pathlib import Path
 
 from vmp.io import DiskFull
 from vmp.training.record import DamagedRun, ParentGone, RunLocked, stop_with_parents
@@ -86,3 +89,33 @@ def quiet_known_warnings() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+# The line that names an exception in a Python traceback: "ValueError: ...", "vmp.x.DamagedRun: ..."
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Run|Gone|Locked|Full|Interrupt)\b:? ?")
+
+
+def failure_cause(log: str | Path) -> str:
+    """The one line that says why a notebook job failed: the last exception line of its log
+    (papermill's and click's tracebacks around it left out), with the log's path."""
+    path = Path(log)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as err:
+        return f"{path}: {err}"
+    causes = [
+        line.strip()
+        for line in lines
+        if _EXCEPTION_LINE.match(line.strip())
+        and not line.strip().startswith(("papermill.exceptions", "PapermillExecutionError"))
+    ]
+    cause = causes[-1] if causes else (next((x for x in reversed(lines) if x.strip()), "no output"))
+    return f"job failed: {cause} (whole traceback: {path})"
+
+
+if __name__ == "__main__":
+    # python -m vmp.workflow.logs cause <log>: the job's one-line failure, for the terminal
+    if sys.argv[1:2] == ["cause"] and len(sys.argv) == 3:
+        print(failure_cause(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m vmp.workflow.logs cause <log>")
