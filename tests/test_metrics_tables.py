@@ -191,16 +191,16 @@ def test_paired_difference_closed_form(paired):
     assert row["delta_sd"] == pytest.approx(2)
     assert row["delta_ci_low"] == pytest.approx(4 - half)
     assert row["delta_ci_high"] == pytest.approx(4 + half)
-    assert (row["pairs"], row["unpaired"], row["verdict"]) == (3, 1, "n.s.")
+    assert (row["pairs"], row["unpaired"], row["unadjusted_call"]) == (3, 1, "n.s.")
     # the unpaired seed 3 counts in the +VMP mean, not in the paired difference
     assert row["top1_mean"] == pytest.approx((52 + 64 + 76 + 99) / 4)
     loss = _row(table, "synth_gym", "c2d_tiny", "1")
     assert loss["delta_top1"] == pytest.approx(-4)
     assert loss["delta_ci_high"] == pytest.approx(-4 + T975[2] / math.sqrt(3))
-    assert (loss["pairs"], loss["unpaired"], loss["verdict"]) == (3, 0, "loss")
+    assert (loss["pairs"], loss["unpaired"], loss["unadjusted_call"]) == (3, 0, "loss")
     baseline = _row(table, "synth_gym", "x3d_tiny", "1", "baseline")
     assert baseline[["delta_top1", "delta_ci_low", "delta_ci_high"]].isna().all()
-    assert pd.isna(baseline["pairs"]) and pd.isna(baseline["verdict"])
+    assert pd.isna(baseline["pairs"]) and pd.isna(baseline["unadjusted_call"])
 
 
 def test_paired_difference_of_multi_split_datasets(paired):
@@ -208,26 +208,46 @@ def test_paired_difference_of_multi_split_datasets(paired):
     mean = _row(table, "synth_hmdb", "x3d_tiny", "mean")
     assert mean["delta_top1"] == pytest.approx(4)
     assert mean["delta_ci_low"] == pytest.approx(4 - T975[2] / math.sqrt(3))
-    assert (mean["pairs"], mean["verdict"]) == (3, "gain")
+    assert (mean["pairs"], mean["unadjusted_call"]) == (3, "gain")
     one = _row(table, "synth_hmdb", "x3d_tiny", "2")  # a single pair: no interval
-    assert one["delta_top1"] == 4 and one["pairs"] == 1 and one["verdict"] == "n.s."
+    assert one["delta_top1"] == 4 and one["pairs"] == 1 and one["unadjusted_call"] == "n.s."
     assert pd.isna(one["delta_ci_low"]) and pd.isna(one["delta_ci_high"])
     seeds = _row(table, "synth_hmdb", "c2d_tiny", "mean")
     assert seeds["delta_top1"] == pytest.approx(3)  # splits' paired means 3, 5 and 1
     assert seeds["delta_sd"] == pytest.approx(2)
     assert seeds["delta_ci_high"] == pytest.approx(3 + T975[2] * 2 / math.sqrt(3))
-    assert (seeds["pairs"], seeds["unpaired"], seeds["verdict"]) == (3, 1, "n.s.")
+    assert (seeds["pairs"], seeds["unpaired"], seeds["unadjusted_call"]) == (3, 1, "n.s.")
     split3 = _row(table, "synth_hmdb", "c2d_tiny", "3")
     assert (split3["delta_top1"], split3["pairs"], split3["unpaired"]) == (1, 1, 1)
     split1 = _row(table, "synth_hmdb", "c2d_tiny", "1")
     assert split1["delta_ci_low"] == pytest.approx(3 - T975[1] * math.sqrt(2) / math.sqrt(2))
 
 
+def test_equal_paired_differences_are_zero_variance_not_a_gain(tmp_path):
+    """Three pairs that all differ by +2: the interval has width 0, and the call says why."""
+    runs = _paired_runs(
+        tmp_path,
+        {
+            ("synth_gym", "x3d_tiny", "1"): {
+                "baseline": {0: 50, 1: 60, 2: 70},
+                "vmp": {0: 52, 1: 62, 2: 72},
+                "vmp_oracle": {0: 60, 1: 70, 2: 81},
+            }
+        },
+    )
+    table = summarise(runs)
+    row = _row(table, "synth_gym", "x3d_tiny", "1")
+    assert (row["delta_top1"], row["delta_sd"], row["unadjusted_call"]) == (2, 0, "zero variance")
+    # the oracle (a positive control) is Table 1's last row of its cell
+    assert list(table["variant"]) == ["baseline", "vmp", "vmp_oracle"]
+    assert _row(table, "synth_gym", "x3d_tiny", "1", "vmp_oracle")["unadjusted_call"] == "gain"
+
+
 def test_paired_differences_without_baseline_and_with_duplicates(tmp_path):
     runs = _paired_runs(tmp_path, {("synth_gym", "x3d_tiny", "1"): {"vmp": {0: 50, 1: 60}}})
     row = paired_differences(runs).iloc[0]
     assert row["pairs"] == 0 and row["unpaired"] == 2
-    assert pd.isna(row["delta_top1"]) and pd.isna(row["verdict"])
+    assert pd.isna(row["delta_top1"]) and pd.isna(row["unadjusted_call"])
     twice = pd.concat([runs, runs.iloc[:1]], ignore_index=True)
     with pytest.raises(ValueError, match="several runs share"):
         paired_differences(twice)
@@ -241,7 +261,7 @@ def test_written_tables_round_and_leave_baseline_rows_empty(paired, tmp_path):
     csv, md, tex = write_table1(table, tmp_path / "table1")
     shown = display_table(table)
     base = shown[shown["variant"] == "baseline"]
-    for column in ("Δ top-1", "95% CI", "pairs", "verdict", "paper Δ"):
+    for column in ("Δ top-1", "95% CI", "pairs", "unadjusted call", "paper Δ"):
         assert (base[column] == "").all(), column
     lines = md.read_text().splitlines()
     baseline_lines = [ln for ln in lines if "| baseline" in ln]
@@ -260,7 +280,9 @@ def test_written_tables_round_and_leave_baseline_rows_empty(paired, tmp_path):
         ("synth_gym", "c2d_tiny", "1", "vmp")
     ]
     assert loss["delta_ci_high"] == float(f"{-4 + T975[2] / math.sqrt(3):.6g}")
-    assert loss["verdict"] == "loss" and loss["pairs"] == 3
+    assert loss["unadjusted_call"] == "loss" and loss["pairs"] == 3
+    assert "verdict" not in written and "| unadjusted call " in lines[0]
+    assert "not corrected for the many rows" in md.read_text()
     text = tex.read_text()
     assert text.startswith("\\begin{tabular}") and "\\toprule" in text
     assert r"$\pm$" in text and r"$\Delta$" in text and "±" not in text and "Δ" not in text
@@ -361,7 +383,7 @@ def test_pretraining_comparison(scratch, tmp_path):
     assert (gym["baseline_top1_pretrained"], gym["baseline_top1_scratch"]) == (60, 31)
     assert (gym["delta_top1_pretrained"], gym["delta_top1_scratch"]) == (2, 6)
     assert gym["delta_ci_low_scratch"] == pytest.approx(6 - T975[2] / math.sqrt(3))
-    assert (gym["verdict_pretrained"], gym["verdict_scratch"]) == ("n.s.", "gain")
+    assert (gym["unadjusted_call_pretrained"], gym["unadjusted_call_scratch"]) == ("n.s.", "gain")
     assert gym["gain_difference"] == 4
     hmdb = comparison.loc["synth_hmdb"]
     assert hmdb["split"] == "mean" and hmdb["pairs_scratch"] == 3

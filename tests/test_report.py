@@ -41,8 +41,8 @@ def _figure(path: Path, colour: str) -> Path:
     return path
 
 
-def _metrics(path: Path, lam: float, seed: int, top1: float) -> Path:
-    settings = {"dataset": "synth_gym", "split": "1", "backbone": "x3d_tiny", "variant": "vmp"}
+def _metrics(path: Path, lam: float, seed: int, top1: float, variant: str = "vmp") -> Path:
+    settings = {"dataset": "synth_gym", "split": "1", "backbone": "x3d_tiny", "variant": variant}
     metrics = {
         "top1": top1,
         "top5": 90.0,
@@ -72,13 +72,17 @@ def results_tree(tmp_path) -> dict:
     ]
     tables = results / "tables"
     verdict = pd.DataFrame(
-        {"backbone": ["x3d_tiny", "all"], "mean Δ top-1": ["-7.5", "-7.5"], "verdict": ["loss"] * 2}
+        {
+            "backbone": ["x3d_tiny", "all"],
+            "mean Δ top-1": ["-7.5", "-7.5"],
+            "Holm verdict": ["loss"] * 2,
+        }
     )
     cells = pd.DataFrame(
         {
             "variant": ["baseline", "vmp"],
             "top-1": ["36.5 ± 0.8", "28.0 ± 15.3"],
-            "verdict": ["", "n.s."],
+            "unadjusted call": ["", "n.s."],
         }
     )
     for name, frame in (("table1_verdict", verdict), ("table1", cells)):
@@ -101,6 +105,7 @@ def results_tree(tmp_path) -> dict:
         )
         for lam, seed, top1 in ((0.0, 0, 40.0), (0.0, 1, 44.0), (2.5, 0, 50.0), (2.5, 1, 60.0))
     ]
+    _metrics(results / f"runs/{CELLS[0]}/seed~0/metrics.json", 0.0, 0, 36.5, "baseline")
     synth = tmp_path / "data/synth_gym/manifest.csv"
     synth.parent.mkdir(parents=True)
     pd.DataFrame(
@@ -237,6 +242,7 @@ def test_results_page_shows_run_tables_figures_ablation_data_and_notebooks(resul
     for title in ("Data", "Pre-training", "Fine-tuning runs", "Tables", "Figures"):
         assert f"<h3>{title}" in text
     assert ["synth_gym", "1", "x3d_tiny", "vmp", "2.5", "notebook"] in page.rows
+    assert ["synth_gym", "1", "x3d_tiny", "baseline", "0", "notebook"] in page.rows
     out = results_tree["out_dir"]
     for href in page.links:
         if not href.startswith("#"):
@@ -261,6 +267,23 @@ def test_results_page_without_ablation_or_benchmarks_says_so(results_tree, tmp_p
     assert "No figure was given." in text
     assert "unknown (no Snakemake benchmark files)" in text
     assert "unknown (not a git checkout)" in text
+
+
+def test_results_page_takes_a_cell_s_lambda_from_its_runs_records(results_tree):
+    """The lambda column reads the runs' metrics.json settings, never the folder's name; a cell
+    without a finished run says "?"."""
+    results = results_tree["root"]
+    renamed = results / "runs/synth_gym/1/x3d_tiny/vmp_gate/a_folder_by_hand"
+    _metrics(renamed / "seed~3/metrics.json", 0.5, 3, 41.0, "vmp_gate")
+    unfinished = results / "runs/synth_gym/1/x3d_tiny/vmp_identity/lambda~2.5"
+    results_tree["notebooks"] += [
+        _notebook(renamed / "train.ipynb", "renamed"),
+        _notebook(unfinished / "train.ipynb", "unfinished"),
+    ]
+    page = _Page()
+    page.feed(build_report(**results_tree).read_text())
+    assert ["synth_gym", "1", "x3d_tiny", "vmp_gate", "0.5", "notebook"] in page.rows
+    assert ["synth_gym", "1", "x3d_tiny", "vmp_identity", "?", "notebook"] in page.rows
 
 
 @needs_chromium

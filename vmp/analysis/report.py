@@ -28,7 +28,7 @@ from nbconvert import HTMLExporter
 from vmp.analysis.tables import load_runs
 from vmp.analysis.timing import rule_times
 from vmp.io import write_csv, write_text
-from vmp.training.record import RUN_KEYS
+from vmp.training.record import METRICS, RUN_KEYS, DamagedRun, lambda_text, read_metrics
 
 # Section titles of the executed notebooks, by the first folder below the results root.
 STAGES = {
@@ -453,6 +453,24 @@ def _confusion_link(parts: tuple[str, ...], root: Path, out_dir: Path) -> str:
     return f" · {_link(figure, out_dir, 'confusion')}" if figure.exists() else ""
 
 
+def _recorded_lambda(cell: Path) -> str:
+    """The lambda a cell's runs were trained with, as its records' settings name it (the first
+    finished run below ``cell``); "?" where no run below it has a readable record."""
+    runs = sorted(p for p in cell.iterdir() if (p / METRICS).is_file()) if cell.is_dir() else []
+    for run in runs:
+        try:
+            return lambda_text(read_metrics(run)["settings"]["lambda"])
+        except (DamagedRun, KeyError, TypeError, ValueError):
+            continue
+    return "?"
+
+
+def _run_cells(parts: tuple[str, ...], root: Path) -> list[str]:
+    """A cell notebook's row: dataset, split, backbone and variant (its folders) and lambda
+    (from its runs' records: only ``vmp.training.record`` spells the folders' pattern)."""
+    return [*parts[1:5], _recorded_lambda(root.joinpath(*parts[:-1]))]
+
+
 def _notebooks_section(converted, root: Path, out_dir: Path) -> str:
     parts = [f"<p class='note'>{len(converted)} executed notebooks, as HTML.</p>"]
     for stage, title in STAGES.items():
@@ -464,7 +482,7 @@ def _notebooks_section(converted, root: Path, out_dir: Path) -> str:
             head = "".join(f"<th>{h}</th>" for h in (*RUN_KEYS[:5], ""))
             rows = "".join(
                 "<tr>"
-                + "".join(f"<td>{html.escape(x.removeprefix('lambda~'))}</td>" for x in p[1:6])
+                + "".join(f"<td>{html.escape(x)}</td>" for x in _run_cells(p, root))
                 + f'<td><a href="{html.escape(link)}">notebook</a>{_confusion_link(p, root, out_dir)}</td></tr>'
                 for p, link in entries
             )

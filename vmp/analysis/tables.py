@@ -2,7 +2,9 @@
 
 Each +VMP row also carries the paired difference to its baseline: replicate r of +VMP minus
 replicate r of the baseline of the same (dataset, split, backbone), a replicate being a seed of a
-split. Its 95% t-interval gives the row's verdict ("gain", "loss" or "n.s."). For the ``mean`` split
+split. Its 95% t-interval gives the row's unadjusted call ("gain", "loss", "n.s." or "zero
+variance"; each row on its own, not corrected for the many rows: the Holm-adjusted verdict is
+``vmp.analysis.verdict``'s, and the two are named apart). For the ``mean`` split
 of a multi-split dataset the replicates are the splits (the paired difference of a split is the
 mean over its paired seeds); ``vmp.analysis.verdict`` pools them per backbone and overall;
 ``pretraining_comparison`` sets the +VMP gain of a backbone trained from scratch beside the gain of
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vmp.analysis.stats import t_interval, verdict
+from vmp.analysis.stats import ZERO_VARIANCE, t_interval, verdict
 from vmp.io import write_csv, write_text
 from vmp.training.record import RUN_KEYS, read_metrics
 
@@ -39,9 +41,13 @@ VARIANT_ORDER = [
     "vmp_identity",
     "vmp_gate",
     "vmp_normalized",
+    "vmp_oracle",  # the positive control (ground-truth attention), last
 ]
-PAIRED = ["delta_top1", "delta_sd", "delta_ci_low", "delta_ci_high", "pairs", "unpaired", "verdict"]
-VERDICTS = ["gain", "loss", "n.s."]
+# Each row's own call from its interval, unadjusted for the many rows (not the verdict table's
+# Holm-adjusted "holm_verdict").
+CALL = "unadjusted_call"
+PAIRED = ["delta_top1", "delta_sd", "delta_ci_low", "delta_ci_high", "pairs", "unpaired", CALL]
+CALLS = ["gain", "loss", "n.s.", ZERO_VARIANCE]
 # CSV numbers keep 6 significant digits: metrics are computed in float32 (7.2 significant digits,
 # fewer after a subtraction), so 25.00000074505806 is 25 and 30 - 25.00000074505806 is 5.
 CSV_DIGITS = 6
@@ -49,9 +55,11 @@ PAIRED_NOTE = (
     "Δ = mean over replicate pairs of +VMP minus baseline top-1 (same dataset, split, backbone and "
     "seed; for the 'mean' split the replicates are the splits, each the mean over its paired "
     "seeds); 95% CI = Student-t interval over the pairs (mean ± t(0.975, n-1)·sd/√n, sd with "
-    "ddof=1); verdict: 'gain' if the interval lies above 0, 'loss' if below 0, 'n.s.' otherwise "
-    "or with fewer than 2 pairs (no interval). Runs without a partner are left out ('unpaired' in "
-    "the CSV)."
+    "ddof=1); unadjusted call: 'gain' if the interval lies above 0, 'loss' if below 0, 'n.s.' "
+    "otherwise or with fewer than 2 pairs (no interval), 'zero variance' where all the pairs' "
+    "differences are equal; each row on its own, not corrected for the many rows (the "
+    "Holm-adjusted verdict is in table1_verdict). Runs without a partner are left out "
+    "('unpaired' in the CSV)."
 )
 
 
@@ -104,7 +112,7 @@ def _paired_row(diffs: list[float], unpaired: int) -> dict:
         "delta_ci_high": ci["high"],
         "pairs": ci["n"],
         "unpaired": unpaired,
-        "verdict": verdict(ci["low"], ci["high"], ci["n"]),
+        CALL: verdict(ci["low"], ci["high"], ci["n"]),
     }
 
 
@@ -157,7 +165,7 @@ def paired_differences(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame
             )
     frame = pd.DataFrame(rows, columns=KEYS + PAIRED)
     floats = {c: float for c in PAIRED if c.startswith("delta_")}
-    return frame.astype(floats | {"pairs": "Int64", "unpaired": "Int64", "verdict": object})
+    return frame.astype(floats | {"pairs": "Int64", "unpaired": "Int64", CALL: object})
 
 
 # --- Table 1 ----------------------------------------------------------------------------------
@@ -417,7 +425,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
                 for lo, hi in zip(table["delta_ci_low"], table["delta_ci_high"], strict=True)
             ],
             "pairs": table["pairs"].map(_count),
-            "verdict": table["verdict"].map(blank_if_na),
+            "unadjusted call": table[CALL].map(blank_if_na),
             "top-5": [
                 _pm(m, s) for m, s in zip(table["top5_mean"], table["top5_std"], strict=True)
             ],
@@ -483,7 +491,7 @@ def pretraining_comparison(table: pd.DataFrame, scratch_pairs: Mapping[str, str]
     e.g. {"i3d_tiny_scratch": "i3d_tiny"}. One row per (dataset, +VMP variant, pair) where both
     backbones have the variant and a baseline, on the ``mean`` split of multi-split datasets:
     baseline top-1 mean ± std of each, the paired +VMP difference with its 95% interval, pairs,
-    unpaired and verdict of each (suffix ``_pretrained`` / ``_scratch``), and ``gain_difference``
+    unpaired and unadjusted call of each (suffix ``_pretrained`` / ``_scratch``), and ``gain_difference``
     = gain from scratch minus gain from the pre-trained checkpoint (no interval: the two
     backbones' runs are not paired).
     """
@@ -534,7 +542,7 @@ def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
                 comparison[f"delta_top1_{side}"],
                 comparison[f"delta_ci_low_{side}"],
                 comparison[f"delta_ci_high_{side}"],
-                comparison[f"verdict_{side}"],
+                comparison[f"{CALL}_{side}"],
                 strict=True,
             )
         ]
@@ -568,7 +576,7 @@ def display_pretraining(comparison: pd.DataFrame) -> pd.DataFrame:
 PRETRAINING_NOTE = (
     "Top-1 in %. Baseline top-1: mean ± sample std over seeds ('mean' split: mean over splits). "
     "Δ VMP: paired +VMP minus baseline top-1 of that backbone with its 95% t-interval over "
-    "replicate pairs and verdict, as in Table 1. Last column: the gain from scratch minus the gain "
+    "replicate pairs and unadjusted call, as in Table 1. Last column: the gain from scratch minus the gain "
     "from the pre-trained checkpoint (positive: the motion prompt helps more without "
     "pre-training); no interval, since the two backbones' runs are not paired."
 )

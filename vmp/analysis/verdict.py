@@ -29,6 +29,23 @@ w mean_closing + (1 - w) mean_opening, interval with Welch-Satterthwaite degrees
 (``vmp.analysis.stats.stratified_interval``). Its target is the same as the plain mean's (the
 difference expected under the paper's random start, over this backbone's scenes), without the
 count's noise.
+
+The oracle (a positive control, not a method). ``vmp_oracle`` weighs the frames by the scene's
+ground-truth attention instead of a learned one: what a perfect prompt could give. Where its
+runs exist the table adds, after every row above (those never include it, so they and their
+Holm blocks stay as they were):
+
+    oracle vs baseline        per backbone, and overall clustered by replicate (own Holm blocks)
+    family vs oracle          each +VMP run minus the oracle run of its replicate, per backbone
+                              and variant and overall per family (paper start, identity, gate)
+    share of the oracle gain  where the oracle's gain over the baseline is significant (Holm):
+                              mean(run - baseline) / mean(oracle - baseline) over the replicates,
+                              with Fieller's interval (``vmp.analysis.stats.fieller_interval``)
+
+Each row also carries its minimal detectable effect (``mde``: the true difference its test finds
+with 80% power, ``vmp.analysis.stats.minimal_detectable_effect``) beside its half-width, and the
+interval's upper end, so that an "n.s." reads "no gain larger than the upper end; one of the MDE
+would have been found 4 times in 5".
 """
 
 from __future__ import annotations
@@ -42,7 +59,9 @@ import pandas as pd
 from scipy import stats
 
 from vmp.analysis.stats import (
+    fieller_interval,
     holm,
+    minimal_detectable_effect,
     replicates_needed,
     significance_verdict,
     stratified_interval,
@@ -68,6 +87,14 @@ FAMILIES = {
     "gate (not in the paper)": ("vmp_gate",),
     "released placement (normalised frames)": ("vmp_normalized",),
 }
+# The positive control: ground-truth attention in place of a learned one. Named here until
+# vmp.names lists it with the other variants.
+ORACLE = "vmp_oracle"
+ORACLE_FAMILY = "oracle: ground truth, not a method"
+# The families set beside the oracle (the prompt layers that learn their attention).
+ORACLE_COMPARED = {f: FAMILIES[f] for f in list(FAMILIES)[:3]}
+AGAINST_ORACLE = "oracle"
+SHARE = "share of the oracle's gain"
 STATES = ("closed", "between", "open")
 GOAL_HALF_WIDTH = 5.0
 ADJUSTED = "baseline, start-adjusted"
@@ -79,7 +106,9 @@ def paired_runs(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     Columns: the replicate keys, ``variant``, ``lambda``, ``delta`` (run minus baseline
     ``metric``), ``delta_sigmoid`` (run minus the paper-start sigmoid run, ``vmp`` or SlowFast's
     ``vmp_both``, of the replicate; for ``SIGMOID_ALTERNATIVES`` only), and the run's ``start_state``,
-    ``end_state``, ``start_gain``, ``end_gain`` and number of prompt ``layers``.
+    ``end_state``, ``start_gain``, ``end_gain`` and number of prompt ``layers``; then
+    ``delta_oracle`` (run minus the replicate's ``ORACLE`` run; NaN for the oracle itself and
+    without one) and ``oracle_gain`` (the replicate's oracle minus its baseline).
 
     Raises:
         ValueError: two runs share their replicate and variant (pass one lambda per variant,
@@ -104,11 +133,17 @@ def paired_runs(runs: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     out["delta_sigmoid"] = np.where(is_alternative, treated[metric] - sigmoid.to_numpy(), np.nan)
     for column in ("start_state", "end_state", "start_gain", "end_gain", "layers"):
         out[column] = treated[column]
+    oracle = runs[runs["variant"] == ORACLE][metric].reindex(treated.index).to_numpy()
+    is_oracle = (treated["variant"] == ORACLE).to_numpy()
+    out["delta_oracle"] = np.where(is_oracle, np.nan, treated[metric].to_numpy() - oracle)
+    out["oracle_gain"] = oracle - base.reindex(treated.index).to_numpy()
     return out.reset_index()
 
 
 def _comparison(deltas: pd.Series) -> dict[str, Any]:
     ci = t_interval(deltas.dropna())
+    paired = ci["n"] >= 2
+    se, df = (ci["sd"] / np.sqrt(ci["n"]), float(ci["n"] - 1)) if paired else (np.nan, np.nan)
     return {
         "pairs": ci["n"],
         "delta_top1": ci["mean"],
@@ -116,7 +151,10 @@ def _comparison(deltas: pd.Series) -> dict[str, Any]:
         "delta_ci_low": ci["low"],
         "delta_ci_high": ci["high"],
         "half_width": (ci["high"] - ci["low"]) / 2,
-        "needed": replicates_needed(ci["sd"], GOAL_HALF_WIDTH) if ci["n"] >= 2 else np.nan,
+        "mde": minimal_detectable_effect(se, df),
+        "se": se,
+        "df": df,
+        "needed": replicates_needed(ci["sd"], GOAL_HALF_WIDTH) if paired else np.nan,
         "p": t_test_p(deltas.dropna()),
     }
 
@@ -151,6 +189,9 @@ def _start_adjusted(group: pd.DataFrame) -> dict[str, Any]:
         "delta_ci_low": ci["low"],
         "delta_ci_high": ci["high"],
         "half_width": (ci["high"] - ci["low"]) / 2,
+        "mde": minimal_detectable_effect(ci["se"], ci["df"]),
+        "se": ci["se"],
+        "df": ci["df"],
         "needed": stratified_replicates_needed(weighted_sds, GOAL_HALF_WIDTH),
         "p": ci["p"],
         "closing_starts": int(closing.sum()),
@@ -162,8 +203,80 @@ def _with_holm(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     adjusted = holm([r["p"] for r in rows])
     for row, p in zip(rows, adjusted, strict=True):
         row["p_holm"] = p
-        row["verdict"] = significance_verdict(row["delta_top1"], p)
+        row["holm_verdict"] = significance_verdict(row["delta_top1"], p, se=row["se"])
     return rows
+
+
+def _share(group: pd.DataFrame) -> dict[str, Any]:
+    """The share of the oracle's gain a run recovers: the ratio of the mean paired ``delta`` to
+    the mean ``oracle_gain`` over the rows (replicates or clusters) having both, with Fieller's
+    interval."""
+    both = group[["delta", "oracle_gain"]].dropna()
+    ratio = fieller_interval(both["delta"], both["oracle_gain"])
+    return {
+        "pairs": ratio["n"],
+        "share": ratio["ratio"],
+        "share_ci_low": ratio["low"],
+        "share_ci_high": ratio["high"],
+        "share_g": ratio["g"],
+    }
+
+
+def _oracle_sections(pairs: pd.DataFrame) -> list[dict[str, Any]]:
+    """The oracle's rows (module docstring); none without oracle runs."""
+    oracle = pairs[pairs["variant"] == ORACLE]
+    if oracle.empty:
+        return []
+    per_backbone = _with_holm(
+        [
+            {"backbone": backbone, "variant": ORACLE, "against": "baseline"}
+            | _comparison(group["delta"])
+            for backbone, group in oracle.groupby("backbone", sort=False)
+        ]
+    )
+    clusters = oracle.groupby(REPLICATE)["delta"].mean()
+    overall = _with_holm(
+        [
+            {"backbone": "all", "variant": ORACLE_FAMILY, "against": "baseline"}
+            | _comparison(clusters)
+        ]
+    )
+    variants = [v for family in ORACLE_COMPARED.values() for v in family]
+    compared = pairs[pairs["variant"].isin(variants) & pairs["delta_oracle"].notna()]
+    by_variant = compared.groupby(["backbone", "variant"], sort=False)
+    families = {
+        family: compared[compared["variant"].isin(members)]
+        for family, members in ORACLE_COMPARED.items()
+        if compared["variant"].isin(members).any()
+    }
+    sections = per_backbone + overall
+    sections += _with_holm(
+        [
+            {"backbone": backbone, "variant": variant, "against": AGAINST_ORACLE}
+            | _comparison(group["delta_oracle"])
+            for (backbone, variant), group in by_variant
+        ]
+    )
+    sections += _with_holm(
+        [
+            {"backbone": "all", "variant": family, "against": AGAINST_ORACLE}
+            | _comparison(members.groupby(REPLICATE)["delta_oracle"].mean())
+            for family, members in families.items()
+        ]
+    )
+    gained = {r["backbone"] for r in per_backbone if r["holm_verdict"] == "gain"}
+    sections += [
+        {"backbone": backbone, "variant": variant, "against": SHARE} | _share(group)
+        for (backbone, variant), group in by_variant
+        if backbone in gained
+    ]
+    if overall[0]["holm_verdict"] == "gain":
+        sections += [
+            {"backbone": "all", "variant": family, "against": SHARE}
+            | _share(members.groupby(REPLICATE)[["delta", "oracle_gain"]].mean())
+            for family, members in families.items()
+        ]
+    return sections
 
 
 def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -179,15 +292,24 @@ def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
       with ``closing_starts`` (runs that started closing) and ``closing_share`` (the weight);
     - ``all`` x family against ``baseline`` and ``sigmoid``: clustered by replicate (each
       (dataset, split, backbone, seed) contributes the mean of its runs in the family), the
-      interval over the clusters.
+      interval over the clusters;
+    - where ``ORACLE`` runs exist, the oracle's sections (module docstring): its rows against
+      ``baseline``, the families against ``oracle``, and the ``share of the oracle's gain``
+      (``share``, ``share_ci_low``, ``share_ci_high``: Fieller's interval, infinite where
+      unbounded; ``share_g``: Fieller's g; no p-value, no verdict).
 
-    ``p_holm`` is Holm's adjustment over the rows of one section and reference (the variants
-    compared), and ``verdict`` is "gain"/"loss" where it is below 0.05, else "n.s.".
+    Beside each interval: ``mde``, the minimal detectable effect at 80% power from the row's
+    standard error ``se`` and degrees of freedom ``df`` (n - 1; Welch-Satterthwaite's for the
+    start-adjusted rows). ``p_holm`` is Holm's adjustment over the rows of one section and
+    reference (the variants compared; the oracle's rows are sections of their own), and
+    ``holm_verdict`` is "gain"/"loss" where it is below 0.05, else "n.s.", and "zero variance"
+    where the paired differences are all equal (no test: p is NaN).
     """
+    methods = pairs[pairs["variant"] != ORACLE]
     sections = []
     for against, column in (("baseline", "delta"), ("sigmoid", "delta_sigmoid")):
         rows = []
-        for (backbone, variant), group in pairs.groupby(["backbone", "variant"], sort=False):
+        for (backbone, variant), group in methods.groupby(["backbone", "variant"], sort=False):
             if group[column].notna().any():
                 rows.append(
                     {"backbone": backbone, "variant": variant, "against": against}
@@ -212,6 +334,7 @@ def verdict_summary(pairs: pd.DataFrame) -> pd.DataFrame:
                 {"backbone": "all", "variant": family, "against": against} | _comparison(clusters)
             )
         sections += _with_holm(rows)
+    sections += _oracle_sections(pairs)
     return pd.DataFrame(sections)
 
 
@@ -359,23 +482,53 @@ def _delta_cells(frame: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def _one_decimal(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:.1f}"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def share_text(share: float, low: float, high: float) -> str:
+    """``42% [12%, 80%]``; ``42% [unbounded]`` where Fieller's set is unbounded; "" for NaN."""
+    if pd.isna(share):
+        return ""
+    if pd.isna(low) or pd.isna(high):
+        return _percent(share)
+    if np.isinf(low) or np.isinf(high):
+        return f"{_percent(share)} [unbounded]"
+    return f"{_percent(share)} [{_percent(low)}, {_percent(high)}]"
+
+
 def display_verdict(summary: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable verdict (1 decimal; p-values with 2 significant digits)."""
-    return pd.DataFrame(
+    """Human-readable verdict (1 decimal; p-values with 2 significant digits); with oracle runs
+    also the share of the oracle's gain (% of it, with its 95% interval)."""
+    shown = pd.DataFrame(
         {
             "backbone": summary["backbone"],
             "variant": summary["variant"],
             "against": summary["against"],
             "pairs": summary["pairs"],
             **_delta_cells(summary),
-            "± half-width": summary["half_width"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}"),
+            "upper end": summary["delta_ci_high"].map(signed),
+            "± half-width": summary["half_width"].map(_one_decimal),
+            "MDE (80%)": summary["mde"].map(_one_decimal),
             f"pairs for ±{GOAL_HALF_WIDTH:g}": summary["needed"].map(
                 lambda v: "" if pd.isna(v) else str(int(v))
             ),
             "p (Holm)": summary["p_holm"].map(lambda v: "" if pd.isna(v) else f"{v:.2g}"),
-            "verdict": summary["verdict"].map(blank_if_na),
+            "Holm verdict": summary["holm_verdict"].map(blank_if_na),
         }
     )
+    if "share" in summary:
+        shown["share of the oracle's gain"] = [
+            share_text(*values)
+            for values in zip(
+                summary["share"], summary["share_ci_low"], summary["share_ci_high"], strict=True
+            )
+        ]
+    return shown
 
 
 VERDICT_NOTE = (
@@ -392,9 +545,26 @@ VERDICT_NOTE = (
     "starts under the paper's Normal(1e-5, 1) draw (1/2; 3/4 closing for SlowFast's two layers) "
     "instead of by how many of the replicates drew each; Welch-Satterthwaite t-interval. "
     "p (Holm): Holm's adjustment over the rows of one block (same 'backbone' kind and "
-    "'against'); verdict 'gain'/'loss' where it is below 0.05, else 'n.s.'. Goal: half-width at "
+    "'against'); Holm verdict 'gain'/'loss' where it is below 0.05, else 'n.s.', and 'zero "
+    "variance' where all the paired differences are equal (no t-test: no p). (Table 1's "
+    "'unadjusted call' is each row's own interval, not corrected for the many rows.) Upper end: "
+    "the 95% interval's upper end U, so a row reads 'no gain larger than U points'. MDE (80%): "
+    "the smallest true difference the row's two-sided t-test at 0.05 finds with 80% power, from "
+    "the row's own standard error and degrees of freedom (n - 1; Welch-Satterthwaite for the "
+    "start-adjusted rows), exact from the noncentral t. Goal: half-width at "
     f"most {GOAL_HALF_WIDTH:g} points per backbone; 'pairs for ±{GOAL_HALF_WIDTH:g}': how many "
     "replicates (clusters) the row's measured sd would need for that half-width."
+)
+ORACLE_NOTE = (
+    f"Oracle ({ORACLE}; {ORACLE_FAMILY}): the frames weighted by the scene's ground-truth "
+    "attention, a positive control. Its rows against the baseline are Holm blocks of their own "
+    "(per backbone; overall clustered by replicate), and no other block counts it. 'against "
+    "oracle': each +VMP run minus the oracle run of its replicate (per backbone and variant; "
+    "overall per family, clustered by replicate). 'share of the oracle's gain', only where the "
+    "oracle's gain over the baseline is significant (Holm): mean(run - baseline) / mean(oracle - "
+    "baseline) over the replicates (clusters) with both, with Fieller's 95% interval (the ratios "
+    "R that a paired t-test of (run - baseline) - R (oracle - baseline) does not reject; "
+    "'unbounded' where the oracle's gain on those replicates is itself not significant)."
 )
 
 
@@ -410,7 +580,9 @@ def _write_table(frame: pd.DataFrame, shown: pd.DataFrame, stem: Path, note: str
 def write_verdict(summary: pd.DataFrame, prefix: str | Path) -> list[Path]:
     """``<prefix>_verdict.csv`` and ``<prefix>_verdict.md`` (with the method as footnote)."""
     stem = Path(prefix).with_name(Path(prefix).name + "_verdict")
-    return _write_table(summary, display_verdict(summary), stem, VERDICT_NOTE)
+    oracle = (summary["variant"] == ORACLE).any()
+    note = f"{VERDICT_NOTE}\n\n{ORACLE_NOTE}" if oracle else VERDICT_NOTE
+    return _write_table(summary, display_verdict(summary), stem, note)
 
 
 def display_strata(strata: pd.DataFrame) -> pd.DataFrame:
