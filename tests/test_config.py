@@ -114,6 +114,36 @@ def test_unknown_names_are_config_errors(changes, message):
         check_config(nested_update(load("smoke.yaml"), changes))
 
 
+ORACLE_VARIANTS = {
+    "x3d_tiny": {"variants": ["baseline", "vmp", "vmp_oracle"]},
+    "slowfast_tiny": {"variants": ["baseline", "vmp_both", "vmp_oracle"]},
+}
+
+
+def test_the_oracle_runs_on_synthmotion_profiles():
+    check_config(nested_update(load("smoke.yaml"), {"backbones": ORACLE_VARIANTS}))
+
+
+def test_the_oracle_on_a_real_dataset_is_refused_in_one_line(tmp_path):
+    hmdb = {"format": "hmdb51", "splits": ["1"], "root": str(tmp_path / "absent")}
+    config = nested_update(
+        load("smoke.yaml"), {"datasets": {"hmdb51": hmdb}, "backbones": ORACLE_VARIANTS}
+    )
+    with pytest.raises(ConfigError) as refused:
+        check_config(config)
+    message = str(refused.value)
+    assert message == (
+        "backbones.x3d_tiny.variants: vmp_oracle (oracle: ground truth, not a method) needs "
+        "SynthMotion's ground-truth masks, which real datasets (here: hmdb51) do not have; list it "
+        "only in profiles whose datasets are all synthmotion"
+    )
+    # without the oracle the same profile gets as far as its missing dataset
+    del config["backbones"]["slowfast_tiny"]
+    config["backbones"]["x3d_tiny"]["variants"].remove("vmp_oracle")
+    with pytest.raises(ConfigError, match="dataset root .* does not exist"):
+        check_config(config)
+
+
 # --- profiles named by their users -----------------------------------------------------------
 
 

@@ -20,9 +20,16 @@ PROMPT_FUNCTION_VARIANTS = tuple(f"vmp_{name}" for name in POWER_NORMS if name !
 # The paper's learnable sigmoid layer as its Table 1 places it (in front of every pathway, or of
 # SlowFast's slow or fast one).
 PAPER_VARIANTS = ("vmp", "vmp_slow", "vmp_fast", "vmp_both")
+# The positive control, not a method: A_t is SynthMotion's ground truth instead of a learned map,
+# the class object's motion region (its mask in frame t or t+1), hard 0/1, no dilation (0 px), no
+# floor: exactly the region the attention is scored on (vmp.layer.oracle says why). SynthMotion
+# datasets only: they have the masks.
+ORACLE_VARIANT = "vmp_oracle"
+ORACLE_LABEL = "oracle: ground truth, not a method"
 # The sigmoid layer on every pathway with another start (identity, gate: not in the paper) or
-# placement (normalized: the released code's), each paired with the paper's sigmoid variant.
-SIGMOID_ALTERNATIVES = ("vmp_identity", "vmp_gate", "vmp_normalized")
+# placement (normalized: the released code's), and the oracle's ground-truth map in its place,
+# each paired with the paper's sigmoid variant.
+SIGMOID_ALTERNATIVES = ("vmp_identity", "vmp_gate", "vmp_normalized", ORACLE_VARIANT)
 # The paper's start of the sigmoid layer (the released code's draw): m and n ~ Normal(mean, std),
 # each layer its own draw. The analysis weighs start states by it (vmp.analysis.verdict).
 PAPER_INIT_MEAN = 1e-5

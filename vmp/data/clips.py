@@ -275,7 +275,10 @@ class ClipDataset(Dataset):
     With ``masks=True`` (SynthMotion videos, whose ground truth lies beside them: see
     :func:`vmp.data.synth.write_masks`) items also hold object_mask and distractor_mask, each
     (T + 1, crop, crop) float in [0, 1]: the same frames, resized, cropped and flipped with the
-    clip (resizing softens their edges).
+    clip (resizing softens their edges). With ``mask_channel=True`` (the input of an oracle model,
+    ``vmp_oracle``: :mod:`vmp.layer.oracle`) video is (4, T + 1, crop, crop) uint8, its fourth
+    channel the object mask (0..255; divided by 255 it is object_mask), so the mask reaches the
+    model through every consumer of ``batch["video"]``.
     """
 
     def __init__(
@@ -288,6 +291,7 @@ class ClipDataset(Dataset):
         cache_frames: bool = False,
         decoded: dict[str, tuple[np.ndarray, float]] | None = None,
         masks: bool = False,
+        mask_channel: bool = False,
         decode_threads: int | None = None,
     ) -> None:
         missing = {"path", "label"} - set(table.columns)
@@ -312,14 +316,23 @@ class ClipDataset(Dataset):
         self._frames = self.table["num_frames"].tolist() if "num_frames" in self.table else nan
         self._cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache_frames else None
         self.masks = masks
+        self.mask_channel = mask_channel
         self.decode_threads = decode_threads
         # (video, its N test windows' frames at test scale): the views of the last test video.
         self._views: tuple[int, list] | None = None
-        if masks and not all(map(math.isnan, self._start)):
-            raise ValueError("ClipDataset: masks=True needs whole videos (no start_sec/end_sec)")
+        if self._with_masks and not all(map(math.isnan, self._start)):
+            raise ValueError(
+                "ClipDataset: masks=True or mask_channel=True needs whole videos (no "
+                "start_sec/end_sec)"
+            )
         if decoded:
             self._cache = self._cache if self._cache is not None else {}
             self._cache |= {j: decoded[p] for j, p in enumerate(self._paths) if p in decoded}
+
+    @property
+    def _with_masks(self) -> bool:
+        """Whether clips are cut with the ground truth's two channels (object, distractors)."""
+        return self.masks or self.mask_channel
 
     def with_spec(self, spec: ClipSpec, *, train: bool) -> ClipDataset:
         """The same videos with another clip spec, sharing cached frames and known failures."""
@@ -435,7 +448,7 @@ class ClipDataset(Dataset):
     def _clip(self, j: int, frames: np.ndarray, picked: Sequence[int]) -> torch.Tensor:
         """Frames (T+1, H, W, 3) as a uint8 tensor (T+1, 3, H, W), plus the masks' two channels."""
         video = torch.from_numpy(frames).permute(0, 3, 1, 2)
-        if self.masks:  # two more channels, so every transform treats them as the frames
+        if self._with_masks:  # two more channels, so every transform treats them as the frames
             video = torch.cat([video, self._masks(j, picked)], 1)
         return video
 
@@ -458,15 +471,18 @@ class ClipDataset(Dataset):
                 self._views = (j, self._test_windows(j))
             crop = view % spec.num_spatial_crops
             frames = self._views[1][view // spec.num_spatial_crops]
-            if self.masks:  # one tensor (T+1, 5, h, w) per window
+            if self._with_masks:  # one tensor (T+1, 5, h, w) per window
                 video = _fixed_crop(frames, spec.crop_size, crop, spec).permute(1, 0, 2, 3)
             else:  # a list of T+1 frames (3, h, w), shared between windows
                 video = torch.stack([_fixed_crop(f, spec.crop_size, crop, spec) for f in frames], 1)
         video = video.contiguous()  # (C, T+1, crop, crop) uint8
-        if not self.masks:
+        if not self._with_masks:
             return {"video": video}
-        masks = video[3:].float().div_(255.0)
-        return {"video": video[:3], "object_mask": masks[0], "distractor_mask": masks[1]}
+        item = {"video": video[:4] if self.mask_channel else video[:3]}
+        if self.masks:
+            masks = video[3:].float().div_(255.0)
+            item |= {"object_mask": masks[0], "distractor_mask": masks[1]}
+        return item
 
     def _test_windows(self, j: int) -> list:
         """The frames of every test window of video j at test scale, from one decoding pass."""
@@ -476,7 +492,7 @@ class ClipDataset(Dataset):
         def windows(count: int, fps: float) -> list[list[int]]:
             return [self._window(count, fps, t * step) for t in range(spec.num_temporal_clips)]
 
-        if self.masks:  # frames and masks resized together, as one tensor per window
+        if self._with_masks:  # frames and masks resized together, as one tensor per window
             frames, picked = self._gather(j, windows)
             return [
                 _resize_short(self._clip(j, f, p), spec.test_scale)

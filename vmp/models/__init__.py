@@ -74,8 +74,10 @@ def create_model(
     Args:
         name: a name from `list_models()`.
         num_classes: size of the logits.
-        prompt: None (baseline), "vmp" (learnable sigmoid) or a `MotionPromptLayer` power
-            norm name ("gamma", "maxexp", ...).
+        prompt: None (baseline), "vmp" (learnable sigmoid), a `MotionPromptLayer` power
+            norm name ("gamma", "maxexp", ...) or "oracle" (oracle: ground truth, not a method:
+            `vmp.layer.oracle.OraclePromptLayer`; the model then takes the object masks as a
+            fourth channel of its clips).
         pretrained: local checkpoint file or transformers directory (see `load_pretrained`).
         prompt_pathways: pathways that get a prompt layer (default: all); SlowFast has
             "slow" and "fast".

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from vmp.layer.oracle import NO_MASKS, OraclePromptLayer
 from vmp.layer.prompt import MotionPromptLayer
 
 PROMPT_INPUTS = ("raw", "normalized")
@@ -44,6 +45,7 @@ class VideoClassifier(nn.Module):
           |  per pathway: frames 0, s, 2s, ..., T   (s = pathway stride; 1 for single-stream)
           v
         with prompt layer:  MotionPromptLayer -> T/s prompts  (diffs of consecutive frames)
+        (oracle layer:      the object masks' motion regions -> T/s prompts, vmp.layer.oracle)
         baseline:           drop the first of those frames -> the same T/s frames
           |
         (x - mean) / std    (before the prompt layer when prompt_input="normalized")
@@ -52,6 +54,11 @@ class VideoClassifier(nn.Module):
 
     Dropping the first frame in the baseline makes baseline and VMP models see exactly the
     same frames, so the only difference is the prompt layer.
+
+    A model with oracle layers (``vmp_oracle``; ``needs_masks``) takes video (B, 4, T+1, H, W):
+    the frames and, as a fourth channel, the class object's mask in each frame
+    (:class:`vmp.data.clips.ClipDataset` with ``mask_channel=True``); each oracle layer gets its
+    pathway's frames and masks. A clip without the mask channel raises a ValueError.
 
     Args:
         backbone: module mapping a (B, 3, T, H, W) tensor (or a list of them, one per pathway)
@@ -115,6 +122,11 @@ class VideoClassifier(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(3, 1, 1, 1), persistent=False)
 
+    @property
+    def needs_masks(self) -> bool:
+        """Whether a prompt layer is an oracle's: clips then carry the object mask as channel 4."""
+        return any(getattr(layer, "needs_masks", False) for layer in self.prompt_layers.values())
+
     def _normalize(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std
 
@@ -124,19 +136,26 @@ class VideoClassifier(nn.Module):
         Args:
             video: (B, 3, T+1, H, W) float in [0, 1], not normalised; or uint8 in [0, 255] as
                 :class:`vmp.data.clips.ClipDataset` hands it out (divided by 255 here, on the device
-                the clip was moved to: every consumer of clips goes through this line).
+                the clip was moved to: every consumer of clips goes through this line). With
+                oracle layers (``needs_masks``) (B, 4, T+1, H, W), channel 4 the object mask.
 
         Returns:
             `ClassifierOutput` with logits and the prompt layers' attention maps.
         """
         expected = self.num_frames + 1
-        if video.ndim != 5 or video.shape[1] != 3 or video.shape[2] != expected:
+        channels = 4 if self.needs_masks else 3
+        if video.ndim == 5 and video.shape[1] == 3 and channels == 4:
+            raise ValueError(f"{self.name}: this clip has no masks; {NO_MASKS}")
+        if video.ndim != 5 or video.shape[1] != channels or video.shape[2] != expected:
             raise ValueError(
-                f"{self.name} expects video of shape (B, 3, {expected}, H, W) "
+                f"{self.name} expects video of shape (B, {channels}, {expected}, H, W) "
                 f"(num_frames + 1 = {expected} frames, channels first); got {tuple(video.shape)}"
             )
         if video.dtype == torch.uint8:  # the loader's former float32 values (then the model's
             video = video.float().div_(255.0).to(self.mean.dtype)  # dtype, as Lightning cast them)
+        masks = None
+        if channels == 4:  # the object mask, 0..1 as ClipDataset's object_mask (uint8 / 255)
+            masks, video = video[:, 3], video[:, :3]
         normalized_first = self.prompt_input == "normalized"
         if normalized_first:
             video = self._normalize(video)
@@ -144,7 +163,11 @@ class VideoClassifier(nn.Module):
         for pathway in self.pathways:
             clip = video[:, :, :: pathway.stride]
             if pathway.name in self.prompt_layers:
-                prompts, attention = self.prompt_layers[pathway.name](clip)
+                layer = self.prompt_layers[pathway.name]
+                if getattr(layer, "needs_masks", False):
+                    prompts, attention = layer(clip, masks[:, :: pathway.stride])
+                else:
+                    prompts, attention = layer(clip)
                 inputs.append(prompts)
                 attentions.append(attention)
             else:
@@ -159,11 +182,22 @@ class VideoClassifier(nn.Module):
 
 def make_prompt_layer(
     prompt: str, prompt_input: str, mean: Sequence[float], std: Sequence[float], **kwargs
-) -> MotionPromptLayer:
-    """Build a `MotionPromptLayer` for `prompt` ("vmp" or a power-normalisation name).
+) -> MotionPromptLayer | OraclePromptLayer:
+    """Build a `MotionPromptLayer` for `prompt` ("vmp" or a power-normalisation name), or the
+    `OraclePromptLayer` for "oracle" (oracle: ground truth, not a method).
 
-    `kwargs` go to `MotionPromptLayer` (alpha, beta, gamma, eps, grayscale_order, ...).
+    `kwargs` go to `MotionPromptLayer` (alpha, beta, gamma, eps, grayscale_order, ...). The
+    oracle's form is fixed (vmp.layer.oracle): raw input, no start, gate or other options.
     """
+    if prompt == "oracle":
+        defaults = (("init", "paper"), ("gate", False))
+        options = {k: v for k, v in kwargs.items() if (k, v) not in defaults}
+        if prompt_input != "raw" or options:
+            raise ValueError(
+                "prompt='oracle' has one fixed form (vmp.layer.oracle): prompt_input='raw' and no "
+                f"layer options; got prompt_input={prompt_input!r}, options {options}"
+            )
+        return OraclePromptLayer()
     if prompt_input == "normalized" and (
         tuple(mean) != RELEASED_MEAN or tuple(std) != RELEASED_STD
     ):

@@ -12,10 +12,14 @@ from vmp.names import POWER_NORMS
 # The sigmoid layer on every pathway, started or placed otherwise than the paper's text:
 # "identity" and "gate" are not in the paper (vmp.layer.prompt.MotionPromptLayer's init and gate);
 # "normalized" is the released code's placement (the layer multiplies normalised frames).
+# "oracle" (oracle: ground truth, not a method): A_t is SynthMotion's ground truth in place of the
+# sigmoid's map, hard 0/1 on the class object's motion region (the object in frame t or t+1), no
+# dilation (0 px), no floor: exactly the region the attention is scored on (vmp.layer.oracle: why).
 _SIGMOID_ALTERNATIVES = {
     "vmp_identity": {"prompt": "vmp", "prompt_init": "identity"},
     "vmp_gate": {"prompt": "vmp", "prompt_gate": True},
     "vmp_normalized": {"prompt": "vmp", "prompt_input": "normalized"},
+    "vmp_oracle": {"prompt": "oracle"},
 }
 _VARIANTS_SINGLE = {
     "baseline": {"prompt": None},

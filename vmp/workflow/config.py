@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from vmp.data.sources import list_files
-from vmp.names import MODELS, PROMPT_FUNCTION_VARIANTS, SCENES, variants
+from vmp.names import (
+    MODELS,
+    ORACLE_LABEL,
+    ORACLE_VARIANT,
+    PROMPT_FUNCTION_VARIANTS,
+    SCENES,
+    variants,
+)
 
 
 class ConfigError(ValueError):
@@ -119,6 +126,7 @@ def check_config(config: dict[str, Any], fetched: Iterable[str] = ()) -> None:
     ``vmp.fetch.profile_downloads``); they need not exist yet.
     """
     fetched = set(fetched)
+    real = sorted(n for n, d in config["datasets"].items() if d["format"] != "synthmotion")
     for backbone, settings in config["backbones"].items():
         arch = settings.get("arch", backbone)
         require(
@@ -128,6 +136,13 @@ def check_config(config: dict[str, Any], fetched: Iterable[str] = ()) -> None:
         )
         for variant in settings["variants"]:
             require(variant, variants(arch), f"backbones.{backbone}.variants")
+        if ORACLE_VARIANT in settings["variants"] and real:  # it would train on every dataset
+            raise ConfigError(
+                f"backbones.{backbone}.variants: {ORACLE_VARIANT} ({ORACLE_LABEL}) needs "
+                "SynthMotion's ground-truth masks, which real datasets (here: "
+                f"{', '.join(real)}) do not have; list it only in profiles whose datasets are all "
+                "synthmotion"
+            )
     for name, dataset in config["datasets"].items():
         if dataset["format"] == "synthmotion":
             require(dataset.get("scene"), sorted(SCENES), f"datasets.{name}.scene")
