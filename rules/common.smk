@@ -8,7 +8,7 @@ from vmp.data.sources import video_fingerprint, video_folders
 from vmp.fetch import profile_downloads
 from vmp.names import VARIANTS
 from vmp.training import record as vmp_runs
-from vmp.training.record import cell_path, set_aside_damaged
+from vmp.training.record import cell_path, keep_finished, set_aside_damaged
 from vmp.workflow import config as vmp_config
 from vmp.workflow.config import check_config, select_part, validate_config
 from vmp.workflow.matrix import cell_seeds, run_matrix, seed_groups, train_parameters
@@ -111,14 +111,15 @@ def run_dir(run):
     return seed_dir(cell_path(run), run["seed"])
 
 
-# A run record that is not complete JSON, or whose history or model has another size than the
-# run wrote, is set aside (metrics.json -> metrics.json.damaged) so that its job runs again.
+# A run record that is not complete JSON, or whose files differ from what the run wrote (size,
+# or checksum where size or mtime changed), is set aside (into <run>/damaged/) so that its job
+# runs again, before anything that reads it. Finished runs without a kept copy get one.
 if workflow.is_main_process:
-    for line in set_aside_damaged(
-        [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]],
-        dry_run=workflow.output_settings.dryrun,
-    ):
+    _runs = [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]]
+    for line in set_aside_damaged(_runs, dry_run=workflow.output_settings.dryrun):
         print(line, file=sys.stderr)
+    if not workflow.output_settings.dryrun:
+        keep_finished(_runs)
     # A fetch record whose item is planned again (a download was removed) is wrong: it would
     # mark the fetch as done. It is only the workflow's bookkeeping, so a dry run drops it too.
     for item in FETCHES:
@@ -127,6 +128,14 @@ if workflow.is_main_process:
             print(f"{stale}: files of {item} are missing again; dropped, so a job that needs them fetches them", file=sys.stderr)
             stale.unlink()
 
+
+# Snakemake does not rerun the job of a missing intermediate file whose readers are up to date;
+# a run set aside is therefore a target of its own, so its job runs and what reads it follows.
+SET_ASIDE = [
+    folder
+    for folder in ([run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]])
+    if Path(folder, "damaged").is_dir() and not Path(folder, "metrics.json").exists()
+]
 
 # One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
 # so cells are grouped by their seed list: each group gets a rule with that many declared runs.
@@ -222,6 +231,7 @@ PROMPT_FUNCTION_RUNS = [
 
 def all_outputs():
     return [
+        *(f"{folder}/{name}" for folder in SET_ASIDE for name in ("metrics.json", "model.pt")),
         f"{RESULTS}/tables/table1.csv",
         *([f"{RESULTS}/tables/attention.csv"] if ATTENTION_RUNS else []),
         *(f"{RESULTS}/figures/{name}.png" for name in FIGURES),

@@ -188,7 +188,8 @@ def test_train_parameters_are_what_the_rules_pass():
     (command,) = [
         line
         for line in proc.stdout.splitlines()
-        if line.startswith("Shell command: papermill") and f"{target}'" in line
+        if line.startswith("Shell command: VMP_SNAKEMAKE_PID=$PPID papermill")
+        and f"{target}'" in line
     ]
     passed = yaml.safe_load(command.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
     assert passed == train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_CELL)

@@ -13,8 +13,9 @@ from helpers import write_frames
 
 from vmp.data.sources import list_files, video_fingerprint, video_folders
 from vmp.models import create_model, save_checkpoint
-from vmp.workflow.config import ConfigError, check_config, nested_update, outside_inputs
-from vmp.workflow.preflight import check_checkpoints, check_split_lists
+from vmp.workflow.config import ConfigError, check_config, nested_update
+from vmp.data import official
+from vmp.workflow.preflight import check_checkpoints, check_split_lists, preflight
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,9 +56,64 @@ def test_split_lists_give_every_class_a_train_and_a_test_item(tmp_path):
     (root / "testTrainMulti_7030_splits" / "kick_test_split1.txt").write_text(
         "k1.avi 2\nk0.avi 1\n"
     )
+    with pytest.raises(
+        ConfigError, match=r"class kick has no readable train video: .*k0\.avi \(missing\)"
+    ):
+        check_split_lists(hmdb_config(root))
+    write_frames(root / "videos" / "kick" / "k0.avi", np.full((12, 32, 32, 3), 90, np.uint8), 10)
     assert check_split_lists(hmdb_config(root)) == {
-        "hmdb51/1": {"classes": 2, "train": 2, "test": 2}
+        "hmdb51/1": {"classes": 2, "train": 2, "test": 2, "unreadable": 0}
     }
+
+
+def two_split_tree(tmp_path: Path) -> tuple[Path, dict]:
+    """HMDB-51 splits 1 and 2 of two classes; c1.avi is catch's train video in split 1 and its
+    test video in split 2."""
+    root = hmdb_tree(
+        tmp_path / "hmdb51", {"catch": "c1.avi 1\nc2.avi 2\n", "kick": "k1.avi 1\nk2.avi 2\n"}
+    )
+    splits = root / "testTrainMulti_7030_splits"
+    (splits / "catch_test_split2.txt").write_text("c1.avi 2\nc2.avi 1\n")
+    (splits / "kick_test_split2.txt").write_text("k1.avi 1\nk2.avi 2\n")
+    return root, hmdb_config(root, datasets={"hmdb51": {"splits": ["1", "2"]}})
+
+
+def test_one_message_names_every_split_left_without_a_readable_video(tmp_path, monkeypatch):
+    root, config = two_split_tree(tmp_path)
+    video = root / "videos" / "catch" / "c1.avi"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])  # truncated
+    cache = tmp_path / "results" / "checks" / "inputs.json"
+    with pytest.raises(ConfigError) as err:
+        preflight(config, cache)
+    message = str(err.value)
+    assert message.startswith("2 problems in the datasets' lists and videos:")
+    assert f"split 1: class catch has no readable train video: {video} (" in message
+    assert f"split 2: class catch has no readable test video: {video} (" in message
+    assert "Fix: replace these files" in message and not cache.exists()
+    write_frames(video, np.full((12, 32, 32, 3), 90, np.uint8), 10)  # fixed
+    probed = []
+    monkeypatch.setattr(official, "quick_probe", lambda path: probed.append(path))
+    assert preflight(config, cache).startswith("pre-flight: 2 split(s) of 1 dataset(s)")
+    assert len(probed) == 4  # each video once, for both splits
+    assert preflight(config, cache) is None and len(probed) == 4  # cached: nothing probed again
+
+
+def test_a_broken_video_stops_the_parse_before_any_job(tmp_path):
+    root, hmdb = two_split_tree(tmp_path)
+    video = root / "videos" / "catch" / "c1.avi"
+    video.write_bytes(os.urandom(3000))  # garbage over the video
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    config |= {"results": str(tmp_path / "results"), "data_root": str(tmp_path / "data")}
+    config |= {"datasets": hmdb["datasets"], "ablation": None, "placement": None}
+    config |= {"prompt_functions": None}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    failed = snakemake(path, dry=True)
+    assert failed.returncode != 0
+    out = failed.stdout + failed.stderr
+    assert "split 1: class catch has no readable train video" in out, out
+    assert "split 2: class catch has no readable test video" in out
+    assert "rule " not in failed.stdout + failed.stderr and not (tmp_path / "results/runs").exists()
 
 
 def test_checkpoints_must_exist_and_fit_their_backbone(tmp_path):
@@ -86,21 +142,6 @@ def test_checkpoints_must_exist_and_fit_their_backbone(tmp_path):
         ConfigError, match=r"pretrain\.checkpoints\.x3d_tiny: .*gone\.pt does not exist"
     ):
         check_config(config)
-
-
-def test_outside_inputs_are_the_lists_and_the_checkpoints(tmp_path):
-    root = hmdb_tree(tmp_path / "hmdb51", {"catch": "c1.avi 1\n", "kick": "k1.avi 2\n"})
-    checkpoint = tmp_path / "x3d.pt"
-    checkpoint.touch()
-    config = hmdb_config(
-        root, pretrain={"dataset": "k", "checkpoints": {"x3d_tiny": str(checkpoint)}}
-    )
-    lists = list_files("hmdb51", root, "1")
-    assert [Path(f).name for f in lists] == ["catch_test_split1.txt", "kick_test_split1.txt"]
-    assert outside_inputs(config) == sorted([*lists, str(checkpoint)])
-    config["datasets"] = {"synth": {"format": "synthmotion", "scene": "synth_gym", "splits": ["1"]}}
-    config["pretrain"] = {"dataset": "k", "scene": "synth_kinetics"}
-    assert outside_inputs(config) == []
 
 
 def test_video_fingerprint_notices_added_replaced_emptied_and_removed_videos(tmp_path):
@@ -196,11 +237,11 @@ def test_a_damaged_record_is_noticed_and_recomputed(tmp_path):
     assert metrics[0].exists()  # a dry run only reports
     again = snakemake(config, *metrics)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "set aside, recomputing it" in again.stderr
-    assert metrics[0].with_name("metrics.json.damaged").exists()
+    assert f"set aside in {metrics[0].parent / 'damaged'}, retraining it" in again.stderr
+    assert (metrics[0].parent / "damaged" / "metrics.json").exists()
     assert json.loads(metrics[0].read_text())["files"]["model.pt"]["bytes"] == model.stat().st_size
-    retrained = json.loads(metrics[1].read_text())  # the cell's job trains both seeds again
-    assert retrained["top1"] == json.loads(kept)["top1"]
+    # the cell's job restores its intact seed (same bytes) and trains only the damaged one
+    assert metrics[1].read_text() == kept
     assert "damaged" not in snakemake(config, *metrics, dry=True).stderr
 
 
@@ -218,5 +259,5 @@ def test_a_checkpoint_that_does_not_fit_stops_the_workflow_and_keeps_the_results
     assert failed.returncode != 0
     assert "pretrain.checkpoints.x3d_tiny" in failed.stderr
     assert "does not fit x3d_tiny" in failed.stderr
-    assert "rule finetune" not in failed.stderr.split("rule check_inputs")[-1]
+    assert "rule finetune" not in failed.stderr  # the pre-flight stops the parse, before any job
     assert [m.read_text() for m in metrics] == before  # the earlier results are kept

@@ -219,22 +219,6 @@ def dataset_list_files(config: dict[str, Any], name: str, split: str) -> list[st
     return list_files(dataset["format"], root, split, **dataset.get("paths", {}))
 
 
-def outside_inputs(config: dict[str, Any]) -> list[str]:
-    """The files from outside the workflow that ``vmp.workflow.preflight`` checks before any job: every
-    real dataset split's list and annotation files, and the ``pretrain.checkpoints`` files of the
-    profile's backbones. Empty for a profile of generated data and pre-training (the default)."""
-    files = [
-        path
-        for name, dataset in config["datasets"].items()
-        if dataset["format"] != "synthmotion"
-        for split in dataset["splits"]
-        for path in dataset_list_files(config, name, split)
-    ]
-    checkpoints = (config.get("pretrain") or {}).get("checkpoints") or {}
-    files += [path for backbone, path in checkpoints.items() if backbone in config["backbones"]]
-    return sorted(set(files))
-
-
 def synth_datasets(config: dict[str, Any]) -> list[str]:
     """Datasets the workflow generates: SynthMotion targets, and the pre-training scene if any."""
     names = [name for name, d in config["datasets"].items() if d["format"] == "synthmotion"]

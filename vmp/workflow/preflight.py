@@ -101,9 +101,11 @@ def check_split_lists(
                 "test": int(counts.get("test", pd.Series(dtype=int)).sum()),
                 "unreadable": len(unreadable),
             }
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
     if problems:
         raise ConfigError(
-            f"{len(problems)} problem(s) in the datasets' lists and videos:\n  "
+            f"{len(problems)} problems in the datasets' lists and videos:\n  "
             + "\n  ".join(problems)
         )
     return found
