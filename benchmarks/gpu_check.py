@@ -5,13 +5,16 @@ Four parts, each printed as it finishes (about 6-9 minutes on one recent GPU):
 1. ``benchmarks/prompt_layer.py`` on a 8x3x17x224^2 clip: every implementation's forward and
    forward+backward time as a multiple of ``x.clone()`` and as a share of the copy's bandwidth.
 2. One training step (SGD, cross-entropy) of each paper-size backbone without and with its prompt
-   layer(s), under bf16 autocast: milliseconds, the layer's share of the +VMP step, and peak
-   memory per clip.
-3. The smoke profile's DAG with ``accelerator: gpu``, ``precision: bf16-mixed``, end to end.
+   layer(s), in the paper profile's precision (``resources.precision`` of config/paper.yaml,
+   "16-mixed": float16 autocast and a GradScaler, as Lightning runs it): milliseconds, the
+   layer's share of the +VMP step, and peak memory per clip.
+3. The smoke profile's DAG with ``accelerator: gpu`` and that precision, end to end.
 4. The loader with real workers feeding SlowFast-R50 +VMP training steps (32x2 at 224^2, batch
-   8, bf16) from 320x240 H.264 footage: data wait against step time per step, and clips/s.
+   8, that precision) from 320x240 H.264 footage: data wait against step time per step, and
+   clips/s.
 
-    python benchmarks/gpu_check.py            # on a CUDA machine
+    python benchmarks/gpu_check.py                          # on a CUDA machine
+    python benchmarks/gpu_check.py --precision bf16-mixed   # another Lightning precision
     python benchmarks/gpu_check.py --dry      # CPU, tiny sizes, smoke DAG planned only (tests)
 """
 
@@ -50,6 +53,11 @@ PAPER_MODELS = [
     ("timesformer", 4, 9, 224),
 ]
 DRY_MODELS = [(f"{name.split('_')[0]}_tiny", 2, 9, 32) for name, *_ in PAPER_MODELS]
+# The paper profile's Lightning precision, and the autocast dtype each mixed precision runs.
+PAPER_PRECISION = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["resources"][
+    "precision"
+]
+AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16, "32-true": None}
 
 
 def synced(fn: Callable[[], None], device: str) -> Callable[[], None]:
@@ -61,21 +69,43 @@ def synced(fn: Callable[[], None], device: str) -> Callable[[], None]:
     return run
 
 
-def autocast(device: str):
-    if device == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: str, precision: str):
+    dtype = AUTOCAST_DTYPES[precision]
+    if device == "cuda" and dtype is not None:
+        return torch.autocast("cuda", dtype=dtype)
     return contextlib.nullcontext()
 
 
-def training_step(model: torch.nn.Module, video: torch.Tensor, labels: torch.Tensor, device: str):
+def grad_scaler(device: str, precision: str) -> torch.amp.GradScaler:
+    """Loss scaling as Lightning's "16-mixed" does it (a no-op for the other precisions)."""
+    return torch.amp.GradScaler("cuda", enabled=device == "cuda" and precision == "16-mixed")
+
+
+def optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    video: torch.Tensor,
+    labels: torch.Tensor,
+    device: str,
+    precision: str,
+) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    with autocast(device, precision):
+        loss = F.cross_entropy(model(video).logits, labels)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def training_step(
+    model: torch.nn.Module, video: torch.Tensor, labels: torch.Tensor, device: str, precision: str
+):
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    scaler = grad_scaler(device, precision)
 
     def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device):
-            loss = F.cross_entropy(model(video).logits, labels)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, scaler, video, labels, device, precision)
 
     return synced(step, device)
 
@@ -89,7 +119,7 @@ def peak_mib_per_clip(step: Callable[[], None], batch: int, device: str) -> floa
     return torch.cuda.max_memory_allocated() / 2**20 / batch
 
 
-def backbone_rows(models, device: str, repeats: int) -> list[dict]:
+def backbone_rows(models, device: str, repeats: int, precision: str) -> list[dict]:
     rows = []
     for name, batch, frames, size in models:
         torch.manual_seed(0)
@@ -100,8 +130,8 @@ def backbone_rows(models, device: str, repeats: int) -> list[dict]:
         base = create_model(name, 10, **build).to(device).train()
         vmp = create_model(name, 10, **build, **variant_options(name, variant)).to(device).train()
         steps = [
-            training_step(base, video, labels, device),
-            training_step(vmp, video, labels, device),
+            training_step(base, video, labels, device, precision),
+            training_step(vmp, video, labels, device, precision),
         ]
         layer = synced(layer_fn(vmp, video), device)
         t_base, t_vmp, t_layer = median_times([*steps, layer], repeats)
@@ -123,7 +153,7 @@ def backbone_rows(models, device: str, repeats: int) -> list[dict]:
     return rows
 
 
-def loader_feed(dry: bool, device: str, workdir: Path, steps: int) -> str:
+def loader_feed(dry: bool, device: str, workdir: Path, steps: int, precision: str) -> str:
     """Train with ClipDataset's uint8 clips from DataLoader workers; time the wait for each batch
     (data) and the step that follows (host-to-device copy, forward, backward, update)."""
     from loader_gpu_feed import SPEC, write_footage
@@ -153,6 +183,7 @@ def loader_feed(dry: bool, device: str, workdir: Path, steps: int) -> str:
     model = create_model(name, 10, **build, **variant_options(name, sigmoid_variant(name)))
     model = model.to(device).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    scaler = grad_scaler(device, precision)
     waits, times, batches = [], [], iter(loader)
     for _ in range(steps):
         start = time.perf_counter()
@@ -160,11 +191,7 @@ def loader_feed(dry: bool, device: str, workdir: Path, steps: int) -> str:
         got = time.perf_counter()
         video = item["video"].to(device, non_blocking=True)  # uint8; the model divides by 255
         labels = item["label"].to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device):
-            loss = F.cross_entropy(model(video).logits, labels)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(model, optimizer, scaler, video, labels, device, precision)
         if device == "cuda":
             torch.cuda.synchronize()
         waits.append(got - start)
@@ -174,17 +201,17 @@ def loader_feed(dry: bool, device: str, workdir: Path, steps: int) -> str:
     wait, step = sum(waits[skip:]) / len(waits[skip:]), sum(times[skip:]) / len(times[skip:])
     return (
         f"{name} {batch}x{spec.clip_frames}x{spec.crop_size}^2 from {size[1]}x{size[0]} footage, "
-        f"{workers} workers, pin_memory={loader.pin_memory}: data wait {1e3 * wait:.1f} ms/step, "
+        f"{workers} workers, pin_memory={loader.pin_memory}, {precision}: data wait {1e3 * wait:.1f} ms/step, "
         f"step {1e3 * step:.1f} ms; fed {batch / (wait + step):.1f} clips/s, the steps alone "
         f"take {batch / step:.1f} clips/s ({wait / (wait + step):.0%} of the time waiting for data)"
     )
 
 
-def smoke_dag(dry: bool, workdir: Path) -> str:
-    """Run (or with ``dry`` only plan) the smoke DAG with training on the GPU."""
+def smoke_dag(dry: bool, workdir: Path, precision: str) -> str:
+    """Run (or with ``dry`` only plan) the smoke DAG with training on the GPU in ``precision``."""
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     config |= {"results": str(workdir / "results"), "data_root": str(workdir / "data")}
-    gpu = {"accelerator": "gpu", "precision": "bf16-mixed", "gpu": 1}
+    gpu = {"accelerator": "gpu", "precision": precision, "gpu": 1}
     config["resources"] = config.get("resources", {}) | gpu
     path = workdir / "smoke_gpu.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -197,9 +224,9 @@ def smoke_dag(dry: bool, workdir: Path) -> str:
         raise SystemExit(f"smoke DAG failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     seconds = time.perf_counter() - start
     if dry:
-        return f"smoke DAG with accelerator gpu planned ({' '.join(command)}): ok"
+        return f"smoke DAG with accelerator gpu, {precision}, planned ({' '.join(command)}): ok"
     table = (workdir / "results" / "tables" / "table1.md").read_text().splitlines()[:4]
-    return f"smoke DAG on the GPU: {seconds:.0f} s\n" + "\n".join(table)
+    return f"smoke DAG on the GPU ({precision}): {seconds:.0f} s\n" + "\n".join(table)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,6 +235,12 @@ def main(argv: list[str] | None = None) -> None:
         "--dry", action="store_true", help="CPU, tiny sizes, smoke DAG planned only"
     )
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument(
+        "--precision",
+        default=PAPER_PRECISION,
+        choices=sorted(AUTOCAST_DTYPES),
+        help=f"Lightning precision of parts 2-4 (default: the paper profile's, {PAPER_PRECISION})",
+    )
     args = parser.parse_args(argv)
     device = "cpu" if args.dry else "cuda"
     if device == "cuda" and not torch.cuda.is_available():
@@ -221,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     small = ["--batch", "2", "--frames", "5", "--size", "16", "--implementations", "eager", "fused"]
     prompt_layer.main([*(small if args.dry else []), "--device", device, "--repeats", str(repeats)])
 
-    print("\n== 2. training step per backbone (bf16 autocast on CUDA) ==", flush=True)
-    rows = backbone_rows(DRY_MODELS if args.dry else PAPER_MODELS, device, repeats)
+    print(f"\n== 2. training step per backbone ({args.precision} on CUDA) ==", flush=True)
+    rows = backbone_rows(DRY_MODELS if args.dry else PAPER_MODELS, device, repeats, args.precision)
     print(
         f"{'model':18}{'variant':10}{'clip':16}{'base ms':>9}{'vmp ms':>9}{'layer':>7}"
         f"{'base MiB/clip':>15}{'vmp MiB/clip':>14}"
@@ -235,11 +268,12 @@ def main(argv: list[str] | None = None) -> None:
 
     print("\n== 3. smoke DAG ==", flush=True)
     with tempfile.TemporaryDirectory(prefix="vmp-gpu-check-") as tmp:
-        print(smoke_dag(args.dry, Path(tmp)), flush=True)
+        print(smoke_dag(args.dry, Path(tmp), args.precision), flush=True)
 
     print("\n== 4. loader with workers feeding training steps ==", flush=True)
     with tempfile.TemporaryDirectory(prefix="vmp-gpu-check-feed-") as tmp:
-        print(loader_feed(args.dry, device, Path(tmp), 6 if args.dry else 30), flush=True)
+        steps = 6 if args.dry else 30
+        print(loader_feed(args.dry, device, Path(tmp), steps, args.precision), flush=True)
 
 
 if __name__ == "__main__":

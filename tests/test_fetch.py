@@ -197,7 +197,7 @@ def test_trust_on_first_use_records_then_verifies(server, tmp_path):
     with pytest.warns(UserWarning, match="no checksum is pinned.*recorded sha256"):
         F.download(file, tmp_path, log=quiet)
     lock = json.loads((tmp_path / F.LOCK_NAME).read_text())
-    assert lock == {"zoo.pyth": {"sha256": sha256(PAYLOAD), "url": url}}
+    assert lock == {"zoo.pyth": {"sha256": sha256(PAYLOAD), "size": len(PAYLOAD), "url": url}}
 
     (tmp_path / "zoo.pyth").unlink()
     F.download(file, tmp_path, log=quiet)  # same bytes: verified against the record
@@ -215,6 +215,73 @@ def test_lock_path_given_by_the_caller(server, tmp_path):
         F.download(F.File("zoo.pyth", (url,)), tmp_path / "dest", lock=lock, log=quiet)
     assert json.loads(lock.read_text())["zoo.pyth"]["sha256"] == sha256(PAYLOAD)
     assert not (tmp_path / "dest" / F.LOCK_NAME).exists()
+
+
+def test_first_use_warning_is_given_once(server, tmp_path, capsys):
+    url = serve(server, "zoo.pyth", PAYLOAD)
+    item = F.Item("zoo", base="checkpoints", files=(F.File("zoo.pyth", (url,)),))
+    with pytest.warns(UserWarning, match="recorded sha256") as warned:
+        assert F.main(["zoo", "--checkpoints", str(tmp_path / "ck")], catalogue={"zoo": item}) == 0
+    console = capsys.readouterr()
+    assert len(warned) == 1 and "recorded sha256" not in console.out + console.err
+    messages = []  # a log of its own (the workflow's log file) gets it as well, once
+    with pytest.warns(UserWarning, match="recorded sha256"):
+        F.download(F.File("zoo.pyth", (url,)), tmp_path / "other", log=messages.append)
+    assert sum("recorded sha256" in m for m in messages) == 1
+
+
+def recorded_file(tmp_path, name="zoo.pyth", data=PAYLOAD) -> Path:
+    """A local file <tmp>/checkpoints/<name>, recorded in that folder's .fetch-lock.json as a
+    first fetch records it."""
+    dest = tmp_path / "checkpoints"
+    path = dest / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    url = f"https://example.org/{name}"
+    with pytest.warns(UserWarning, match="recorded sha256"):
+        F._record(F.File(name, (url,)), path, dest / F.LOCK_NAME, url, quiet)
+    return path
+
+
+def test_a_fetched_file_is_checked_against_its_record(tmp_path):
+    path = recorded_file(tmp_path)
+    assert F.check_fetched(path) is True
+    path.write_bytes(b"another checkpoint copied over it")
+    with pytest.raises(F.ChecksumMismatch) as err:
+        F.check_fetched(path)
+    message = str(err.value)
+    assert str(path) in message and f"33 bytes, not the {len(PAYLOAD)} recorded" in message
+    assert "Fix: remove" in message and "remove the entry 'zoo.pyth'" in message
+    path.write_bytes(PAYLOAD[::-1])  # same size, other bytes
+    with pytest.raises(F.ChecksumMismatch, match=f"sha256 {sha256(PAYLOAD[::-1])}, not"):
+        F.check_fetched(path)
+
+
+def test_a_file_in_a_subfolder_and_a_file_without_record(tmp_path):
+    weights = recorded_file(tmp_path, "timesformer-base-finetuned-k400/pytorch_model.bin")
+    assert F.check_fetched(weights) is True
+    weights.write_bytes(b"x")
+    with pytest.raises(F.ChecksumMismatch, match="'timesformer-base-finetuned-k400/pytorch_"):
+        F.check_fetched(weights)
+    (tmp_path / "checkpoints" / "mine.pyth").write_bytes(b"placed by hand, never fetched")
+    assert F.check_fetched(tmp_path / "checkpoints" / "mine.pyth") is False
+    assert F.check_fetched(tmp_path / "elsewhere.pyth") is False
+
+
+def test_loading_a_replaced_checkpoint_names_the_file(tmp_path):
+    import torch
+
+    from vmp.models import create_model, load_pretrained
+
+    model = create_model("c2d_tiny", 5)
+    path = tmp_path / "checkpoints" / "C2D_8x8_R50.pyth"
+    path.parent.mkdir()
+    torch.save({"model_state": model.backbone.state_dict()}, path)
+    recorded_file(tmp_path, "C2D_8x8_R50.pyth", path.read_bytes())
+    load_pretrained(create_model("c2d_tiny", 5), path)  # as recorded: loads
+    torch.save({"model_state": create_model("c2d_tiny", 5).backbone.state_dict()}, path)
+    with pytest.raises(F.ChecksumMismatch, match="C2D_8x8_R50.pyth is not the file vmp.fetch"):
+        load_pretrained(create_model("c2d_tiny", 5), path)
 
 
 # --- extraction ---------------------------------------------------------------------------------

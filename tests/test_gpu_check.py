@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from vmp.models import list_models
 
@@ -47,4 +48,33 @@ def test_gpu_check_dry_run_prints_every_part():
         "timesformer_tiny",
     ]
     assert all(float(r[3]) > 0 and float(r[4]) > 0 and r[5].endswith("%") for r in rows)
-    assert "smoke DAG with accelerator gpu planned" in out
+    assert "smoke DAG with accelerator gpu, 16-mixed, planned" in out
+    assert "== 2. training step per backbone (16-mixed on CUDA) ==" in out
+
+
+def test_gpu_check_runs_the_paper_profiles_precision():
+    import gpu_check
+    import yaml
+
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    assert gpu_check.PAPER_PRECISION == paper["resources"]["precision"] == "16-mixed"
+    assert gpu_check.AUTOCAST_DTYPES["16-mixed"] == torch.float16
+    assert gpu_check.grad_scaler("cuda", "16-mixed").is_enabled() == torch.cuda.is_available()
+    assert not gpu_check.grad_scaler("cuda", "bf16-mixed").is_enabled()
+    assert not gpu_check.grad_scaler("cpu", "16-mixed").is_enabled()
+
+
+def test_gpu_check_step_on_cpu_updates_the_model():
+    """The step the GPU check times (autocast and GradScaler are off on the CPU)."""
+    import gpu_check
+
+    from vmp.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("x3d_tiny", 3, prompt="vmp")
+    before = model.prompt_layers["video"].m.item()
+    step = gpu_check.training_step(
+        model, torch.rand(2, 3, 9, 32, 32), torch.tensor([0, 2]), "cpu", "16-mixed"
+    )
+    step()
+    assert model.prompt_layers["video"].m.item() != before

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 import torch
-from helpers import assert_near_float64_truth, prompt_clip_and_grads
+from helpers import assert_near_float64_truth, prompt_clip_and_grads, prompt_outputs_and_grads
 from torch.func import functional_call
 
 import vmp.layer.prompt as prompt_module
@@ -30,6 +30,23 @@ def make_layer(implementation: str = "fused", m: float = 0.3, n: float = -0.2, *
 
 def rand_clip(b=2, t1=4, h=5, w=6, dtype=torch.float32, seed=0):
     return torch.rand(b, 3, t1, h, w, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+# The autograd node of the attention names the path that computed it.
+GRAD_FNS = {
+    "fused": "_FusedPromptBackward",
+    "native": "_NativePromptBackward",
+    "compiled": "CompiledFunctionBackward",
+}
+
+
+def assert_path(implementation: str, out: PromptOutput) -> None:
+    """``out`` came from ``implementation`` (float32 sigmoid: "native" did not fall back)."""
+    name = type(out.attention.grad_fn).__name__
+    if implementation in GRAD_FNS:
+        assert name == GRAD_FNS[implementation], f"{implementation} ran {name}"
+    else:
+        assert name not in GRAD_FNS.values(), f"{implementation} ran {name}"
 
 
 # --- a(m), b(n) and initialisation ---------------------------------------------------------
@@ -124,6 +141,7 @@ def test_gate_starts_as_the_identity_and_learns(implementation):
     layer = make_layer(implementation, m=0.3, n=0.5, gate=True)  # a closed layer
     video = rand_clip()
     out = layer(video)
+    assert_path(implementation, out)
     assert torch.equal(out.prompts, video[:, :, 1:])  # exactly the frames at g = 0
     assert layer.static_gain()["static_gain"] == 1.0 and layer.static_gain()["state"] == "open"
     g_prompts = torch.rand_like(out.prompts)
@@ -162,6 +180,7 @@ def test_gate_value_is_clamped_with_straight_through_gradient():
 @pytest.mark.parametrize("implementation", IMPLS)
 def test_shapes_and_named_output(implementation):
     out = make_layer(implementation)(rand_clip(b=2, t1=5, h=4, w=3))
+    assert_path(implementation, out)
     assert isinstance(out, PromptOutput)
     assert out.prompts.shape == (2, 3, 4, 4, 3) and out.attention.shape == (2, 4, 4, 3)
     prompts, attention = out
@@ -173,6 +192,7 @@ def test_still_clip_gives_constant_attention(implementation):
     layer = make_layer(implementation, m=0.7, n=0.4)
     frame = torch.rand(2, 3, 1, 4, 4)
     out = layer(frame.expand(2, 3, 3, 4, 4).contiguous())
+    assert_path(implementation, out)
     a, b = 5 / (0.45 * math.tanh(0.7) + 0.1), 0.6 * math.tanh(0.4)
     expected = 1 / (1 + math.exp(a * b))  # sigmoid(-a b)
     torch.testing.assert_close(out.attention, torch.full((2, 2, 4, 4), expected))
@@ -187,6 +207,7 @@ def test_one_pixel_hand_example(implementation):
     # G1 = 0.0598 + 0.2348 + 0.0684 = 0.363; G2 = 0.1495 + 0.0587 + 0.1026 = 0.3108;
     # D = -0.0522; A = sigmoid(15.384615 * (-0.3522)) = sigmoid(-5.418462) = 1 / (1 + 225.536) = 0.0044144.
     out = layer(video)
+    assert_path(implementation, out)
     assert out.attention.item() == pytest.approx(0.0044144, abs=2e-7)
     expected = 0.0044144 * torch.tensor([0.5, 0.1, 0.9])
     torch.testing.assert_close(out.prompts.flatten(), expected, atol=2e-7, rtol=0)
@@ -206,6 +227,7 @@ def test_released_code_mode_matches_its_formula(implementation):
     raw = rand_clip()
     normed = (raw - 0.45) / 0.225
     out = layer(normed)
+    assert_path(implementation, out)
     # Direct re-derivation: un-normalise, BGR-ordered weights on RGB data, multiply normed.
     unnorm = normed * 0.225 + 0.45
     gray = 0.114 * unnorm[:, 0] + 0.587 * unnorm[:, 1] + 0.299 * unnorm[:, 2]
@@ -269,7 +291,19 @@ def test_fused_matches_float64_reference(power_norm, normalized, loss_on):
     assert_near_float64_truth(fused, *inputs, loss_on=loss_on)
 
 
+# The "compiled" tests test torch.compile: the fallback's warning fails them.
+NO_FALLBACK = pytest.mark.filterwarnings("error:MotionPromptLayer.*falls back:RuntimeWarning")
+
+
+def assert_ran_compiled(layer: MotionPromptLayer, video: torch.Tensor) -> None:
+    """The layer's output comes from the compiled graph (its autograd node), not "fused"."""
+    out = layer(video)
+    assert not layer._build_failed
+    assert type(out.prompts.grad_fn).__name__ == "CompiledFunctionBackward", out.prompts.grad_fn
+
+
 @pytest.mark.slow  # the first torch.compile in a process takes about 15 s here
+@NO_FALLBACK
 @pytest.mark.parametrize("power_norm", POWER_NORMS)
 @pytest.mark.parametrize("normalized", [False, True])
 def test_compiled_matches_float64_reference(power_norm, normalized):
@@ -279,11 +313,15 @@ def test_compiled_matches_float64_reference(power_norm, normalized):
     inputs = prompt_clip_and_grads(normalized=normalized)
     for video_grad in (True, False):
         assert_near_float64_truth(compiled, *inputs, video_grad=video_grad)
+    assert_ran_compiled(compiled, inputs[0])
 
 
 @pytest.mark.slow
+@NO_FALLBACK
 def test_gradcheck_compiled():
-    assert gradcheck_video_m_n(make_layer("compiled"))
+    layer = make_layer("compiled")
+    assert gradcheck_video_m_n(layer)
+    assert_ran_compiled(layer, rand_clip(dtype=torch.float64))
 
 
 def test_compiled_falls_back_to_fused_with_warning(monkeypatch):
@@ -291,12 +329,15 @@ def test_compiled_falls_back_to_fused_with_warning(monkeypatch):
 
     def broken_compiled(*args):
         calls.append(args)
-        raise RuntimeError("no C++ compiler found")
+        raise torch._inductor.exc.InvalidCxxCompiler()  # as inductor raises it without g++
 
     monkeypatch.setattr(prompt_module, "_compiled_prompt_maps", lambda: broken_compiled)
     layer, fused = make_layer("compiled"), make_layer("fused")
     video = rand_clip()
-    with pytest.warns(RuntimeWarning, match="torch.compile failed .*no C\\+\\+ compiler.*'fused'"):
+    with pytest.warns(
+        RuntimeWarning,
+        match="torch.compile failed .*InvalidCxxCompiler: No working C\\+\\+.*'fused'",
+    ):
         out = layer(video)
     torch.testing.assert_close(out.attention, fused(video).attention, rtol=0, atol=0)
     torch.testing.assert_close(out.prompts, fused(video).prompts, rtol=0, atol=0)
@@ -304,6 +345,106 @@ def test_compiled_falls_back_to_fused_with_warning(monkeypatch):
         warnings.simplefilter("error")  # warns once, then stays on the fallback
         layer(video)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("Expected all tensors to be on the same device"),
+    ],
+)
+def test_compiled_lets_other_errors_through(monkeypatch, error):
+    def failing(*args):
+        raise error
+
+    monkeypatch.setattr(prompt_module, "_compiled_prompt_maps", lambda: failing)
+    layer = make_layer("compiled")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning
+        with pytest.raises(type(error), match=str(error).split(".")[0]):
+            layer(rand_clip())
+    assert not layer._build_failed  # still compiled next time
+
+
+def test_compiled_lets_an_oom_during_compilation_through(monkeypatch):
+    """Inductor wraps what its autotuning raises; an out-of-memory inside is still one."""
+
+    def failing(*args):
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory while benchmarking a kernel")
+        except torch.OutOfMemoryError as oom:
+            raise torch._dynamo.exc.BackendCompilerFailed(failing, oom, None) from oom
+
+    monkeypatch.setattr(prompt_module, "_compiled_prompt_maps", lambda: failing)
+    with pytest.raises(torch._dynamo.exc.BackendCompilerFailed, match="out of memory"):
+        make_layer("compiled")(rand_clip())
+
+
+def test_compile_errors_are_the_installed_torch_types():
+    errors = prompt_module.compile_errors()
+    assert torch._dynamo.exc.BackendCompilerFailed in errors or any(
+        issubclass(torch._dynamo.exc.BackendCompilerFailed, e) for e in errors
+    )
+    for name in ("BackendCompilerFailed", "TorchRuntimeError", "Unsupported"):
+        assert issubclass(getattr(torch._dynamo.exc, name), errors), name
+    assert issubclass(torch._inductor.exc.CppCompileError, errors)
+    assert not issubclass(torch.OutOfMemoryError, errors)
+    assert not any(e in (Exception, RuntimeError) for e in errors)
+
+
+# --- half-precision clips ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("implementation", ["eager", "fused", "native"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_clip_keeps_scalars_and_differences_float32(implementation, dtype):
+    """A bf16-true / 16-true clip: the outputs are in its dtype, but a(m), b(n), the differences
+    and the sigmoid's argument are float32, so only the outputs' own rounding remains."""
+    layer = make_layer(implementation, m=0.3, n=-0.2)
+    inputs = prompt_clip_and_grads(shape=(2, 3, 5, 16, 16))
+    video, g_prompts, g_attention = (t.to(dtype) for t in inputs)
+    got = prompt_outputs_and_grads(layer, video, g_prompts, g_attention)
+    truth = prompt_outputs_and_grads(
+        make_layer("eager", m=0.3, n=-0.2).double(),
+        *(t.double() for t in (video, g_prompts, g_attention)),
+    )
+    assert got["prompts"].dtype == dtype and got["attention"].dtype == dtype
+    assert got["video grad"].dtype == dtype and got["m grad"].dtype == torch.float32
+    eps = torch.finfo(dtype).eps  # 2^-7 (bf16), 2^-10 (fp16): one rounding of the output
+    for name in ("prompts", "attention"):
+        error = (got[name].double() - truth[name]).abs().max().item()
+        assert error <= eps * max(truth[name].abs().max().item(), 1e-3), (name, error)
+    # the parameters' gradients are float32 sums of bf16 upstream gradients times float32 maps
+    for name in ("m grad", "n grad"):
+        torch.testing.assert_close(got[name].double(), truth[name], rtol=4 * eps, atol=0)
+    scale = truth["video grad"].abs().max().item()
+    error = (got["video grad"].double() - truth["video grad"]).abs().max().item()
+    assert error <= 2 * eps * scale, error
+
+
+def test_bf16_clip_does_not_quantise_the_shift():
+    """In bf16, b(n) = 0.5017 would be 0.5 (steps of 2^-8 above 0.5): a pixel with D = 0.5
+    would get attention 0.5 instead of sigmoid(50 (0.5 - 0.5017)) = 0.479 at a = 50."""
+    layer = make_layer("fused", m=0.0, n=math.atanh(0.5017 / 0.6))  # a = 50, b = 0.5017
+    video = torch.zeros(1, 3, 2, 1, 1)
+    video[0, :, 1] = 0.5  # exact in bf16; D = 0.5 (the weights sum to 1)
+    truth = 1 / (1 + math.exp(-50 * (0.5 - 0.5017)))
+    got = layer(video.to(torch.bfloat16)).attention.float().item()
+    assert got == pytest.approx(truth, abs=2**-9)  # the bf16 output's own rounding
+    assert abs(truth - 0.5) > 0.02
+
+
+def test_half_conversion_keeps_the_parameters_float32():
+    layer = MotionPromptLayer(gate=True).to(torch.bfloat16)
+    assert {p.dtype for p in layer.parameters()} == {torch.float32}
+    assert layer.half().m.dtype == torch.float32 and layer.double().m.dtype == torch.float64
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # as Lightning's "bf16-true" builds the model
+    try:
+        assert MotionPromptLayer().m.dtype == torch.float32
+    finally:
+        torch.set_default_dtype(default)
 
 
 def test_fused_parameters_only_gradients():

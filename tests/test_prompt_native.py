@@ -1,5 +1,6 @@
 """Tests of the C++ CPU kernel of the prompt layer (implementation="native", vmp/layer/native.py)."""
 
+import collections
 import warnings
 
 import pytest
@@ -23,6 +24,26 @@ def kernel():
     return vmp.layer.native.prompt_kernel()  # builds on first use (about 25 s), then cached
 
 
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Counts the layer's calls of the C++ kernel: a "native" test whose layer never reached it
+    (it fell back to "fused", or dispatch skipped it) fails on the count."""
+    calls = collections.Counter()
+    build = vmp.layer.native.prompt_kernel  # the kernel is built only when the layer calls it
+
+    class Counted:
+        def forward(self, *args):
+            calls["forward"] += 1
+            return build().forward(*args)
+
+        def backward(self, *args):
+            calls["backward"] += 1
+            return build().backward(*args)
+
+    monkeypatch.setattr(vmp.layer.native, "prompt_kernel", Counted)
+    return calls
+
+
 def native_layer(normalized=False, seed=0):
     torch.manual_seed(seed)
     return MotionPromptLayer(implementation="native", input_normalized=normalized)
@@ -32,21 +53,31 @@ def native_layer(normalized=False, seed=0):
 @pytest.mark.parametrize("normalized", [False, True])
 @pytest.mark.parametrize("loss_on", ["both", "prompts", "attention"])
 @pytest.mark.parametrize("video_grad", [True, False])
-def test_native_matches_float64_reference(normalized, loss_on, video_grad):
+def test_native_matches_float64_reference(normalized, loss_on, video_grad, kernel_calls):
     inputs = prompt_clip_and_grads(CLIP_SHAPE, normalized)
     assert_near_float64_truth(
         native_layer(normalized), *inputs, loss_on=loss_on, video_grad=video_grad
     )
+    assert kernel_calls == {"forward": 1, "backward": 1}
 
 
 @pytest.mark.usefixtures("kernel")
-def test_native_two_frames_and_single_pixel():
+def test_native_two_frames_and_single_pixel(kernel_calls):
     inputs = prompt_clip_and_grads((1, 3, 2, 1, 1))
     assert_near_float64_truth(native_layer(seed=3), *inputs)
+    assert kernel_calls == {"forward": 1, "backward": 1}
 
 
 @pytest.mark.usefixtures("kernel")
-def test_native_results_do_not_depend_on_thread_count():
+def test_native_autograd_node_is_the_kernels(kernel_calls):
+    out = native_layer()(prompt_clip_and_grads((1, 3, 3, 4, 4))[0])
+    assert type(out.prompts.grad_fn).__name__ == "_NativePromptBackward"
+    assert type(out.attention.grad_fn).__name__ == "_NativePromptBackward"
+    assert kernel_calls == {"forward": 1}
+
+
+@pytest.mark.usefixtures("kernel")
+def test_native_results_do_not_depend_on_thread_count(kernel_calls):
     native = native_layer()
     inputs = prompt_clip_and_grads((4, 3, 6, 40, 40))
     threads = torch.get_num_threads()
@@ -59,10 +90,11 @@ def test_native_results_do_not_depend_on_thread_count():
         torch.set_num_threads(threads)
     for name, value in results[0].items():
         assert torch.equal(results[1][name], value), name
+    assert kernel_calls == {"forward": 2, "backward": 2}
 
 
 @pytest.mark.usefixtures("kernel")
-def test_native_saves_nothing_per_pixel():
+def test_native_saves_nothing_per_pixel(kernel_calls):
     video = prompt_clip_and_grads(CLIP_SHAPE)[0].requires_grad_()
     saved = []
 
@@ -74,19 +106,21 @@ def test_native_saves_nothing_per_pixel():
         native_layer()(video)
     ptr = video.untyped_storage().data_ptr()
     assert [t for t in saved if t.dim() > 0 and t.untyped_storage().data_ptr() != ptr] == []
+    assert kernel_calls == {"forward": 1}
 
 
 @pytest.mark.usefixtures("kernel")
-def test_native_propagates_nan_like_eager():
+def test_native_propagates_nan_like_eager(kernel_calls):
     eager, native = twin_layers("eager", "native")
     video = prompt_clip_and_grads((1, 3, 4, 5, 6))[0]
     video[0, 1, 2, 3, 4] = float("nan")  # reaches D_1 and D_2 at that pixel
     want, got = eager(video).attention, native(video).attention
     assert torch.equal(got.isnan(), want.isnan()) and int(want.isnan().sum()) == 2
+    assert kernel_calls == {"forward": 1}
 
 
 @pytest.mark.parametrize("case", ["float64", "asinhe"])
-def test_native_outside_its_scope_runs_fused(case):
+def test_native_outside_its_scope_runs_fused(case, kernel_calls):
     kw = {"power_norm": "asinhe"} if case == "asinhe" else {}
     fused, native = twin_layers("fused", "native", **kw)
     inputs = prompt_clip_and_grads()
@@ -98,10 +132,11 @@ def test_native_outside_its_scope_runs_fused(case):
         got = prompt_outputs_and_grads(native, *inputs)
     for name, value in prompt_outputs_and_grads(fused, *inputs).items():
         assert torch.equal(got[name], value), name
+    assert kernel_calls == {}
 
 
 @pytest.mark.usefixtures("kernel")
-def test_native_takes_non_contiguous_clips():
+def test_native_takes_non_contiguous_clips(kernel_calls):
     video, g_prompts, g_attention = prompt_clip_and_grads((2, 3, 4, 5, 6))
     transposed = video.transpose(3, 4).contiguous().transpose(3, 4)  # same values, other strides
     assert not transposed.is_contiguous()
@@ -110,6 +145,7 @@ def test_native_takes_non_contiguous_clips():
     want = prompt_outputs_and_grads(native, video, g_prompts, g_attention)
     for name, value in want.items():
         assert torch.equal(got[name], value), name
+    assert kernel_calls == {"forward": 2, "backward": 2}
 
 
 def test_native_build_failure_warns_once_and_falls_back(monkeypatch):

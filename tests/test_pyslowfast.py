@@ -1,5 +1,7 @@
 """PySlowFast checkpoints (stage/pathway names) load into the pytorchvideo C2D, I3D and SlowFast."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -101,3 +103,65 @@ def test_other_architectures_refuse_pyslowfast_names(tmp_path):
     path = _write_pyslowfast(create_model("c2d_tiny", 5), tmp_path / "c2d.pyth")
     with pytest.raises(ValueError, match=r"c2d\.pyth: PySlowFast checkpoints are read for the C2D"):
         load_pretrained(create_model("x3d_tiny", 5), path)
+
+
+# --- PySlowFast's own key names, written down independently of pyslowfast_names ---------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pyslowfast_keys"
+ZOO = {"SLOWFAST_8x8_R50": "slowfast_r50", "C2D_8x8_R50": "c2d_r50", "I3D_8x8_R50": "i3d_r50"}
+
+
+def pyslowfast_keys(checkpoint: str) -> dict[str, tuple[int, ...]]:
+    """{key: shape} of a PySlowFast model's state dict, from tests/fixtures/pyslowfast_keys
+    (transcribed from PySlowFast's model code by make_keys.py there, which imports no vmp)."""
+    keys = {}
+    for line in (FIXTURES / f"{checkpoint}.txt").read_text().splitlines():
+        name, shape = line.split()
+        keys[name] = () if shape == "-" else tuple(int(d) for d in shape.split("x"))
+    return keys
+
+
+@pytest.mark.parametrize("checkpoint", sorted(ZOO))
+def test_every_pyslowfast_key_maps_onto_our_model_with_its_shape(checkpoint):
+    theirs = pyslowfast_keys(checkpoint)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        backbone = create_model(ZOO[checkpoint], 400).backbone
+    state = backbone.state_dict()
+    names = pyslowfast_names(backbone)
+    assert len(set(names.values())) == len(names), "two of our keys share a PySlowFast name"
+    assert sorted(set(names.values()) - set(theirs)) == [], "names PySlowFast does not have"
+    assert sorted(set(theirs) - set(names.values())) == [], "PySlowFast keys left unmapped"
+    assert sorted(set(state) - set(names)) == [], "our keys without a PySlowFast name"
+    wrong = [
+        f"{name}: ours {tuple(state[ours].shape)}, PySlowFast {theirs[name]}"
+        for ours, name in names.items()
+        if tuple(state[ours].shape) != theirs[name]
+    ]
+    assert wrong == []
+    # Both models register their modules in the order the data flows through them, so the map
+    # pairs the k-th key of each: a map swapping two keys of one shape (a_bn, b_bn) fails here.
+    assert [names[ours] for ours in state] == list(theirs)
+
+
+def test_fixture_writer_reproduces_the_fixtures():
+    """The .txt files are make_keys.py's output (no hand edits drifted from the transcription)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_keys", FIXTURES / "make_keys.py")
+    make_keys = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_keys)
+    for checkpoint, build in make_keys.MODELS.items():
+        assert {k: s for k, s in build()} == pyslowfast_keys(checkpoint), checkpoint
+    assert set(make_keys.MODELS) == set(ZOO)
+
+
+def test_a_checkpoint_without_batchnorm_step_counters_loads(tmp_path):
+    """Checkpoints converted from Caffe2 have no num_batches_tracked (nothing reads it)."""
+    torch.manual_seed(0)
+    source = create_model("slowfast_tiny", 5).eval()
+    counters = [n for n in pyslowfast_names(source.backbone).values() if "num_batches" in n]
+    path = _write_pyslowfast(source, tmp_path / "caffe2.pyth", drop=counters)
+    model = create_model("slowfast_tiny", 5)
+    load_pretrained(model, path)
+    clip = torch.rand(1, 3, 9, 32, 32)
+    torch.testing.assert_close(model.eval()(clip).logits, source(clip).logits, rtol=0, atol=0)

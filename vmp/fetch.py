@@ -236,13 +236,51 @@ def _expected(file: File, lock: Path) -> tuple[str, str] | None:
 
 def _record(file: File, path: Path, lock: Path, url: str, log: Callable[[str], None]) -> None:
     sha = file_digest(path)
-    write_json(lock, read_lock(lock) | {file.name: {"sha256": sha, "url": url}})
+    entry = {"sha256": sha, "size": path.stat().st_size, "url": url}
+    write_json(lock, read_lock(lock) | {file.name: entry})
     message = (
         f"{file.name}: no checksum is pinned for {url}; recorded sha256 {sha} in {lock} on first "
         "use. Later fetches verify against it; compare it with a trusted copy if you can."
     )
     warnings.warn(message, stacklevel=2)
-    log(f"warning: {message}")
+    if log is not print:  # on the console the warning above is already the one message
+        log(f"warning: {message}")
+
+
+def check_fetched(path: str | Path, levels: int = 3) -> bool:
+    """Compare a file that vmp.fetch placed with its first-use record; False when it has none.
+
+    The record is the entry of ``path`` (relative to the lock's folder) in the
+    ``.fetch-lock.json`` of its folder or of one of the ``levels`` folders above. A file replaced
+    by hand after the fetch (another checkpoint copied over it) is caught here, before it is
+    loaded: its size, then its sha256, must be the recorded ones.
+
+    Raises:
+        ChecksumMismatch: naming the file, the lock and both digests, and the two ways out.
+    """
+    path = Path(path).absolute()
+    for folder in list(path.parents)[:levels]:
+        lock = folder / LOCK_NAME
+        if not lock.is_file():
+            continue
+        name = path.relative_to(folder).as_posix()
+        entry = read_lock(lock).get(name)
+        if entry is None:
+            continue
+        size = path.stat().st_size
+        if "size" in entry and size != entry["size"]:
+            found = f"{size} bytes, not the {entry['size']} recorded"
+        elif (actual := file_digest(path)) != entry["sha256"]:
+            found = f"sha256 {actual}, not {entry['sha256']} as recorded"
+        else:
+            return True
+        raise ChecksumMismatch(
+            f"{path} is not the file vmp.fetch downloaded from {entry.get('url', '?')}: it has "
+            f"{found} in {lock} (entry {name!r}). Fix: remove {path} and fetch it again "
+            "(`python -m vmp.fetch ...` or the workflow with `fetch: true`), or, if you replaced "
+            f"it on purpose, remove the entry {name!r} from {lock}."
+        )
+    return False
 
 
 def _verify(path: Path, file: File, lock: Path) -> bool:

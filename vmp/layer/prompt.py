@@ -166,10 +166,22 @@ def _check_video(video: Tensor) -> None:
         )
 
 
+def compute_dtype(video: Tensor) -> torch.dtype:
+    """The dtype the layer computes in: the clip's, but at least float32.
+
+    A float16 or bfloat16 clip (``precision="bf16-true"``) would quantise the frame differences
+    and the shift b(n) to about 1/256 of their range, a step the sigmoid's slope of up to 50
+    turns into jumps of the attention; so m, n, a(m), b(n), the differences and the sigmoid's
+    argument stay float32, and only the outputs take the clip's dtype.
+    """
+    return torch.promote_types(video.dtype, torch.float32)
+
+
 def _frame_differences(video: Tensor, weights: tuple[float, float, float], scale: float) -> Tensor:
-    """Grayscale frame differences ``D`` (B, T, H, W), times ``scale`` (std when normalised)."""
+    """Grayscale frame differences ``D`` (B, T, H, W) in ``compute_dtype(video)``, times ``scale``
+    (std when normalised)."""
     # Three multiply-adds over channel slices are much faster on CPU than einsum/tensordot.
-    gray = video[:, 0] * weights[0]
+    gray = video[:, 0].to(compute_dtype(video)) * weights[0]
     gray = gray.add_(video[:, 1], alpha=weights[1]).add_(video[:, 2], alpha=weights[2])
     diff = gray[:, 1:] - gray[:, :-1]
     return diff.mul_(scale) if scale != 1.0 else diff
@@ -182,18 +194,55 @@ def _prompt_maps(
     name: str,
     *scalars: Tensor,
 ) -> tuple[Tensor, Tensor]:
-    """Prompts and attention with plain autograd ops (the "eager" reference)."""
+    """Prompts and attention with plain autograd ops (the "eager" reference), computed in
+    ``compute_dtype(video)`` and returned in the clip's dtype."""
     attention = _attention(name, _frame_differences(video, weights, scale), scalars)
-    return attention.unsqueeze(1) * video[:, :, 1:], attention
+    prompts = attention.unsqueeze(1) * video[:, :, 1:]
+    return prompts.to(video.dtype), attention.to(video.dtype)
 
 
 _RECOMPILE_LIMIT = 64
+_HALF = (torch.float16, torch.bfloat16)
 
 
 @functools.cache
 def _compiled_prompt_maps() -> Callable[..., tuple[Tensor, Tensor]]:
     """``torch.compile`` of ``_prompt_maps``, created on first use (compiles on first call)."""
     return torch.compile(_prompt_maps)
+
+
+@functools.cache
+def compile_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of a failed ``torch.compile`` (Dynamo tracing, Inductor lowering or code
+    generation, no C++ compiler, no Triton), after which the layer falls back to "fused".
+
+    Everything else propagates: out-of-memory (``torch.OutOfMemoryError``), errors of the
+    compiled code while it runs, bad input.
+    """
+    import torch._dynamo.exc as dynamo_exc  # imported on first use: about 3 s
+    import torch._inductor.exc as inductor_exc
+
+    names = [
+        (dynamo_exc, "TorchDynamoException"),  # BackendCompilerFailed, InductorError, Unsupported,
+        (dynamo_exc, "TritonUnavailableError"),  # TorchRuntimeError, TritonMissing, ...
+        (inductor_exc, "CppCompileError"),
+        (inductor_exc, "InvalidCxxCompiler"),
+        (inductor_exc, "CppWrapperCodegenError"),
+        (inductor_exc, "OperatorIssue"),
+        (inductor_exc, "SubgraphLoweringException"),
+    ]
+    return tuple(getattr(module, name) for module, name in names if hasattr(module, name))
+
+
+def _caused_by_oom(err: BaseException | None) -> bool:
+    """Whether ``err`` or an exception it wraps (``__cause__``/``__context__``) is an OOM."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, torch.OutOfMemoryError):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 class _FusedPrompt(torch.autograd.Function):
@@ -221,9 +270,9 @@ class _FusedPrompt(torch.autograd.Function):
             attention = diff.sub_(shift).mul_(slope).sigmoid_()
         else:
             attention = _attention(name, diff, scalars)
-        prompts = attention.unsqueeze(1) * video[:, :, 1:]
+        prompts = (attention.unsqueeze(1) * video[:, :, 1:]).to(video.dtype)
         ctx.save_for_backward(video, *scalars)
-        return prompts, attention
+        return prompts, attention.to(video.dtype)
 
     @staticmethod
     def backward(
@@ -233,11 +282,12 @@ class _FusedPrompt(torch.autograd.Function):
     ) -> tuple[Tensor | None, ...]:
         video, *scalars = ctx.saved_tensors
         frames = video[:, :, 1:]
+        dtype = compute_dtype(video)  # the scalars' dtype; the clip's when float32 or float64
         # Gradient reaching the attention maps: directly and through Z_t = A_t * F_{t+1}.
-        g_att = g_attention
+        g_att = None if g_attention is None else g_attention.to(dtype)
         if g_prompts is not None:
             if g_att is None:
-                g_att = g_prompts[:, 0] * frames[:, 0]
+                g_att = g_prompts[:, 0].to(dtype) * frames[:, 0]
             else:
                 g_att = torch.addcmul(g_att, g_prompts[:, 0], frames[:, 0])
             g_att.addcmul_(g_prompts[:, 1], frames[:, 1]).addcmul_(g_prompts[:, 2], frames[:, 2])
@@ -280,7 +330,7 @@ class _FusedPrompt(torch.autograd.Function):
                 g_diff = g_diff.mul_(ctx.scale)
             # D_t = G_{t+1} - G_t, so dL/dG_t = g_diff_{t-1} - g_diff_t (zero outside 1..T).
             # dL/dG is built in channel 0 of the result, then scaled into the three channels.
-            g_video = torch.empty_like(video)
+            g_video = torch.empty_like(video, dtype=dtype)
             g_gray = g_video[:, 0]
             torch.neg(g_diff[:, 0], out=g_gray[:, 0])
             torch.sub(g_diff[:, :-1], g_diff[:, 1:], out=g_gray[:, 1:-1])
@@ -291,6 +341,7 @@ class _FusedPrompt(torch.autograd.Function):
             g_gray.mul_(ctx.weights[0])
             if g_prompts is not None:
                 g_video[:, :, 1:].addcmul_(g_prompts, attention.unsqueeze(1))
+            g_video = g_video.to(video.dtype)
         return (g_video, None, None, None, *g_scalars)
 
 
@@ -372,7 +423,12 @@ class MotionPromptLayer(nn.Module):
             one pass forward and one backward, built on first use, see ``vmp.layer.native``; it
             covers the sigmoid power norm on float32 CPU clips and runs "fused" otherwise).
             If compilation or the kernel build fails, e.g. without a C++ compiler, the layer
-            warns once and falls back to "fused".
+            warns once and falls back to "fused" (only compilation errors, ``compile_errors()``:
+            running out of memory and other errors propagate).
+
+    Half-precision clips (``precision="bf16-true"``) give outputs in their dtype, computed in
+    float32 (``compute_dtype``); m, n, eta and the gate stay float32 parameters also through
+    ``.half()`` / ``.to(torch.bfloat16)``.
 
     The alternative power norms learn ``eta > 0`` through its logarithm (``log_eta``); their
     layers have no ``m``, ``n``, ``slope`` or ``shift``. Use ``pn_parameters()`` for logging.
@@ -420,13 +476,17 @@ class MotionPromptLayer(nn.Module):
         self.implementation = implementation
         self.init = init
         self._build_failed = False
+        # float32 also under a half-precision default dtype (Lightning's "bf16-true" init).
+        scalar = functools.partial(
+            torch.zeros, (), dtype=torch.promote_types(torch.get_default_dtype(), torch.float32)
+        )
         if power_norm == "sigmoid":
-            self.m = nn.Parameter(torch.empty(()))
-            self.n = nn.Parameter(torch.empty(()))
+            self.m = nn.Parameter(scalar())
+            self.n = nn.Parameter(scalar())
         else:
             # eta > 0 is kept positive by learning its logarithm.
-            self.log_eta = nn.Parameter(torch.empty(()))
-        self.gate = nn.Parameter(torch.zeros(())) if gate else None
+            self.log_eta = nn.Parameter(scalar())
+        self.gate = nn.Parameter(scalar()) if gate else None
         self.reset_parameters()
 
     @torch.no_grad()
@@ -506,7 +566,8 @@ class MotionPromptLayer(nn.Module):
         else ``f(0)``. ``state`` is "closed" (gain < ``CLOSED``), "open" (> ``OPEN``) or
         "between".
         """
-        zero = torch.zeros((), dtype=torch.float32)
+        device = (self.m if self.power_norm == "sigmoid" else self.log_eta).device
+        zero = torch.zeros((), dtype=torch.float32, device=device)
         scalars = tuple(s.detach().float() for s in self._scalars(zero))
         attention = float(_attention(self.power_norm, zero, scalars))
         gate = self.gate_value
@@ -514,13 +575,26 @@ class MotionPromptLayer(nn.Module):
         return {"static_attention": attention, "static_gain": gain, "state": layer_state(gain)}
 
     def _scalars(self, like: Tensor) -> tuple[Tensor, ...]:
+        """a(m), b(n) (or eta) in ``compute_dtype(like)``: float32 for a half-precision clip."""
+        dtype = compute_dtype(like)
         if self.power_norm == "sigmoid":
-            m, n = self.m.to(like.dtype), self.n.to(like.dtype)
+            m, n = self.m.to(dtype), self.n.to(dtype)
             return (
                 slope_fn(m, self.alpha, self.beta, self.eps),
                 shift_fn(n, self.gamma),
             )
-        return (self.log_eta.to(like.dtype).exp(),)
+        return (self.log_eta.to(dtype).exp(),)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> MotionPromptLayer:
+        # `.half()` or `.to(torch.bfloat16)` (Lightning's "bf16-true") would store m and n with
+        # 8 bits of mantissa, where an optimiser step of lr 1e-3 is lost: they stay float32.
+        super()._apply(fn, recurse)
+        for param in self._parameters.values():
+            if param is not None and param.dtype in _HALF:
+                param.data = param.data.float()
+                if param.grad is not None:
+                    param.grad = param.grad.float()
+        return self
 
     def forward(self, video: Tensor) -> PromptOutput:
         """Compute motion prompts.
@@ -543,7 +617,9 @@ class MotionPromptLayer(nn.Module):
                 # function; the default limit of 8 would silently run the rest uncompiled.
                 with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT):
                     return self._gated(video, *_compiled_prompt_maps()(*args))
-            except Exception as err:  # no C++ compiler / Triton, unsupported platform, ...
+            except compile_errors() as err:  # no C++ compiler / Triton, unsupported op, ...
+                if _caused_by_oom(err):  # out of memory while compiling (autotuning)
+                    raise
                 self._fall_back("torch.compile failed", err)
         if (
             self.implementation == "native"

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vmp.fetch import check_fetched
 from vmp.io import write_torch
 from vmp.models.backbones import TimeSformer
 from vmp.models.pyslowfast import from_pyslowfast, is_pyslowfast
@@ -117,10 +118,17 @@ def _rename_pyslowfast_timesformer(state: dict[str, Tensor]) -> dict[str, Tensor
 
 
 def read_state_dict(model: nn.Module, path: str | Path) -> dict[str, Tensor]:
-    """Read `path` and return its weights under `model`'s key names (`backbone.*`, ...)."""
+    """Read `path` and return its weights under `model`'s key names (`backbone.*`, ...).
+
+    A file (or a directory's file) that `vmp.fetch` recorded in a `.fetch-lock.json` must still
+    be the one recorded (`vmp.fetch.check_fetched`); else `vmp.fetch.ChecksumMismatch`.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"pretrained={path} does not exist")
+    for file in sorted(path.iterdir()) if path.is_dir() else [path]:
+        if file.is_file():
+            check_fetched(file)
     is_timesformer = isinstance(model.backbone, TimeSformer)
     if path.is_dir():
         if not is_timesformer:

@@ -114,7 +114,12 @@ def from_pyslowfast(
             f"pretrained={path}: PySlowFast checkpoints are read for the C2D, I3D and SlowFast "
             f"builders only ({err})"
         ) from None
-    missing = sorted(ours for ours, theirs in ours_to_theirs.items() if theirs not in state)
+    # BatchNorm's step counter is absent from checkpoints converted from Caffe2 (and unused).
+    missing = sorted(
+        ours
+        for ours, theirs in ours_to_theirs.items()
+        if theirs not in state and not theirs.endswith(".num_batches_tracked")
+    )
     unmatched = sorted(set(state) - set(ours_to_theirs.values()))
     if missing or unmatched:
         raise ValueError(
@@ -122,7 +127,7 @@ def from_pyslowfast(
             f"checkpoint keys without a place: {_first(unmatched)}; model keys not in the "
             f"checkpoint: {_first([ours_to_theirs[k] for k in missing])}"
         )
-    return {ours: state[theirs] for ours, theirs in ours_to_theirs.items()}
+    return {ours: state[theirs] for ours, theirs in ours_to_theirs.items() if theirs in state}
 
 
 def _first(keys: list[str], limit: int = 5) -> str:
