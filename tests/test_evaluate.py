@@ -117,6 +117,7 @@ def test_evaluate_reproduces_the_recorded_top1_and_writes_beside_the_run(trained
     assert "2x1 views" in printed and f"top1 {metrics['top1']:.2f}" in printed
     result = json.loads((out / "eval" / "views~2x1" / "metrics.json").read_text())
     assert result["top1"] == pytest.approx(metrics["top1"])
+    assert result["precision"] == metrics["execution"]["precision"] == "32-true"  # the run's
     assert result["mean_average_precision"] == pytest.approx(metrics["mean_average_precision"])
     assert (out / "metrics.json").read_bytes() == record  # the run's record is untouched
 
@@ -155,3 +156,49 @@ def test_confusion_figure_counts_every_seed_video(trained, tmp_path):
     assert f"2 runs, 16 test videos, top-1 {metrics['top1']:.1f}" in figure.axes[0].get_title()
     (png,) = save_figure(figure, tmp_path / "confusion", formats=("png",))
     assert png.read_bytes().startswith(b"\x89PNG") and not (tmp_path / "confusion.pdf").exists()
+
+
+def test_every_pass_after_training_runs_in_the_run_precision(trained):
+    """predict (validation, test, vmp.evaluate) and precise BN run under the run's autocast; in
+    32-true, as before, under none, and the recorded top-1 is what the run's model scores."""
+    from vmp.data.clips import ClipDataset, ClipSpec, make_loader
+    from vmp.training.fit import evaluate as evaluate_loader
+    from vmp.training.fit import precision_context, predict, recompute_batchnorm
+    from vmp.training.record import load_model
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.head = torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2)
+
+        def forward(self, video):
+            seen.append(torch.is_autocast_enabled("cpu"))
+            pooled = self.norm(video.float().mean((2, 3, 4)))
+            return type("Out", (), {"logits": self.head(pooled)})
+
+    batches = [
+        {
+            "video": torch.rand(2, 3, 2, 4, 4),
+            "label": torch.tensor([0, 1]),
+            "video_index": torch.tensor([0, 1]),
+        }
+    ]
+    for precision, autocast in (("32-true", False), ("bf16-mixed", True), ("16-mixed", True)):
+        seen.clear()
+        probs, _, _ = predict(Probe(), batches, precision=precision)
+        recompute_batchnorm(Probe(), batches, precision=precision)
+        assert seen == [autocast, autocast] and probs.dtype == torch.float32
+    with precision_context("bf16-mixed", "cpu"):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    # the run's own model, test set and precision: its recorded top-1
+    out, metrics = trained
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    test = load_splits("synthmotion", settings["data_root"], "1")["test"]
+    spec = ClipSpec.from_config(settings["clip"])
+    loader = make_loader(
+        ClipDataset(test, spec, train=False), batch_size=4, shuffle=False, num_workers=0, seed=0
+    )
+    scored = evaluate_loader(load_model(out), loader, precision=metrics["execution"]["precision"])
+    assert scored["top1"] == metrics["top1"]

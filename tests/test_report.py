@@ -328,3 +328,51 @@ def test_quiet_known_warnings_silences_only_known_noise():
         logger.removeHandler(handler)
         logger.setLevel(level)
     assert seen == ["Restored all states from the checkpoint at last.ckpt"]
+
+
+def test_a_row_whose_runs_ran_differently_is_marked(results_tree, tmp_path):
+    """The runs' execution records per Table 1 row; a row whose runs differ in precision is
+    marked, uncommitted changes are counted but mark nothing, a run without a record differs."""
+    cpu = {
+        "accelerator": "cpu",
+        "precision": "32-true",
+        "devices": 1,
+        "num_workers": 0,
+        "deterministic": True,
+        "sync_bn": False,
+        "torch": "2.5.1",
+        "cuda": None,
+        "cudnn": None,
+        "gpu": None,
+        "commit": "0123456789abcdef0123456789abcdef01234567",
+        "dirty": False,
+    }
+    runs = []
+    for variant, seed, execution in (
+        ("baseline", 0, cpu),
+        ("baseline", 1, cpu | {"dirty": True}),
+        ("vmp", 0, cpu),
+        ("vmp", 1, cpu | {"precision": "16-mixed"}),
+        ("vmp_gate", 0, cpu),
+        ("vmp_gate", 1, None),  # made before runs kept the record
+    ):
+        path = _metrics(tmp_path / f"runs/{variant}/seed~{seed}/metrics.json", 2.5, seed, 50.0)
+        record = json.loads(path.read_text())
+        record["settings"]["variant"] = variant
+        if execution is not None:
+            record["execution"] = execution
+        path.write_text(json.dumps(record))
+        runs.append(path)
+    page = _Page()
+    page.feed(build_report(**results_tree | {"runs": runs}).read_text())
+    assert page.sections[:3] == ["run", "table1", "execution"]
+    same = ["cpu", "1", "0", "True", "False", "2.5.1", "—", "—", "—", "0123456789"]
+    key = ["synth_gym", "1", "x3d_tiny"]
+    assert [*key, "baseline", "2", "cpu", "32-true", *same[1:], "1 of 2"] in page.rows
+    assert [*key, "vmp", "2", "cpu", "16-mixed / 32-true", *same[1:], "precision"] in page.rows
+    gate = next(row for row in page.rows if row[:4] == [*key, "vmp_gate"])
+    differs = "accelerator, precision, devices, num_workers, deterministic, sync_bn, torch, commit"
+    assert gate[-1] == f"{differs}, recorded"  # cuda, cudnn, gpu: None (—) in both
+    text = (results_tree["out_dir"] / "index.html").read_text()
+    assert "2 of 3 rows mix runs that ran differently" in text
+    assert "<td class=differs>16-mixed / 32-true</td>" in text

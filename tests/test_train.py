@@ -17,6 +17,7 @@ from helpers import TINY_CLIP, comparable_results, tiny_run_settings
 
 from vmp.data.clips import EpochSeededSampler
 from vmp.models import create_model
+from vmp.training.environment import EXECUTION_KEYS, git_state
 from vmp.training.fit import (
     OPTIMIZERS,
     OptimConfig,
@@ -128,6 +129,19 @@ def test_same_seed_same_metrics_and_history_records_prompt(tiny_scene, tmp_path)
     a, b = start["slope"], start["shift"]
     assert start["static_attention"] == pytest.approx(1 / (1 + math.exp(a * b)), rel=1e-5)
     assert first["settings"]["seed"] == 0 and first["settings"]["run_seed"] != 0
+    assert first["settings"]["deterministic"] is True and first["settings"]["sync_bn"] is False
+    execution = json.loads((tmp_path / "a" / "metrics.json").read_text())["execution"]
+    assert execution == first["execution"]
+    assert list(execution) == list(EXECUTION_KEYS)
+    assert {k: execution[k] for k in ("accelerator", "precision", "devices", "num_workers")} == {
+        "accelerator": "cpu",
+        "precision": "32-true",
+        "devices": 1,
+        "num_workers": 0,
+    }
+    assert execution["deterministic"] is True and execution["torch"] == torch.__version__
+    assert execution["cuda"] is execution["cudnn"] is execution["gpu"] is None  # on CPU
+    assert execution["commit"] == git_state()[0] and execution["dirty"] == git_state()[1]
     assert first["test_views"] == 2 and first["num_videos"] > 0
     assert not (tmp_path / "a" / "checkpoints").exists()
     reloaded = torch.load(tmp_path / "a" / "model.pt", weights_only=True)
@@ -435,3 +449,46 @@ def test_step_log_lines_progress_and_a_history_that_grows(
         _run(tiny_scene, tmp_path / "quiet")
     ours = [r.getMessage() for r in caplog.records if r.name == "vmp.training.fit"]
     assert ours and not [m for m in ours if " step " in m or "batches" in m]
+
+
+def test_accumulating_2_batches_of_8_is_one_step_of_16_and_clipping_bounds_the_step(tmp_path):
+    from test_ddp import NoisyClips, TinyNet, tiny_fit
+
+    def trained(name: str, **optim) -> tuple[dict, pd.DataFrame, dict]:
+        torch.manual_seed(0)
+        model = TinyNet()
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        # 36 clips without noise (no random draw): 2 steps of 16 per epoch, 4 clips left out
+        tiny_fit(tmp_path / name, NoisyClips(36, noise=0.0), model=model, **optim)
+        weights = torch.load(tmp_path / name / "model.pt", weights_only=True)["state_dict"]
+        return weights, pd.read_csv(tmp_path / name / "history.csv"), start
+
+    whole, h_whole, start = trained("whole", batch_size=16)
+    parts, h_parts, _ = trained("parts", batch_size=16, accumulate_grad_batches=2)
+    for key in start:
+        torch.testing.assert_close(parts[key], whole[key], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(whole[key], start[key])
+    # the schedule counts optimiser steps: the same learning rate after every epoch
+    assert h_parts["lr"].tolist() == pytest.approx(h_whole["lr"].tolist(), rel=1e-12)
+    assert h_parts["train_loss"].tolist() == pytest.approx(h_whole["train_loss"].tolist())
+    small, _, _ = trained("small", batch_size=8)  # 4 steps of 8: another run
+    assert not torch.allclose(small["head.weight"], whole["head.weight"], atol=1e-4)
+    # clipped to a norm of 1e-6, two epochs of lr <= 0.1 move no weight by more than 1e-6
+    clipped, _, _ = trained("clipped", batch_size=16, clip_grad_norm=1e-6, weight_decay=0.0)
+    for key in start:
+        assert (clipped[key] - start[key]).abs().max() < 1e-6
+    with pytest.raises(ValueError, match="batch_size 16 must be a multiple of devices=1 x "):
+        trained("odd", batch_size=16, accumulate_grad_batches=3)
+    with pytest.raises(ValueError, match="clip_grad_norm must be > 0 or None"):
+        OptimConfig(clip_grad_norm=0.0)
+
+
+def test_the_code_commit_is_none_outside_a_checkout_and_without_git(tmp_path, monkeypatch):
+    commit, dirty = git_state()
+    if commit is not None:  # the tests run from a checkout
+        assert re.fullmatch(r"[0-9a-f]{40}", commit) and isinstance(dirty, bool)
+    assert git_state(tmp_path) == (None, None)  # not a checkout
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert git_state(tmp_path) == (None, None)  # a checkout, not of vmp's code
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))  # no git at all
+    assert git_state() == (None, None)

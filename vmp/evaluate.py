@@ -6,8 +6,10 @@
         -> multi-view test (T temporal windows x S spatial crops, default: the run's own)
         -> RUN_DIR/eval/views~TxS/{metrics.json, test_scores.csv, per_class.csv}
 
-The run's own record is never touched. With the run's own views and data the new top-1 equals
-the recorded one (tested), so this also checks that a run folder still reproduces its number.
+The run's own record is never touched. The model runs in the run's precision (the autocast of a
+mixed precision, as its test did; ``--precision`` overrides it). With the run's own views, data
+and precision the new top-1 equals the recorded one (tested), so this also checks that a run
+folder still reproduces its number.
 Runs made before ``dataset_format`` and ``data_root`` were recorded need ``--data-root`` and
 ``--dataset-format``.
 """
@@ -50,9 +52,11 @@ def evaluate_run(
     batch_size: int = 16,
     device: str = "cpu",
     num_workers: int = 0,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Test the trained model of ``run_dir`` again and write the results into ``out_dir``
-    (default ``run_dir/eval/views~TxS``); returns the metrics."""
+    (default ``run_dir/eval/views~TxS``); returns the metrics. ``precision`` (a Lightning
+    precision) defaults to the run's, from its execution record (32-true for runs made before)."""
     run_dir = Path(run_dir)
     recorded = read_metrics(run_dir)
     settings = recorded["settings"]
@@ -72,11 +76,13 @@ def evaluate_run(
         data, batch_size=batch_size, shuffle=False, num_workers=num_workers, seed=0
     )
     model = load_model(run_dir)
-    metrics, scores, per_class = score_videos(model, loader, test, torch.device(device))
+    precision = precision or recorded.get("execution", {}).get("precision", "32-true")
+    metrics, scores, per_class = score_videos(model, loader, test, torch.device(device), precision)
     label = f"{spec.num_temporal_clips}x{spec.num_spatial_crops}"
     out_dir = Path(out_dir or run_dir / "eval" / f"views~{label}")
     metrics |= {
         "views": label,
+        "precision": precision,
         "data_root": str(data_root),
         "run": str(run_dir),
         "recorded_top1": recorded.get("top1"),
@@ -102,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument(
+        "--precision", help="Lightning precision, e.g. 32-true or 16-mixed (default: the run's)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -114,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             device=args.device,
             num_workers=args.num_workers,
+            precision=args.precision,
         )
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"python -m vmp.evaluate: {err}\n")

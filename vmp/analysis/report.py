@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from nbconvert import HTMLExporter
 from vmp.analysis.tables import load_runs
 from vmp.analysis.timing import rule_times
 from vmp.io import write_csv, write_text
+from vmp.training.environment import COMPARED, EXECUTION_KEYS
 from vmp.training.record import METRICS, RUN_KEYS, DamagedRun, lambda_text, read_metrics
 
 # Section titles of the executed notebooks, by the first folder below the results root.
@@ -74,6 +76,7 @@ th, td { border-bottom: 1px solid #e1e4e8; padding: 3px 8px; white-space: nowrap
 th { background: #f6f8fa; text-align: left; }
 td.gain { background: #dafbe1; font-weight: 600; }
 td.loss { background: #ffebe9; font-weight: 600; }
+td.differs { background: #fff8c5; font-weight: 600; }
 figure { margin: 18px 0 28px; }
 figure img { display: block; max-width: 100%; max-height: 760px; width: auto; height: auto;
              border: 1px solid #e1e4e8; }
@@ -94,6 +97,7 @@ def build_report(
     figures: Iterable[str | Path] = (),
     captions: Mapping[str, str] | Iterable[str | Path] = (),
     ablation: Iterable[str | Path] = (),
+    runs: Iterable[str | Path] = (),
     data: Iterable[str | Path] = (),
     config: Mapping | None = None,
     config_files: Iterable[str | Path] = (),
@@ -114,6 +118,8 @@ def build_report(
         captions: one-line caption per table or figure, by file stem, or caption files
             (``<stem>.rst``, as ``snakemake --report`` reads them).
         ablation: ``metrics.json`` of the lambda ablation's runs.
+        runs: ``metrics.json`` of Table 1's runs: a section of what each row's runs ran on
+            (their execution records), a row whose runs differ marked; none: no section.
         data: each dataset's ``manifest.csv``; a ``prepare_report.json`` beside it (real
             datasets) gives found / missing / unreadable, otherwise it is a generated scene.
         config: the configuration the workflow ran with; config_files: where it was read from.
@@ -126,6 +132,7 @@ def build_report(
     if not isinstance(captions, Mapping):
         captions = {Path(p).stem: Path(p).read_text().strip() for p in captions}
     converted = _convert_notebooks(notebooks, out_dir, root)
+    runs = list(runs)
     times = rule_times(benchmarks) if benchmarks and Path(benchmarks).is_dir() else None
     if times is not None:
         write_csv(out_dir / "rule_times.csv", times)
@@ -133,6 +140,7 @@ def build_report(
     sections = [
         ("run", "The run", _run_section(config or {}, config_files, benchmarks, repo)),
         ("table1", "Table 1", _tables_section(tables, captions, out_dir)),
+        *([("execution", "What the runs ran on", _execution_section(runs))] if runs else []),
         ("figures", "Figures", _figures_section(figures, captions, out_dir)),
         *(
             [("attention", "Attention", _tables_section(attention, captions, out_dir))]
@@ -356,6 +364,104 @@ def _ablation_section(metrics) -> str:
         f"{html.escape(first['backbone'])} {html.escape(first['variant'])}: test top-1 (%) per "
         "lambda over its seeds, and the learned slope a and shift b (means). Fig. 4 draws their "
         f"course over the epochs.</p><div class='scroll'>{table}</div>"
+    )
+
+
+# --- execution records -----------------------------------------------------------------------
+
+EXECUTION_TITLES = {
+    "accelerator": "accelerator",
+    "precision": "precision",
+    "devices": "devices",
+    "num_workers": "workers",
+    "deterministic": "deterministic",
+    "sync_bn": "sync BN",
+    "torch": "torch",
+    "cuda": "CUDA",
+    "cudnn": "cuDNN",
+    "gpu": "GPU",
+    "commit": "commit",
+}
+
+
+def execution_rows(metrics: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per Table 1 row (dataset, split, backbone, variant): its runs, each field of their
+    execution records (:data:`vmp.training.environment.COMPARED`; the distinct values, sorted and
+    joined by " / ", where the runs differ), the runs with uncommitted changes (``dirty``) and
+    ``differs``: the fields in which the runs differ ("recorded" where some runs, made before
+    runs kept the record, have none)."""
+    keys = list(RUN_KEYS[:4])
+    records = []
+    for path in metrics:
+        record = read_metrics(path)
+        settings, execution = record["settings"], record.get("execution") or {}
+        records.append(
+            {k: str(settings[k]) for k in keys}
+            | {k: execution.get(k) for k in EXECUTION_KEYS}
+            | {"recorded": bool(execution)}
+        )
+    rows = []
+    for row_keys, group in itertools.groupby(
+        sorted(records, key=lambda r: [r[k] for k in keys]), key=lambda r: [r[k] for k in keys]
+    ):
+        runs = list(group)
+        values = {k: sorted({_shown(r[k]) for r in runs}) for k in COMPARED}
+        differs = [k for k in COMPARED if len(values[k]) > 1]
+        if len({r["recorded"] for r in runs}) > 1:
+            differs.append("recorded")
+        rows.append(
+            dict(zip(keys, row_keys, strict=True))
+            | {"runs": len(runs)}
+            | {k: " / ".join(v) for k, v in values.items()}
+            | {"dirty": sum(bool(r["dirty"]) for r in runs), "differs": ", ".join(differs)}
+        )
+    return pd.DataFrame(rows)
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{40}", value):
+        return value[:10]  # a commit
+    return str(value)
+
+
+def _execution_section(metrics) -> str:
+    table = execution_rows(metrics)
+    head = "".join(
+        f"<th>{html.escape(h)}</th>"
+        for h in (*RUN_KEYS[:4], "runs", *EXECUTION_TITLES.values(), "uncommitted", "differs in")
+    )
+    body = []
+    for _, row in table.iterrows():
+        differs = set(row["differs"].split(", ")) - {""}
+        cells = [f"<td>{html.escape(str(row[k]))}</td>" for k in (*RUN_KEYS[:4], "runs")]
+        cells += [
+            f"<td{' class=differs' if k in differs else ''}>{html.escape(row[k])}</td>"
+            for k in EXECUTION_TITLES
+        ]
+        cells.append(f"<td>{row['dirty']} of {row['runs']}</td>" if row["dirty"] else "<td></td>")
+        cells.append(
+            f"<td class=differs>{html.escape(row['differs'])}</td>" if differs else "<td></td>"
+        )
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    flagged = int((table["differs"] != "").sum())
+    summary = (
+        f"<p class='missing'>{flagged} of {len(table)} rows mix runs that ran differently "
+        "(marked): their spread and paired differences may partly come from that.</p>"
+        if flagged
+        else f"<p class='note'>The runs of each of the {len(table)} rows ran alike.</p>"
+    )
+    return (
+        "<p class='note'>What each Table 1 row's runs (seeds) ran on, from their "
+        "<code>metrics.json</code>: accelerator, precision, processes, loader workers, "
+        "deterministic algorithms (false: cuDNN's autotuner), SyncBatchNorm, torch, CUDA and cuDNN "
+        "(— off CUDA), GPU, and the code's commit. Where a row's runs differ in any of these, the "
+        "values are listed and the row is marked. Uncommitted changes are counted, not compared: "
+        "they may be anything from a README edit to a changed loss.</p>"
+        + summary
+        + f"<div class='scroll'><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 

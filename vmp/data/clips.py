@@ -645,15 +645,33 @@ def _fixed_crop(video: torch.Tensor, size: int, crop: int, spec: ClipSpec) -> to
 
 def _seed_worker(worker_id: int) -> None:
     # torch seeds each worker from the loader's generator; give numpy and random the same seed.
+    # Under DDP every rank's loader draws that seed from a copy of one state (Lightning seeds
+    # every rank alike), so rank r > 0 mixes in its rank; rank 0 keeps torch's seed.
     seed = torch.initial_seed() % 2**32
+    rank, _ = _replica()
+    if rank:
+        seed = _digest_seed(f"{seed}:worker:{rank}")
+        torch.manual_seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - seeds the legacy global RNG third-party code uses
     random.seed(seed)
 
 
+def _digest_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """A seed for one epoch of one run, stable across processes and restarts."""
-    digest = hashlib.sha256(f"{seed}:{epoch}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
+    return _digest_seed(f"{seed}:{epoch}")
+
+
+def stream_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of DDP rank ``rank``'s augmentation and dropout in one epoch of one run.
+
+    Rank 0 (and a single process) draws from :func:`epoch_seed`, so one process trains as
+    before DDP had streams of its own; every other rank from (seed, epoch, rank).
+    """
+    return epoch_seed(seed, epoch) if rank == 0 else _digest_seed(f"{seed}:{epoch}:{rank}")
 
 
 def _replica() -> tuple[int, int]:
@@ -676,27 +694,39 @@ class EpochSeededSampler(Sampler[int]):
     Under DDP (an initialised torch.distributed group of N processes) rank r takes every N-th item
     of that order from position r, so with a per-process batch of B / N the k-th batches of all
     ranks together are the k-th batch of B of a single process. Training orders are cut to a
-    multiple of N (equal batch counts on every rank); ``shuffle=False`` keeps the dataset order
-    and every item once.
+    multiple of N (equal batch counts on every rank) and of ``whole`` (the items of one optimiser
+    step: with gradient accumulation the last step of an epoch is then a whole one, as without);
+    ``shuffle=False`` keeps the dataset order and every item once. The order is the same on every
+    rank; the global generators are not: rank r seeds them from (seed, epoch, r)
+    (:func:`stream_seed`), so the ranks draw their own augmentation and dropout, and rank 0 the
+    stream a single process draws.
     """
 
-    def __init__(self, num_samples: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, num_samples: int, seed: int, shuffle: bool = True, whole: int = 1) -> None:
         self.num_samples, self.seed, self.shuffle, self.epoch = num_samples, seed, shuffle, 0
+        self.whole = whole
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _kept(self, world: int) -> int:
+        """Items of a training order kept: a multiple of the world size and of ``whole``."""
+        step = math.lcm(world, self.whole)
+        kept = self.num_samples - self.num_samples % step
+        return kept if kept else self.num_samples - self.num_samples % world
+
     def _order(self) -> list[int]:
         if not self.shuffle:
             return list(range(self.num_samples))
+        rank, world = _replica()
         seed = epoch_seed(self.seed, self.epoch)
-        torch.manual_seed(seed)
-        np.random.seed(seed)  # noqa: NPY002 - third-party augmentation code reads the legacy global RNG
-        random.seed(seed)
-        generator = torch.Generator().manual_seed(seed)
+        stream = stream_seed(self.seed, self.epoch, rank)
+        torch.manual_seed(stream)
+        np.random.seed(stream)  # noqa: NPY002 - third-party augmentation code reads the legacy global RNG
+        random.seed(stream)
+        generator = torch.Generator().manual_seed(seed)  # the order: one for all ranks
         order = torch.randperm(self.num_samples, generator=generator).tolist()
-        _, world = _replica()
-        return order[: len(order) - len(order) % world]
+        return order[: self._kept(world)]
 
     def __iter__(self) -> Iterator[int]:
         rank, world = _replica()
@@ -704,7 +734,7 @@ class EpochSeededSampler(Sampler[int]):
 
     def __len__(self) -> int:
         rank, world = _replica()
-        total = self.num_samples - (self.num_samples % world if self.shuffle else 0)
+        total = self._kept(world) if self.shuffle else self.num_samples
         return len(range(rank, total, world))
 
 
@@ -716,6 +746,7 @@ def make_loader(
     num_workers: int,
     seed: int,
     drop_last: bool = False,
+    whole: int = 1,
 ) -> DataLoader:
     """DataLoader whose order depends only on ``seed`` and the epoch.
 
@@ -731,6 +762,8 @@ def make_loader(
         num_workers: decoding processes.
         seed: seeds the order.
         drop_last: drop the last incomplete batch.
+        whole: a shuffled order keeps a multiple of this many items (all processes' batches of
+            one optimiser step; :class:`EpochSeededSampler`).
 
     Batches are put in page-locked memory where CUDA is available, so the uint8 clips travel to
     the GPU by DMA (and ``.to(device, non_blocking=True)`` overlaps the copy).
@@ -738,7 +771,7 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSeededSampler(len(dataset), seed, shuffle),
+        sampler=EpochSeededSampler(len(dataset), seed, shuffle, whole),
         num_workers=num_workers,
         drop_last=drop_last,
         worker_init_fn=_seed_worker,

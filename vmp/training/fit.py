@@ -12,6 +12,7 @@ checkpoint ends with the same metrics as one that was never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -35,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from vmp.data.clips import FAILURE_LOG, ClipDataset, make_loader
 from vmp.io import atomic_path, write_csv, write_text
 from vmp.layer.prompt import temporal_variation
+from vmp.training.environment import execution_record
 from vmp.training.metrics import (
     aggregate_views,
     classification_metrics,
@@ -84,6 +86,12 @@ class OptimConfig:
     # milestone epoch (the released TimeSformer recipe: 11 and 14 of 25).
     schedule: str = "cosine"
     milestones: tuple[int, ...] = ()
+    # Gradients of this many batches of batch_size / accumulate_grad_batches clips are summed
+    # before each optimiser step: the same effective batch (and schedule, counted in optimiser
+    # steps) on less memory. clip_grad_norm: the gradients' total L2 norm is clipped to it (None: no
+    # clipping), after unscaling under 16-bit mixed precision.
+    accumulate_grad_batches: int = 1
+    clip_grad_norm: float | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -100,6 +108,12 @@ class OptimConfig:
             raise ValueError(f"lambda_reg must be >= 0, got {self.lambda_reg}")
         if self.prompt_lr is not None and self.prompt_lr <= 0:
             raise ValueError(f"prompt_lr must be > 0 or None, got {self.prompt_lr}")
+        if self.accumulate_grad_batches < 1:
+            raise ValueError(
+                f"accumulate_grad_batches must be >= 1, got {self.accumulate_grad_batches}"
+            )
+        if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
+            raise ValueError(f"clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
 
     @property
     def prompt_group_lr(self) -> float:
@@ -204,12 +218,7 @@ class VideoClassificationModule(L.LightningModule):
             start=torch.zeros((), device=ce.device),
         )
         loss = ce + self.optim.lambda_reg * variation
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"{self.run_name}: non-finite loss ({loss.item()}) at epoch {self.current_epoch}, "
-                f"step {batch_idx} (global step {self.global_step}); cross-entropy {ce.item()}, "
-                f"variation {variation.item()}. Lower the learning rate or check the input clips."
-            )
+        self._stop_if_not_finite(loss, ce, variation, batch_idx)
         n = len(labels)
         values = {"loss": loss.item(), "ce": ce.item(), "variation": variation.item()}
         self._accumulate(
@@ -222,6 +231,34 @@ class VideoClassificationModule(L.LightningModule):
             lr = self.optimizers().param_groups[0]["lr"]
             self.tensorboard.scalars("train", values | {"lr": lr}, self.global_step)
         return loss
+
+    def _stop_if_not_finite(self, loss, ce, variation, batch_idx: int) -> None:
+        """Raise FloatingPointError on every process once any process's loss is not finite.
+
+        Under DDP each step all-reduces every rank's (loss, ce, variation), so all ranks stop at
+        the same step with the same message; a rank raising alone would leave the others waiting
+        for its gradients.
+        """
+        world = self.trainer.world_size
+        if world == 1:
+            if torch.isfinite(loss):
+                return
+            rows = [[loss.item(), ce.item(), variation.item()]]
+        else:
+            table = torch.zeros(world, 3, dtype=torch.float64, device=loss.device)
+            table[self.global_rank] = torch.stack([loss, ce, variation]).detach().double()
+            torch.distributed.all_reduce(table)  # a sum: each rank fills its own row
+            if torch.isfinite(table[:, 0]).all():
+                return
+            rows = table.tolist()
+        bad = [rank for rank, row in enumerate(rows) if not math.isfinite(row[0])]
+        where = f" on rank {', '.join(map(str, bad))} of {world}" if world > 1 else ""
+        loss_, ce_, variation_ = rows[bad[0]]
+        raise FloatingPointError(
+            f"{self.run_name}: non-finite loss ({loss_}){where} at epoch {self.current_epoch}, "
+            f"step {batch_idx} (global step {self.global_step}); cross-entropy {ce_}, "
+            f"variation {variation_}. Lower the learning rate or check the input clips."
+        )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.model(batch["video"])
@@ -357,15 +394,43 @@ def logged(batches: DataLoader, run_name: str, what: str, quiet: bool = False) -
             log.info("%s %s: %d/%d batches", run_name, what, done, total)
 
 
+def precision_context(precision: str | int, device: torch.device | str = "cpu"):
+    """The autocast a Lightning ``precision`` runs a model's forward under, for the passes run
+    outside the Trainer (precise BN, the final validation and test, ``vmp.evaluate``).
+
+    ``16-mixed`` and ``bf16-mixed`` autocast to float16 or bfloat16 on ``device``'s type, as
+    Lightning's ``MixedPrecision`` does; every other precision (``32-true``; the ``-true`` ones
+    whose weights are already converted) runs as it is.
+    """
+    dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(
+        {"16": "16-mixed", "bf16": "bf16-mixed"}.get(str(precision), str(precision))
+    )
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def _to(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    # From page-locked memory (make_loader pins batches where CUDA is available) the copy
+    # overlaps the computation; from pageable memory non_blocking is a plain copy.
+    return tensor.to(device, non_blocking=True)
+
+
 @torch.no_grad()
-def recompute_batchnorm(model: torch.nn.Module, loader: DataLoader, device="cpu") -> int:
+def recompute_batchnorm(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device="cpu",
+    precision: str | int = "32-true",
+) -> int:
     """Set every BatchNorm's running statistics to their exact average over ``loader``'s batches.
 
     During training the running statistics are an exponential average over batches seen with
     *earlier* weights; after a short run with a high learning rate they lag far behind the final
     weights, and eval-mode outputs drift from what the network computes in training (seen on
     x3d_tiny: eval-mode predictions collapsed to a few classes). Recomputing them with the final
-    weights (PySlowFast's "precise BN") removes that gap. Returns the number of BatchNorm layers.
+    weights (PySlowFast's "precise BN") removes that gap. It runs under the run's ``precision``
+    (:func:`precision_context`), as training did. Returns the number of BatchNorm layers.
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -376,8 +441,9 @@ def recompute_batchnorm(model: torch.nn.Module, loader: DataLoader, device="cpu"
         m.momentum = None  # cumulative average over the batches below
     was_training = model.training
     model.train().to(device)
-    for batch in loader:
-        model(batch["video"].to(device))
+    with precision_context(precision, device):
+        for batch in loader:
+            model(_to(batch["video"], device))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
@@ -439,22 +505,33 @@ class TensorBoard:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu"):
-    """Softmax scores, labels and video indices of every item (view) of ``loader``."""
+def predict(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device | str = "cpu",
+    precision: str | int = "32-true",
+):
+    """Softmax scores (float32), labels and video indices of every item (view) of ``loader``,
+    the model run under ``precision`` (:func:`precision_context`)."""
     model.eval().to(device)
     probs, labels, index = [], [], []
-    for batch in loader:
-        probs.append(model(batch["video"].to(device)).logits.float().softmax(1).cpu())
-        labels.append(batch["label"])
-        index.append(batch["video_index"])
+    with precision_context(precision, device):
+        for batch in loader:
+            logits = model(_to(batch["video"], device)).logits
+            probs.append(logits.float().softmax(1).cpu())
+            labels.append(batch["label"])
+            index.append(batch["video_index"])
     return torch.cat(probs), torch.cat(labels), torch.cat(index)
 
 
 def evaluate(
-    model: torch.nn.Module, loader: DataLoader, device: torch.device | str = "cpu"
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device | str = "cpu",
+    precision: str | int = "32-true",
 ) -> dict:
     """Multi-view evaluation: softmax averaged over each video's views, then the metrics."""
-    scores, labels = aggregate_views(*predict(model, loader, device))
+    scores, labels = aggregate_views(*predict(model, loader, device, precision))
     return classification_metrics(scores, labels)
 
 
@@ -463,10 +540,12 @@ def score_videos(
     loader: DataLoader,
     videos: pd.DataFrame,
     device: torch.device | str = "cpu",
+    precision: str | int = "32-true",
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Multi-view test of ``loader`` (a :class:`ClipDataset` over the table ``videos``): the
-    metrics, one row per video (:func:`vmp.training.metrics.video_scores`) and the accuracy per class."""
-    probs, labels, index = predict(model, loader, device)
+    """Multi-view test of ``loader`` (a :class:`ClipDataset` over the table ``videos``) under
+    ``precision``: the metrics, one row per video (:func:`vmp.training.metrics.video_scores`) and
+    the accuracy per class."""
+    probs, labels, index = predict(model, loader, device, precision)
     scores, video_labels = aggregate_views(probs, labels, index)
     rows = videos.reset_index(drop=True).iloc[torch.unique(index, sorted=True).numpy()]
     table = video_scores(scores, video_labels, rows)
@@ -500,6 +579,8 @@ def fit(
     precision: str = "32-true",
     progress_bar: bool = True,
     log_every: int = 0,
+    deterministic: bool = True,
+    sync_bn: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune ``model``, evaluate it on ``test_set`` and write the run's files into ``run_dir``.
 
@@ -513,17 +594,33 @@ def fit(
     the same settings; it is removed once the run has finished. ``train.lock`` (see
     :func:`vmp.training.record.run_lock`) keeps a second process from training the same folder meanwhile, and
     training stops when the process that started it exits (:class:`StopWhenOrphaned`).
-    Videos that failed to decode are listed under "decode_failures" in ``metrics.json``.
+    Videos that failed to decode are listed under "decode_failures" in ``metrics.json``, and
+    what the run ran on under "execution" (:func:`vmp.training.environment.execution_record`).
+
+    ``deterministic`` (``resources.deterministic``) makes torch use deterministic algorithms
+    (warning where an operation has none) and cuDNN skip its autotuner; False lets cuDNN time its
+    algorithms and keep the fastest (``benchmark=True``, PySlowFast's choice): faster on a GPU,
+    not bitwise repeatable. Either way the sample order and every random draw (augmentation,
+    dropout, the prompt layers' start) are the same.
+
+    ``optim.accumulate_grad_batches`` = k splits each step's ``optim.batch_size`` clips into k
+    batches whose gradients are summed before the optimiser steps (the schedule counts optimiser
+    steps); ``optim.clip_grad_norm`` clips the gradients' norm before each step.
 
     ``devices`` > 1 trains with DDP in that many processes forked from this one (Lightning's
     ``ddp_fork``: it works inside a Jupyter kernel), each with ``optim.batch_size / devices``
     clips per step, so the processes' batches together are one process's batch and gradients
-    are averaged over it. BatchNorm normalises with each process's own batch (PySlowFast's
-    default; torch's SyncBatchNorm does not run on CPU), so models with BatchNorm train slightly
-    differently from one process; models without it (TimeSformer) train the same up to rounding
-    where the clips have no random augmentation (each process draws its own).
+    are averaged over it. Every process draws its own augmentation and dropout (from the run's
+    seed, the epoch and its rank; rank 0 the draws of a single process); a non-finite loss on any
+    process stops all of them at that step with one FloatingPointError. BatchNorm normalises
+    with each process's own batch (PySlowFast's default), so models with BatchNorm train
+    slightly differently from one process; ``sync_bn`` (``resources.sync_bn``) normalises over
+    all processes' batches with torch's SyncBatchNorm instead, on GPUs only (it does not run on
+    CPU, where it is ignored with a warning). Models without BatchNorm (TimeSformer) train the
+    same as in one process up to rounding where the clips have no random augmentation.
     This process then gets the trained weights back and computes the BatchNorm statistics,
-    validation and test metrics alone.
+    validation and test metrics alone, under the run's ``precision`` (the autocast of a mixed
+    precision) as training did.
     """
     run_dir = Path(run_dir)
     with run_lock(run_dir):
@@ -542,6 +639,8 @@ def fit(
             precision=precision,
             progress_bar=progress_bar,
             log_every=log_every,
+            deterministic=deterministic,
+            sync_bn=sync_bn,
         )
 
 
@@ -561,13 +660,28 @@ def _fit(
     precision: str,
     progress_bar: bool,
     log_every: int,
+    deterministic: bool,
+    sync_bn: bool,
 ) -> dict[str, Any]:
-    if devices < 1 or optim.batch_size % devices:
+    accumulate = optim.accumulate_grad_batches
+    if devices < 1 or optim.batch_size % (devices * accumulate):
         raise ValueError(
-            f"batch_size {optim.batch_size} must be a multiple of devices={devices}: it is the "
-            "batch of one step over all devices, split evenly between them"
+            f"batch_size {optim.batch_size} must be a multiple of devices={devices}"
+            + (f" x accumulate_grad_batches={accumulate}" if accumulate > 1 else "")
+            + ": it is the batch of one step over all devices, split evenly between them"
         )
-    settings = {"seed": seed} | dict(settings or {}) | {"optim": asdict(optim), "run_seed": seed}
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if sync_bn and devices > 1 and not on_gpu:
+        log.warning(
+            "sync_bn ignored: SyncBatchNorm runs on GPUs only (accelerator %s)", accelerator
+        )
+    sync_bn = sync_bn and devices > 1 and on_gpu
+    settings = (
+        {"seed": seed}
+        | dict(settings or {})
+        | {"optim": asdict(optim), "run_seed": seed}
+        | {"deterministic": deterministic, "sync_bn": sync_bn}
+    )
     run_name = settings.get("name", run_dir.as_posix())
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     resume = _resumable(checkpoint, fingerprint(settings))
@@ -594,7 +708,14 @@ def _fit(
         strategy="ddp_fork" if devices > 1 else "auto",
         use_distributed_sampler=False,  # EpochSeededSampler splits the items between processes
         precision=precision,
-        deterministic="warn",
+        # deterministic: deterministic algorithms (a warning where one has none), cuDNN's
+        # autotuner off; otherwise cuDNN times its algorithms per shape and keeps the fastest.
+        deterministic="warn" if deterministic else False,
+        benchmark=None if deterministic else True,
+        sync_batchnorm=sync_bn,
+        accumulate_grad_batches=accumulate,
+        gradient_clip_val=optim.clip_grad_norm,
+        gradient_clip_algorithm="norm",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=progress_bar,
@@ -608,11 +729,12 @@ def _fit(
     )
     train_loader = make_loader(
         train_set,
-        batch_size=optim.batch_size // devices,
+        batch_size=optim.batch_size // (devices * accumulate),
         shuffle=True,
         num_workers=num_workers,
         seed=seed,
         drop_last=drop_last,
+        whole=optim.batch_size if drop_last else 1,  # every optimiser step a whole batch
     )
     eval_loader = functools.partial(
         make_loader, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
@@ -621,13 +743,14 @@ def _fit(
     prompt_start = prompt_state(model)  # before a resume loads the trained weights
     started = time.perf_counter()
     write_text(checkpoint.parent / "fingerprint", fingerprint(settings))
-    trainer.fit(
-        module,
-        train_loader,
-        val_loader,
-        ckpt_path=checkpoint if resume else None,
-        weights_only=True,
-    )
+    with _one_error_from_the_processes():
+        trainer.fit(
+            module,
+            train_loader,
+            val_loader,
+            ckpt_path=checkpoint if resume else None,
+            weights_only=True,
+        )
     train_seconds = time.perf_counter() - started
     if devices > 1:  # the forked processes kept the history; rank 0 saved it with every epoch
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -639,16 +762,17 @@ def _fit(
     def progress(loader: DataLoader, what: str):
         return logged(loader, run_name, what, quiet=not log_every)
 
-    recompute_batchnorm(model, progress(train_loader, "precise BN"), device)
+    run_precision = str(trainer.precision)  # as Lightning resolved it ("32" -> "32-true")
+    recompute_batchnorm(model, progress(train_loader, "precise BN"), device, run_precision)
     val_metrics = (
-        evaluate(model, progress(val_loader, "validation"), device)
+        evaluate(model, progress(val_loader, "validation"), device, run_precision)
         if val_loader is not None
         else {}
     )
     test_loader = eval_loader(test_set)
     started = time.perf_counter()
     metrics, scores, per_class = score_videos(
-        model, progress(test_loader, "test"), test_set.table, device
+        model, progress(test_loader, "test"), test_set.table, device, run_precision
     )
     metrics |= {
         "val_top1": val_metrics.get("top1"),
@@ -661,6 +785,14 @@ def _fit(
         "prompt_start": prompt_start,
         "prompt": prompt_state(model),
         "decode_failures": decode_failures(datasets),
+        "execution": execution_record(
+            device=device,
+            precision=run_precision,
+            devices=devices,
+            num_workers=num_workers,
+            deterministic=deterministic,
+            sync_bn=sync_bn,
+        ),
         "settings": settings,
     }
     orphan_guard.check()  # nobody waits for this run any more: write nothing
@@ -678,6 +810,25 @@ def _fit(
     )
     shutil.rmtree(checkpoint.parent)
     return metrics
+
+
+@contextlib.contextmanager
+def _one_error_from_the_processes() -> Iterator[None]:
+    """A training process's FloatingPointError raised again here, as in one process.
+
+    Under ``ddp_fork`` an exception in a forked process reaches this one as torch's
+    ProcessRaisedException, holding the process's traceback as text; the non-finite loss every
+    process raises alike (:meth:`VideoClassificationModule._stop_if_not_finite`) becomes one
+    FloatingPointError with its message.
+    """
+    try:
+        yield
+    except torch.multiprocessing.ProcessRaisedException as err:
+        lines = str(err).rstrip().splitlines()
+        prefix = "FloatingPointError: "
+        if lines and lines[-1].startswith(prefix):
+            raise FloatingPointError(lines[-1].removeprefix(prefix)) from err
+        raise
 
 
 def decode_failures(datasets: Sequence[ClipDataset]) -> dict[str, Any]:
