@@ -6,8 +6,9 @@
     loss = cross_entropy(logits, y) + lambda * sum(temporal_variation(A) for A in attentions)
 
 Every epoch's randomness (sample order, augmentation, dropout) is derived from (seed, epoch) by
-:class:`vmp.data.clips.EpochSeededSampler`, so a run killed mid-epoch and resumed from its last epoch
-checkpoint ends with the same metrics as one that was never interrupted.
+:class:`vmp.data.clips.EpochSeededSampler` (under DDP augmentation and dropout also from the rank),
+so a run killed mid-epoch and resumed from its last epoch checkpoint ends with the same metrics as
+one that was never interrupted.
 """
 
 from __future__ import annotations
