@@ -11,29 +11,44 @@
 # ---
 
 # %% [markdown]
-# # Training runs of one cell
-# Pre-training (source set, no prompts) or fine-tuning (one cell of Table 1: dataset, split,
-# backbone, variant, lambda) of one backbone with loss = CE + lambda * V, once per seed, each seed
-# into its own run folder. All logic lives in `vmp.training.run.train_run`; this notebook is the
-# cell's record. Rerun it alone: `python -m vmp.workflow params <this notebook> <new folder>`
-# writes its parameters to <new folder>/params.yaml and prints the papermill command (README).
+# # Training runs of one job
+# Pre-training (source set, no prompts) or fine-tuning: one cell of Table 1 (dataset, split,
+# backbone: the baseline and every +VMP variant, each seed), or the ablation's or the placement
+# comparison's runs of it. Each run (variant, lambda, seed) trains with loss = CE + lambda * V into
+# its own folder; a run whose folder keeps a finished record of the same settings and data is
+# restored, not trained again (vmp.training.record). All logic lives in
+# `vmp.training.run.train_run`; this notebook is the job's record. Rerun it alone:
+# `python -m vmp.workflow params <this notebook> <new folder>` (docs/rerun.md).
 
 # %% tags=["parameters"]
-# The default profile's recipe for one of its cells (config/config.yaml; tests/test_config.py
-# checks these values against what the workflow passes for this cell).
+# The default profile's recipe for one of its jobs, the placement comparison's runs of
+# synth_gym / x3d_tiny (config/config.yaml; tests/test_config.py checks these values against what
+# the workflow passes for this job).
 dataset = "synth_gym"
 dataset_format = "synthmotion"
 data_root = "data/synthmotion/synth_gym"
 split = "1"
 backbone = "x3d_tiny"
 arch = "x3d_tiny"
-variant = "vmp"
-lambda_reg = 2.5
-seeds = [0, 1, 2]
-out_dirs = [
-    "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~0",
-    "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~1",
-    "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~2",
+runs = [
+    {
+        "variant": "vmp_normalized",
+        "lambda_reg": 2.5,
+        "seed": 0,
+        "out_dir": "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~0",
+    },
+    {
+        "variant": "vmp_normalized",
+        "lambda_reg": 2.5,
+        "seed": 1,
+        "out_dir": "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~1",
+    },
+    {
+        "variant": "vmp_normalized",
+        "lambda_reg": 2.5,
+        "seed": 2,
+        "out_dir": "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~2",
+    },
 ]
 clip = {
     "num_frames": 8,
@@ -67,7 +82,13 @@ accelerator = "cpu"
 devices = 1
 precision = "32-true"
 log_every_steps = 0
-confusion = "results/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/confusion.png"
+confusions = {
+    "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/confusion.png": [
+        "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~0",
+        "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~1",
+        "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~2",
+    ]
+}
 
 # %%
 from vmp.workflow.logs import prepare_job
@@ -87,18 +108,18 @@ logging.basicConfig(
     level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stdout, force=True
 )
 results = {}
-for seed, out_dir in zip(seeds, out_dirs, strict=True):
-    results[seed] = train_run(
+for run in runs:
+    results[run["out_dir"]] = train_run(
         dataset=dataset,
         dataset_format=dataset_format,
         data_root=data_root,
         split=str(split),
         backbone=backbone,
         arch=arch,
-        variant=variant,
-        lambda_reg=float(lambda_reg),
-        seed=int(seed),
-        out_dir=out_dir,
+        variant=run["variant"],
+        lambda_reg=float(run["lambda_reg"]),
+        seed=int(run["seed"]),
+        out_dir=run["out_dir"],
         clip=clip,
         optim=optim,
         model=model,
@@ -114,11 +135,17 @@ for seed, out_dir in zip(seeds, out_dirs, strict=True):
     )
 
 # %% [markdown]
-# ## Test metrics (multi-view), one column per seed
+# ## Test metrics (multi-view), one column per run (variant, lambda, seed)
 
 # %%
+labels = {
+    run["out_dir"]: f"{run['variant']} λ={run['lambda_reg']:g} seed {run['seed']}" for run in runs
+}
 pd.DataFrame(
-    {seed: {k: v for k, v in m.items() if not isinstance(v, dict)} for seed, m in results.items()}
+    {
+        labels[out_dir]: {k: v for k, v in m.items() if not isinstance(v, dict)}
+        for out_dir, m in results.items()
+    }
 )
 
 # %% [markdown]
@@ -126,11 +153,8 @@ pd.DataFrame(
 
 # %%
 history = pd.concat(
-    {
-        seed: pd.read_csv(f"{out_dir}/history.csv")
-        for seed, out_dir in zip(seeds, out_dirs, strict=True)
-    },
-    names=["seed"],
+    {labels[out_dir]: pd.read_csv(f"{out_dir}/history.csv") for out_dir in results},
+    names=["run"],
 ).reset_index(level=0)
 history
 
@@ -142,22 +166,26 @@ curves = [
 ]
 fig, axes = plt.subplots(1, len(curves), figsize=(3 * len(curves), 2.6), layout="constrained")
 for ax, column in zip(axes, curves, strict=True):
-    history.pivot(index="epoch", columns="seed", values=column).plot(
-        ax=ax, title=column, marker="o", legend=column == curves[0]
+    history.pivot(index="epoch", columns="run", values=column).plot(
+        ax=ax, title=column, marker="o", legend=column == curves[0] and len(results) <= 6
     )
 plt.show()
 
 # %% [markdown]
-# ## Test confusion matrix, every seed's videos together
+# ## Test confusion matrices, one per variant and lambda, its seeds' videos together
 # Rows are true classes in percent of their videos; the diagonal is each class's accuracy
-# (per seed in `seed~<s>/per_class.csv`; every test video's scores in `seed~<s>/test_scores.csv`).
+# (per run in `seed~<s>/per_class.csv`; every test video's scores in `seed~<s>/test_scores.csv`).
 
 # %%
-if confusion:
+if confusions:
     from IPython.display import Image, display
 
     from vmp.analysis.figures import confusion_figure, save_figure
 
-    figure = confusion_figure(out_dirs, title=f"{dataset} split {split}, {backbone} {variant}")
-    (png,) = save_figure(figure, confusion.removesuffix(".png"), formats=("png",))
+for confusion, out_dirs in confusions.items():
+    cell = next(run for run in runs if run["out_dir"] == out_dirs[0])
+    title = f"{dataset} split {split}, {backbone} {cell['variant']} λ={cell['lambda_reg']:g}"
+    (png,) = save_figure(
+        confusion_figure(out_dirs, title=title), confusion.removesuffix(".png"), formats=("png",)
+    )
     display(Image(filename=str(png)))

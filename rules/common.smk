@@ -11,7 +11,7 @@ from vmp.training import record as vmp_runs
 from vmp.training.record import cell_path, keep_finished, set_aside_damaged
 from vmp.workflow import config as vmp_config
 from vmp.workflow.config import check_config, select_part, validate_config
-from vmp.workflow.matrix import cell_seeds, run_matrix, seed_groups, train_parameters
+from vmp.workflow.matrix import job_of, run_matrix, train_parameters, training_jobs
 from vmp.workflow.preflight import preflight
 
 validate_config(config, f"{workflow.basedir}/config/schema.yaml")
@@ -31,8 +31,6 @@ DATA_ROOT = config["data_root"]
 RES = config["resources"]
 SYNTH_DATASETS = vmp_config.synth_datasets(config)
 RUNS = run_matrix(config)
-# A cell's runs (its seeds) share its identity: the rules look it up, never split its path.
-CELL_RUNS = {cell_path(run): run for run in RUNS}
 # Real datasets' lists and videos and Kinetics checkpoints are checked now, before any job
 # (vmp.workflow.preflight; cached, so a no-op parse probes nothing); what a fetch job downloads
 # is checked by that job. No job lists the check as an input: checking again never retrains.
@@ -137,10 +135,10 @@ SET_ASIDE = [
     if Path(folder, "damaged").is_dir() and not Path(folder, "metrics.json").exists()
 ]
 
-# One training job per cell trains the cell's seeds in turn (one kernel start and import for all),
-# so cells are grouped by their seed list: each group gets a rule with that many declared runs.
-CELL_SEEDS = cell_seeds(RUNS)
-SEED_GROUPS = seed_groups(CELL_SEEDS)
+# One training job per Table 1 cell (dataset, split, backbone: baseline and every variant, each
+# seed) trains its runs in turn in one kernel; the ablation's and the placement comparison's own
+# runs likewise per (dataset, split, backbone). Each job is a rule of its own (its runs differ).
+JOBS = training_jobs(RUNS)
 
 
 def dataset_root(name):
@@ -186,7 +184,7 @@ def pretrained_checkpoint(backbone):
     return vmp_config.pretrained_checkpoint(config, backbone) or []
 
 
-# Input and parameter functions of rules/train.smk (a cell wildcard is <dataset>/<split>/<backbone>/...).
+# Input and parameter functions of rules/train.smk.
 def get_pretrain_data(wildcards):
     return data_ready_file(config["pretrain"]["dataset"])
 
@@ -195,21 +193,25 @@ def get_pretrain_parameters(wildcards):
     return json.dumps(train_parameters(config, wildcards.backbone))
 
 
-def get_cell_data(wildcards):
-    run = CELL_RUNS[wildcards.cell]
-    return data_ready_file(run["dataset"], run["split"])
+def job_data(job):
+    """The manifest a training job's runs index (its dataset and split)."""
+    return data_ready_file(JOBS[job][0]["dataset"], JOBS[job][0]["split"])
 
 
-def get_cell_pretrained(wildcards):
-    path = pretrained_checkpoint(CELL_RUNS[wildcards.cell]["backbone"])
-    if path in FETCHES.get("checkpoints", {}).get("provides", []):
-        after_fetch(["checkpoints"])
-    return path
+def job_pretrained(job):
+    """The checkpoint a job's backbone starts from (an input function: it may wait for a fetch)."""
+
+    def pretrained(wildcards):
+        path = pretrained_checkpoint(JOBS[job][0]["backbone"])
+        if path in FETCHES.get("checkpoints", {}).get("provides", []):
+            after_fetch(["checkpoints"])
+        return path
+
+    return pretrained
 
 
-def get_cell_parameters(wildcards):
-    backbone = CELL_RUNS[wildcards.cell]["backbone"]
-    return json.dumps(train_parameters(config, backbone, wildcards.cell))
+def job_parameters(job):
+    return json.dumps(train_parameters(config, JOBS[job][0]["backbone"], job))
 
 
 # Table 1's rows: its cells and the layer-placement comparison's.
@@ -254,7 +256,7 @@ def run_files(runs):
 
 
 def executed_notebooks():
-    notebooks = [f"{RESULTS}/runs/{cell}/train.ipynb" for cell in cell_seeds(DEFAULT_RUNS)]
+    notebooks = [f"{RESULTS}/runs/{job}/train.ipynb" for job in dict.fromkeys(map(job_of, DEFAULT_RUNS))]
     notebooks += [f"{RESULTS}/tables/table1.ipynb", f"{RESULTS}/figures/figures.ipynb"]
     notebooks += [f"{RESULTS}/tables/attention.ipynb"] if ATTENTION_RUNS else []
     notebooks += [f"{RESULTS}/data/{name}/synth_data.ipynb" for name in SYNTH_DATASETS]

@@ -25,36 +25,34 @@ rule pretrain:
         PAPERMILL
 
 
-for seeds, cells in SEED_GROUPS.items():
+for job, job_runs in JOBS.items():
 
     rule:
-        """Fine-tune one cell of Table 1 (dataset, split, backbone, variant, lambda): each of its seeds in turn."""
+        """Fine-tune one Table 1 cell (dataset, split, backbone): baseline and every variant, each seed, in turn (or the ablation's or the placement's runs of it)."""
         name:
-            "finetune_seeds_" + "_".join(map(str, seeds))
+            "finetune_" + re.sub(r"[^A-Za-z0-9]+", "_", job)
         input:
             notebook=notebook_template("train"),
-            data=get_cell_data,
-            pretrained=get_cell_pretrained,
+            data=job_data(job),
+            pretrained=job_pretrained(job),
         output:
-            metrics=[f"{seed_dir('{cell}', seed)}/metrics.json" for seed in seeds],
-            history=[f"{seed_dir('{cell}', seed)}/history.csv" for seed in seeds],
-            model=[f"{seed_dir('{cell}', seed)}/model.pt" for seed in seeds],
-            notebook=f"{cell_dir('{cell}')}/train.ipynb",
-            confusion=f"{cell_dir('{cell}')}/confusion.png",
-        wildcard_constraints:
-            cell="|".join(re.escape(cell) for cell in cells),
+            metrics=[f"{run_dir(run)}/metrics.json" for run in job_runs],
+            history=[f"{run_dir(run)}/history.csv" for run in job_runs],
+            model=[f"{run_dir(run)}/model.pt" for run in job_runs],
+            notebook=f"{RESULTS}/runs/{job}/train.ipynb",
+            confusion=sorted({f"{cell_dir(cell_path(run))}/confusion.png" for run in job_runs}),
         params:
-            parameters=get_cell_parameters,
+            parameters=job_parameters(job),
         conda:
             "../envs/environment.yaml"
         log:
-            f"{RESULTS}/logs/runs/{{cell}}.log",
+            f"{RESULTS}/logs/runs/{job}.log",
         benchmark:
-            f"{RESULTS}/benchmarks/runs/{{cell}}.tsv"
+            f"{RESULTS}/benchmarks/runs/{job}.tsv"
         threads: RES.get("threads", 1) * RES.get("devices", 1)
         resources:
             mem_mb=RES.get("mem_mb", 4000),
-            runtime=RES.get("runtime", 60) * len(seeds),
+            runtime=RES.get("runtime", 60) * len(job_runs),
             gpu=RES.get("gpu", 0),
         shell:
             PAPERMILL

@@ -18,7 +18,7 @@ from vmp.workflow.matrix import train_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
-DEFAULT_CELL = "synth_gym/1/x3d_tiny/vmp/lambda~2.5"
+DEFAULT_JOB = "synth_gym/1/x3d_tiny/placement"  # the training job of notebooks/train.py's defaults
 
 
 def load(name: str) -> dict:
@@ -170,14 +170,14 @@ def notebook_defaults() -> dict:
     return values
 
 
-def test_notebook_defaults_are_the_default_profiles_values_for_one_cell():
-    expected = train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_CELL)
+def test_notebook_defaults_are_the_default_profiles_values_for_one_job():
+    expected = train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_JOB)
     assert notebook_defaults() == expected
 
 
 def test_train_parameters_are_what_the_rules_pass():
-    """The cell's papermill command in a dry run of the default profile carries the same values."""
-    target = f"results/runs/{DEFAULT_CELL}/train.ipynb"
+    """The job's papermill command in a dry run of the default profile carries the same values."""
+    target = f"results/runs/{DEFAULT_JOB}/train.ipynb"
     proc = subprocess.run(
         ["snakemake", "-n", "-p", target, "--forcerun", target],
         cwd=ROOT,
@@ -189,26 +189,31 @@ def test_train_parameters_are_what_the_rules_pass():
         line
         for line in proc.stdout.splitlines()
         if line.startswith("Shell command: VMP_SNAKEMAKE_PID=$PPID papermill")
-        and f"{target}'" in line
+        and f" {target} " in line
     ]
     passed = yaml.safe_load(command.split(" -y ", 1)[1].split(" > ")[0].strip("'"))
-    assert passed == train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_CELL)
+    assert passed == train_parameters(load("config.yaml"), "x3d_tiny", DEFAULT_JOB)
 
 
 def test_pretraining_parameters_take_the_pretrain_optim_and_folder():
     config = load("config.yaml")
     params = train_parameters(config, "i3d_tiny")
     assert params["optim"] == config["optim"] | {"epochs": 10}
-    assert params["out_dirs"] == ["results/pretrain/i3d_tiny"] and params["seeds"] == [0]
+    assert params["runs"] == [
+        {
+            "variant": "baseline",
+            "lambda_reg": 0.0,
+            "seed": 0,
+            "out_dir": "results/pretrain/i3d_tiny",
+        }
+    ]
     assert params["pretrained"] is None and params["dataset"] == "synth_kinetics"
     config["backbones"]["i3d_tiny"]["pretrain_optim"] = {"epochs": 20, "lr": 0.001}
     longer = train_parameters(config, "i3d_tiny")["optim"]
     assert longer == config["optim"] | {"epochs": 20, "lr": 0.001}
-    fine_tuning = train_parameters(config, "i3d_tiny", "synth_gym/1/i3d_tiny/vmp/lambda~2.5")
+    fine_tuning = train_parameters(config, "i3d_tiny", "synth_gym/1/i3d_tiny")
     assert fine_tuning["optim"] == config["optim"]  # pre-training only
-    scratch = train_parameters(
-        config, "i3d_tiny_scratch", "synth_gym/1/i3d_tiny_scratch/vmp/lambda~2.5"
-    )
+    scratch = train_parameters(config, "i3d_tiny_scratch", "synth_gym/1/i3d_tiny_scratch")
     assert scratch["pretrained"] is None and scratch["arch"] == "i3d_tiny"
 
 
@@ -231,8 +236,9 @@ def test_lambda_travels_as_its_value_and_names_its_folder_exactly():
         if r["backbone"] == "x3d_tiny" and r["variant"] == "vmp" and r["dataset"] == "synth_gym"
     }
     assert cell == "synth_gym/1/x3d_tiny/vmp/lambda~0.1234567"
-    assert train_parameters(config, "x3d_tiny", cell)["lambda_reg"] == 0.1234567
-    with pytest.raises(ValueError, match="not a cell of this configuration"):
+    runs = train_parameters(config, "x3d_tiny", "synth_gym/1/x3d_tiny")["runs"]
+    assert {r["lambda_reg"] for r in runs if r["variant"] == "vmp"} == {0.1234567}
+    with pytest.raises(ValueError, match="not a training job of this configuration"):
         train_parameters(config, "x3d_tiny", "synth_gym/1/x3d_tiny/vmp/lambda~0.123457")
 
 
@@ -249,13 +255,15 @@ def test_released_timesformer_entry_runs_the_authors_recipe():
     assert ("mpii_cooking2", "vmp", 0.0) in cells and ("hmdb51", "baseline", 0.0) in cells
     assert ("mpii_cooking2", "vmp", 2.5) not in cells  # its own lambda, not the global one
     params = train_parameters(
-        config, "timesformer_released", "mpii_cooking2/test/timesformer_released/vmp/lambda~0"
+        config, "timesformer_released", "mpii_cooking2/test/timesformer_released"
     )
+    assert {(r["variant"], r["lambda_reg"]) for r in params["runs"]} == {
+        ("baseline", 0.0),
+        ("vmp", 0.0),
+    }
     assert params["precision"] == "32-true" and params["arch"] == "timesformer"
     assert params["pretrained"] == config["pretrain"]["checkpoints"]["timesformer"]
-    paper_as_written = train_parameters(
-        config, "timesformer", "mpii_cooking2/test/timesformer/vmp/lambda~2.5"
-    )
+    paper_as_written = train_parameters(config, "timesformer", "mpii_cooking2/test/timesformer")
     assert paper_as_written["precision"] == config["resources"]["precision"]
     # What the rule passes builds the released layer (on the tiny TimeSformer, same code path).
     model = create_model(
@@ -278,36 +286,47 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     )
 
 
-def test_cell_command_names_the_folder_of_each_profile_and_a_working_order():
+def test_cell_command_names_the_folders_and_retrains_exactly_what_it_names(tmp_path):
     smoke = cli("cell", "--configfile", "config/smoke.yaml", "synth_gym", "1", "x3d_tiny", "vmp")
     folder = "results/smoke/runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5"
     assert f"folder    {folder}\n" in smoke.stdout
     assert "(seeds 0, 1)" in smoke.stdout
-    # The target comes before --configfile, which would read it as a second config file.
-    assert (
-        f"snakemake --cores 2 --forcerun '{folder}/train.ipynb' --configfile config/smoke.yaml"
-        in smoke.stdout
-    )
-    default = cli("cell", "synth_hmdb", "2", "c2d_tiny", "baseline")
+    # Only the named variant's kept runs go; the job's others are restored by it.
+    assert f"rm -rf '{folder}/seed~0/kept' '{folder}/seed~1/kept'\n" in smoke.stdout
+    # The targets come before --configfile, which would read them as more config files.
+    job = "results/smoke/runs/synth_gym/1/x3d_tiny/train.ipynb"
+    assert f"snakemake --cores 2 --forcerun {job} --configfile config/smoke.yaml\n" in smoke.stdout
+    default = cli("cell", "synth_hmdb", "2", "c2d_tiny", "baseline", "--seed", "0")
     assert "folder    results/runs/synth_hmdb/2/c2d_tiny/baseline/lambda~0\n" in default.stdout
+    assert "baseline/lambda~0/seed~0/kept'\n" in default.stdout
     ablation = cli("cell", "synth_gym", "1", "i3d_tiny", "vmp", "--lambda", "0.5")
     assert "i3d_tiny/vmp/lambda~0.5 (seeds 0, 1, 2)" in ablation.stdout
+    assert "--forcerun results/runs/synth_gym/1/i3d_tiny/ablation/train.ipynb" in ablation.stdout
+    whole = cli("cell", "synth_gym", "1", "x3d_tiny").stdout
+    assert whole.count("folder    ") == 5  # baseline, vmp, identity, gate, and the placement's
+    # a profile plus a part, as Snakemake takes them: the part's `only:` is honoured
+    (tmp_path / "x3d.yaml").write_text("only: {backbones: [x3d_tiny]}\n")
+    profile = ["--configfile", "config/config.yaml", str(tmp_path / "x3d.yaml")]
+    part = cli("cell", *profile, "synth_gym", "1", "c2d_tiny", check=False)
+    assert part.returncode == 2 and "is not run by this profile" in part.stderr
+    kept = cli("cell", *profile, "synth_gym", "1", "x3d_tiny", "vmp").stdout
+    assert f"--configfile config/config.yaml {tmp_path / 'x3d.yaml'}" in kept
 
 
 def test_cell_command_rejects_a_cell_the_profile_does_not_run():
     proc = cli("cell", "synth_gym", "1", "i3d_tiny", "vmp", "--lambda", "0.7", check=False)
     assert proc.returncode == 2
-    assert "synth_gym/1/i3d_tiny/vmp/lambda~0.7 is not a cell of this profile" in proc.stderr
+    assert "synth_gym/1/i3d_tiny/vmp/0.7 is not run by this profile" in proc.stderr
     assert "synth_gym/1/i3d_tiny/vmp/lambda~0.5" in proc.stderr
 
 
 # A stand-in for notebooks/train.py with the same parameter names that train_run needs for its
-# folders: it writes one file per seed into its out_dirs.
+# folders: it writes one file per run into its folder.
 RECORDER = """\
 from pathlib import Path
-for seed, out_dir in zip(seeds, out_dirs, strict=True):
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    Path(out_dir, "ran.txt").write_text(f"{dataset} {lambda_reg} {seed}")
+for run in runs:
+    Path(run["out_dir"]).mkdir(parents=True, exist_ok=True)
+    Path(run["out_dir"], "ran.txt").write_text(f"{dataset} {run['lambda_reg']} {run['seed']}")
 """
 
 
@@ -315,7 +334,7 @@ def executed_notebook(tmp_path: Path) -> Path:
     """A training notebook executed by papermill as the workflow does, in a results-like tree."""
     template = tmp_path / "results" / "notebooks" / "train.ipynb"
     template.parent.mkdir(parents=True)
-    defaults = "dataset = 'synth_gym'\nlambda_reg = 0.0\nseeds = [0]\nout_dirs = ['nowhere']\n"
+    defaults = "dataset = 'synth_gym'\nruns = []\n"
     notebook = nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_code_cell(defaults, metadata={"tags": ["parameters"]}),
@@ -324,17 +343,22 @@ def executed_notebook(tmp_path: Path) -> Path:
     )
     notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
     nbformat.write(notebook, template)
-    cell = tmp_path / "results" / "runs" / DEFAULT_CELL
+    job = tmp_path / "results" / "runs" / "synth_gym" / "1" / "x3d_tiny"
+    cell = job / "vmp" / "lambda~2.5"
     params = {
         "dataset": "synth_gym",
-        "lambda_reg": 2.5,
-        "seeds": [0, 1],
-        "out_dirs": [f"{cell}/seed~0", f"{cell}/seed~1"],
+        "split": "1",
+        "backbone": "x3d_tiny",
+        "runs": [
+            {"variant": "vmp", "lambda_reg": 2.5, "seed": s, "out_dir": f"{cell}/seed~{s}"}
+            for s in (0, 1)
+        ],
         "clip": {"num_frames": 8, "hflip": False},
         "pretrained": None,
+        "confusions": {f"{cell}/confusion.png": [f"{cell}/seed~0", f"{cell}/seed~1"]},
     }
-    executed = cell / "train.ipynb"
-    cell.mkdir(parents=True, exist_ok=True)
+    executed = job / "train.ipynb"
+    job.mkdir(parents=True, exist_ok=True)
     command = ["papermill", str(template), str(executed), "-k", "python3"]
     subprocess.run([*command, "-y", yaml.safe_dump(params)], check=True, capture_output=True)
     return executed
@@ -342,14 +366,16 @@ def executed_notebook(tmp_path: Path) -> Path:
 
 def test_params_command_reruns_an_executed_notebook_elsewhere_with_papermill(tmp_path):
     executed = executed_notebook(tmp_path)
-    workflow_runs = sorted(executed.parent.glob("seed~*/ran.txt"))
+    workflow_runs = sorted(executed.parent.glob("vmp/lambda~2.5/seed~*/ran.txt"))
     assert [p.read_text() for p in workflow_runs] == ["synth_gym 2.5 0", "synth_gym 2.5 1"]
     before = [p.stat().st_mtime_ns for p in workflow_runs]
 
     rerun = tmp_path / "rerun"
     proc = cli("params", str(executed), str(rerun))
     params = yaml.safe_load((rerun / "params.yaml").read_text())
-    assert params["out_dirs"] == [f"{rerun}/seed~0", f"{rerun}/seed~1"]
+    moved = [f"{rerun}/vmp/lambda~2.5/seed~{s}" for s in (0, 1)]
+    assert [run["out_dir"] for run in params["runs"]] == moved
+    assert params["confusions"] == {f"{rerun}/vmp/lambda~2.5/confusion.png": moved}
     assert params["clip"] == {"num_frames": 8, "hflip": False} and params["pretrained"] is None
     command = proc.stdout.split()
     assert command[:2] == ["papermill", str(tmp_path / "results" / "notebooks" / "train.ipynb")]
@@ -357,17 +383,17 @@ def test_params_command_reruns_an_executed_notebook_elsewhere_with_papermill(tmp
 
     subprocess.run(command, check=True, capture_output=True)  # as printed
     assert (rerun / "train.ipynb").is_file()
-    assert [(rerun / f"seed~{s}" / "ran.txt").read_text() for s in (0, 1)] == [
+    assert [Path(m, "ran.txt").read_text() for m in moved] == [
         "synth_gym 2.5 0",
         "synth_gym 2.5 1",
     ]
     assert [p.stat().st_mtime_ns for p in workflow_runs] == before  # the workflow's run untouched
-    assert injected_parameters(rerun / "train.ipynb")["out_dirs"] == params["out_dirs"]
+    assert injected_parameters(rerun / "train.ipynb")["runs"] == params["runs"]
 
 
 def test_params_command_refuses_the_workflows_own_run_folder(tmp_path):
     notebook = tmp_path / "train.ipynb"
-    source = "seeds = [0]\nout_dirs = ['results/runs/a/1/b/vmp/lambda~2.5/seed~0']\n"
+    source = "dataset = 'a'\nsplit = '1'\nbackbone = 'b'\nruns = [{'variant': 'vmp', 'lambda_reg': 2.5, 'seed': 0, 'out_dir': 'results/runs/a/1/b/vmp/lambda~2.5/seed~0'}]\n"
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), notebook)
     for out in ("results/runs/a/1/b/vmp/lambda~2.5", "results/runs"):

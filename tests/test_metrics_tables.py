@@ -25,7 +25,7 @@ from vmp.analysis.tables import (
 from vmp.analysis.timing import rule_times
 from vmp.training.metrics import aggregate_views, classification_metrics
 from vmp.workflow.config import ConfigError, check_config, nested_update
-from vmp.workflow.matrix import cell_seeds, run_matrix, seed_groups
+from vmp.workflow.matrix import run_matrix, training_jobs
 
 
 def test_aggregate_views_averages_softmax_per_video():
@@ -614,20 +614,21 @@ def test_rule_times_sum_snakemake_benchmarks_per_rule(tmp_path):
         rule_times(tmp_path / "empty")
 
 
-def test_cells_group_runs_by_seed_list():
+def test_a_table1_cell_is_one_job_and_the_ablation_and_placement_have_their_own():
     config = _config()
     config["datasets"]["synth_hmdb"] = config["datasets"]["synth_gym"] | {
         "splits": ["1", "2"],
         "seeds": [0],
     }
-    cells = cell_seeds(run_matrix(config))
-    assert cells["synth_gym/1/x3d_tiny/vmp/lambda~2.5"] == [0, 1]
-    assert cells["synth_gym/1/x3d_tiny/baseline/lambda~0"] == [0, 1]
-    assert cells["synth_gym/1/x3d_tiny/vmp/lambda~0"] == [0]  # the ablation's other lambda
-    assert cells["synth_hmdb/2/x3d_tiny/vmp/lambda~2.5"] == [0]
-    groups = seed_groups(cells)
-    assert sorted(groups) == [(0,), (0, 1)]
-    assert sorted(groups[(0, 1)]) == [
-        "synth_gym/1/x3d_tiny/baseline/lambda~0",
-        "synth_gym/1/x3d_tiny/vmp/lambda~2.5",
+    jobs = training_jobs(run_matrix(config))
+    names = lambda job: [(r["variant"], r["lambda"], r["seed"]) for r in jobs[job]]  # noqa: E731
+    # baseline and every variant of the cell, each seed, in the order the profile lists them
+    assert names("synth_gym/1/x3d_tiny") == [
+        ("baseline", 0.0, 0),
+        ("baseline", 0.0, 1),
+        ("vmp", 2.5, 0),
+        ("vmp", 2.5, 1),
     ]
+    assert names("synth_gym/1/x3d_tiny/ablation") == [("vmp", 0.0, 0)]  # its other lambda only
+    assert names("synth_hmdb/2/x3d_tiny") == [("baseline", 0.0, 0), ("vmp", 2.5, 0)]
+    assert sum(map(len, jobs.values())) == len(run_matrix(config))  # every run in one job

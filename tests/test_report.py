@@ -23,10 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CELLS = ["synth_gym/1/x3d_tiny/baseline/lambda~0", "synth_gym/1/x3d_tiny/vmp/lambda~2.5"]
 
 
-def _notebook(path: Path, title: str) -> Path:
+def _notebook(path: Path, title: str, runs: list[Path] = ()) -> Path:
+    """An executed notebook; a training job's lists its ``runs`` folders as papermill records."""
     cell = nbformat.v4.new_code_cell("print('trained')")
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="trained\n")]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {title}"), cell])
+    notebook.metadata["papermill"] = {"parameters": {"runs": [{"out_dir": str(r)} for r in runs]}}
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, path)
     return path
@@ -66,7 +68,16 @@ def results_tree(tmp_path) -> dict:
         _notebook(results / "data/synth_gym/synth_data.ipynb", "SynthMotion scene"),
         _notebook(results / "data/hmdb51/1/prepare_data.ipynb", "Dataset preparation"),
         _notebook(results / "pretrain/x3d_tiny/train.ipynb", "Pre-training"),
-        *(_notebook(results / "runs" / cell / "train.ipynb", cell) for cell in CELLS),
+        _notebook(
+            results / "runs/synth_gym/1/x3d_tiny/train.ipynb",
+            "Table 1 cell",
+            [results / "runs" / cell / f"seed~{s}" for cell in CELLS for s in (0, 1)],
+        ),
+        _notebook(
+            results / "runs/synth_gym/1/x3d_tiny/ablation/train.ipynb",
+            "ablation",
+            [results / "runs/synth_gym/1/x3d_tiny/vmp/lambda~0/seed~0"],
+        ),
         _notebook(results / "tables/table1.ipynb", "Table 1"),
         _notebook(results / "figures/figures.ipynb", "Figures"),
     ]
@@ -238,17 +249,18 @@ def test_results_page_shows_run_tables_figures_ablation_data_and_notebooks(resul
     assert hmdb in page.rows
     assert "brush/gone.avi" in text and "brush/cut.avi: truncated: no frame decoded" in text
 
-    # Notebooks by stage, each cell of the runs on its own row; every link resolves.
-    for title in ("Data", "Pre-training", "Fine-tuning runs", "Tables", "Figures"):
+    # Notebooks by stage, each training job on its own row with its cells; every link resolves.
+    for title in ("Data", "Pre-training", "Fine-tuning jobs", "Tables", "Figures"):
         assert f"<h3>{title}" in text
-    assert ["synth_gym", "1", "x3d_tiny", "vmp", "2.5", "notebook"] in page.rows
-    assert ["synth_gym", "1", "x3d_tiny", "baseline", "0", "notebook"] in page.rows
+    table1_job = ["synth_gym", "1", "x3d_tiny", "Table 1", "baseline λ=0 · vmp λ=2.5", "notebook"]
+    assert table1_job in page.rows
+    assert ["synth_gym", "1", "x3d_tiny", "ablation", "vmp λ=0", "notebook"] in page.rows
     out = results_tree["out_dir"]
     for href in page.links:
         if not href.startswith("#"):
             assert not Path(href).is_absolute() and (out / href).is_file(), href
     assert len([h for h in page.links if h.endswith(".html")]) == 7 + 2  # + data rows
-    converted = (out / "runs" / CELLS[1] / "train.html").read_text()
+    converted = (out / "runs/synth_gym/1/x3d_tiny/train.html").read_text()
     assert "trained" in converted and "pre-wrap" in converted
     assert pd.read_csv(out / "rule_times.csv").set_index("rule").loc["all", "jobs"] == 2
 
@@ -262,7 +274,7 @@ def test_results_page_without_ablation_or_benchmarks_says_so(results_tree, tmp_p
     results_tree["repo"] = tmp_path
     text = build_report(**results_tree).read_text()
     assert "Table 1 from its caption file. (" in text
-    assert '<a href="runs/synth_gym/1/x3d_tiny/vmp/lambda~2.5/train.html">' in text
+    assert '<a href="runs/synth_gym/1/x3d_tiny/train.html">' in text
     assert "This profile runs no lambda ablation." in text
     assert "No figure was given." in text
     assert "unknown (no Snakemake benchmark files)" in text
@@ -270,20 +282,23 @@ def test_results_page_without_ablation_or_benchmarks_says_so(results_tree, tmp_p
 
 
 def test_results_page_takes_a_cell_s_lambda_from_its_runs_records(results_tree):
-    """The lambda column reads the runs' metrics.json settings, never the folder's name; a cell
+    """The cells column reads the runs' metrics.json settings, never the folders' names; a cell
     without a finished run says "?"."""
     results = results_tree["root"]
     renamed = results / "runs/synth_gym/1/x3d_tiny/vmp_gate/a_folder_by_hand"
     _metrics(renamed / "seed~3/metrics.json", 0.5, 3, 41.0, "vmp_gate")
     unfinished = results / "runs/synth_gym/1/x3d_tiny/vmp_identity/lambda~2.5"
     results_tree["notebooks"] += [
-        _notebook(renamed / "train.ipynb", "renamed"),
-        _notebook(unfinished / "train.ipynb", "unfinished"),
+        _notebook(
+            results / "runs/synth_gym/1/x3d_tiny/placement/train.ipynb",
+            "by hand",
+            [renamed / "seed~3", unfinished / "seed~0"],
+        )
     ]
     page = _Page()
     page.feed(build_report(**results_tree).read_text())
-    assert ["synth_gym", "1", "x3d_tiny", "vmp_gate", "0.5", "notebook"] in page.rows
-    assert ["synth_gym", "1", "x3d_tiny", "vmp_identity", "?", "notebook"] in page.rows
+    row = ["synth_gym", "1", "x3d_tiny", "placement", "vmp_gate λ=0.5 · ? λ=?", "notebook"]
+    assert row in page.rows
 
 
 @needs_chromium

@@ -141,9 +141,14 @@ def planned_jobs(*args: str) -> dict[str, int]:
 
 def test_paper_profile_plans_every_cell_of_table1(tmp_path):
     counts = planned_jobs("--configfile", str(paper_config(tmp_path)))
-    # 5 dataset-splits x (4 SlowFast + 6 x 2) variants, plus the ablation's 8 other lambdas; one
-    # seed each, so one job per cell of the one-seed group.
-    assert counts["finetune_seeds_0"] == 5 * 16 + 8
+    # One job per Table 1 cell: 5 dataset-splits x 7 backbones (each trains its baseline and
+    # variants), plus one for the ablation's other lambdas.
+    jobs = {rule: n for rule, n in counts.items() if rule.startswith("finetune_")}
+    assert len(jobs) == 5 * 7 + 1 and set(jobs.values()) == {1}
+    assert (
+        "finetune_hmdb51_1_i3d_r50" in jobs
+        and "finetune_finegym_gym99_timesformer_ablation" in jobs
+    )
     assert counts["prepare_data"] == 5
     assert "pretrain" not in counts and "synth_data" not in counts
 
@@ -161,7 +166,9 @@ def test_a_part_file_runs_part_of_the_protocol_with_only_its_data(tmp_path):
     part = ROOT / "config" / "parts" / "hmdb51_i3d.yaml"
     # FineGym and MPII are absent and other checkpoints missing: the part needs none of them.
     counts = planned_jobs("--configfile", str(config), str(part))
-    assert counts["finetune_seeds_0"] == 3 * 2  # 3 splits x (baseline, vmp)
+    assert sorted(r for r in counts if r.startswith("finetune_")) == [
+        f"finetune_hmdb51_{split}_i3d_r50" for split in (1, 2, 3)
+    ]  # 3 splits, each one job of (baseline, vmp)
     assert counts["prepare_data"] == 3
     bad = tmp_path / "bad.yaml"
     bad.write_text("only: {backbones: [i3d]}\n")
@@ -261,14 +268,19 @@ def test_smoke_workflow_end_to_end(smoke_run):
     history = pd.read_csv(runs[-1].parent / "history.csv")
     assert len(history) == 2
     assert (results / "pretrain" / "x3d_tiny" / "model.pt").exists()
-    # One notebook per cell records its seeds, each trained into its own run folder.
-    notebook = json.loads((runs[0].parent.parent / "train.ipynb").read_text())
+    # One notebook per Table 1 cell (dataset, split, backbone) records its runs, each variant
+    # and seed trained into its own run folder.
+    job = results / "runs" / "synth_gym" / "1" / "x3d_tiny"
+    notebook = json.loads((job / "train.ipynb").read_text())
     assert any("injected-parameters" in c["metadata"].get("tags", []) for c in notebook["cells"])
     parameters = notebook["metadata"]["papermill"]["parameters"]
-    assert parameters["seeds"] == [0, 1]
-    assert parameters["out_dirs"] == [str(runs[0].parent.parent / f"seed~{s}") for s in (0, 1)]
-    log = (results / "logs" / "runs" / "synth_gym/1/x3d_tiny/vmp/lambda~2.5.log").read_text()
+    assert [(r["variant"], r["seed"]) for r in parameters["runs"]] == [
+        (v, s) for v in ("baseline", "vmp", "vmp_gate") for s in (0, 1)
+    ]
+    assert parameters["runs"][0]["out_dir"] == str(runs[0].parent)
+    log = (results / "logs" / "runs" / "synth_gym/1/x3d_tiny.log").read_text()
     assert "synth_gym/1/x3d_tiny/vmp/lambda~2.5/seed~1 epoch 2/2, loss " in log
+    assert "synth_gym/1/x3d_tiny/baseline/lambda~0/seed~0 epoch 2/2, loss " in log
     index = (results / "report" / "index.html").read_text()
     assert "tables/table1.ipynb" in index and "runs/synth_gym/1/x3d_tiny/vmp" in index
     # Each cell's notebook draws its confusion matrix, which the results page links.
@@ -286,9 +298,11 @@ def test_smoke_workflow_end_to_end(smoke_run):
     dry = snakemake("-n", "--configfile", str(config))
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
-    # Rerun one cell of Table 1: only that run and what depends on it.
+    # Rerun one cell of Table 1: only its job and what depends on it.
     forced = planned_jobs("--configfile", str(config), "--forcerun", str(runs[0]))
-    assert forced == {"finetune_seeds_0_1": 1, "table1": 1, "figures": 1, "report": 1, "all": 1}
+    assert forced == {"finetune_synth_gym_1_x3d_tiny": 1, "attention": 1, "table1": 1}.__or__(
+        {"figures": 1, "report": 1, "all": 1}
+    )
 
 
 @pytest.mark.slow
@@ -344,7 +358,7 @@ def library_noise(results: Path) -> list[str]:
 @pytest.mark.slow
 def test_smoke_notebooks_show_no_library_noise(smoke_run):
     _, results = smoke_run
-    assert len(list(results.glob("runs/**/train.ipynb"))) == 5
+    assert len(list(results.glob("runs/**/train.ipynb"))) == 3  # Table 1, ablation, placement
     assert library_noise(results) == []
 
 
@@ -416,8 +430,14 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     ``--unlock`` for the second) resumes the job from its last epoch checkpoint each time, and it
     ends with the metrics of an uninterrupted run."""
     # Enough epochs (about 0.1 s each on the smoke data) that both kills land mid-training.
-    config = write_config(tmp_path, optim={"epochs": 40}, seeds=[0])
+    config = write_config(
+        tmp_path,
+        optim={"epochs": 40},
+        seeds=[0],
+        backbones={"x3d_tiny": {"variants": ["baseline"]}},
+    )
     run_dir = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0/seed~0"
+    job_notebook = tmp_path / "results/runs/synth_gym/1/x3d_tiny/train.ipynb"
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     command = ["snakemake", str(run_dir / "metrics.json"), "--cores", "1"]
     command += ["--configfile", str(config)]
@@ -435,7 +455,7 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     #    the job fail, removes its incomplete outputs (not the checkpoints) and stops.
     job = start()
     _wait_for(checkpoint.exists, "the first epoch checkpoint", job)
-    kernel = _training_kernel(run_dir.parent / "train.ipynb")
+    kernel = _training_kernel(job_notebook)
     assert kernel is not None
     os.kill(kernel, signal.SIGKILL)
     assert job.wait(timeout=120) != 0
@@ -461,11 +481,51 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     assert not checkpoint.parent.exists()  # removed once the run is complete
 
     # The same run, uninterrupted, with the parameters the workflow passed to the notebook.
-    notebook = json.loads((run_dir.parent / "train.ipynb").read_text())
+    notebook = json.loads(job_notebook.read_text())
     parameters = notebook["metadata"]["papermill"]["parameters"]
-    assert parameters.pop("seeds") == [0] and parameters.pop("out_dirs") == [str(run_dir)]
-    assert parameters.pop("confusion") == str(run_dir.parent / "confusion.png")  # the notebook's
-    train_run(**parameters, seed=0, out_dir=str(tmp_path / "straight"), progress_bar=False)
+    (run,) = parameters.pop("runs")
+    assert run == {"variant": "baseline", "lambda_reg": 0.0, "seed": 0, "out_dir": str(run_dir)}
+    assert list(parameters.pop("confusions")) == [str(run_dir.parent / "confusion.png")]
+    train_run(
+        **parameters,
+        variant="baseline",
+        lambda_reg=0.0,
+        seed=0,
+        out_dir=str(tmp_path / "straight"),
+        progress_bar=False,
+    )
     straight, killed = comparable_results(tmp_path / "straight"), comparable_results(run_dir)
     assert straight[0] == killed[0]
     pd.testing.assert_frame_equal(straight[1], killed[1])
+
+
+@pytest.mark.slow
+def test_a_job_killed_after_its_first_run_trains_only_the_rest(tmp_path):
+    """The kernel is killed once the job's first run has written its record: Snakemake deletes
+    the job's outputs, and the rerun restores that run (same bytes, not trained again) and
+    trains only the second."""
+    config = write_config(
+        tmp_path, optim={"epochs": 20}, backbones={"x3d_tiny": {"variants": ["baseline"]}}
+    )
+    cell = tmp_path / "results/runs/synth_gym/1/x3d_tiny/baseline/lambda~0"
+    first, second = cell / "seed~0" / "metrics.json", cell / "seed~1" / "metrics.json"
+    command = ["snakemake", str(first), str(second), "--cores", "1", "--configfile", str(config)]
+    job = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    _wait_for(first.exists, "the first run's record", job)
+    written = {name: (first.parent / name).read_bytes() for name in ("metrics.json", "model.pt")}
+    kernel = _training_kernel(tmp_path / "results/runs/synth_gym/1/x3d_tiny/train.ipynb")
+    os.kill(kernel, signal.SIGKILL)
+    assert job.wait(timeout=120) != 0
+    assert not first.exists() and not second.exists()  # Snakemake removed the failed job's outputs
+
+    snakemake(*command[1:])
+    assert {name: (first.parent / name).read_bytes() for name in written} == written
+    log = (tmp_path / "results/logs/runs/synth_gym/1/x3d_tiny.log").read_text()
+    assert f"{first.parent}: restored the finished run kept in" in log
+    assert f"{second.parent}: restored" not in log and second.exists()

@@ -36,7 +36,7 @@ from vmp.training.record import METRICS, RUN_KEYS, DamagedRun, lambda_text, read
 STAGES = {
     "data": "Data",
     "pretrain": "Pre-training",
-    "runs": "Fine-tuning runs (one notebook per cell, its seeds in turn)",
+    "runs": "Fine-tuning jobs (one notebook per Table 1 cell: its variants and seeds in turn)",
     "tables": "Tables",
     "figures": "Figures",
 }
@@ -553,28 +553,43 @@ def _convert_notebooks(notebooks, out_dir: Path, root: Path) -> list[tuple[tuple
     return converted
 
 
-def _confusion_link(parts: tuple[str, ...], root: Path, out_dir: Path) -> str:
-    """ " · confusion" linking a cell's confusion matrix (drawn by its notebook), if there is one."""
-    figure = root.joinpath(*parts[:-1], "confusion.png")
+def _confusion_link(cell: Path, out_dir: Path) -> str:
+    """ " · confusion" linking a cell's confusion matrix (drawn by its job), if there is one."""
+    figure = cell / "confusion.png"
     return f" · {_link(figure, out_dir, 'confusion')}" if figure.exists() else ""
 
 
-def _recorded_lambda(cell: Path) -> str:
-    """The lambda a cell's runs were trained with, as its records' settings name it (the first
-    finished run below ``cell``); "?" where no run below it has a readable record."""
+def _recorded(cell: Path) -> tuple[str, str]:
+    """(variant, lambda) of a cell as its runs' records name them (the first finished run below
+    ``cell``); "?" where no run below it has a readable record."""
     runs = sorted(p for p in cell.iterdir() if (p / METRICS).is_file()) if cell.is_dir() else []
     for run in runs:
         try:
-            return lambda_text(read_metrics(run)["settings"]["lambda"])
+            settings = read_metrics(run)["settings"]
+            return str(settings["variant"]), lambda_text(settings["lambda"])
         except (DamagedRun, KeyError, TypeError, ValueError):
             continue
-    return "?"
+    return "?", "?"
 
 
-def _run_cells(parts: tuple[str, ...], root: Path) -> list[str]:
-    """A cell notebook's row: dataset, split, backbone and variant (its folders) and lambda
-    (from its runs' records: only ``vmp.training.record`` spells the folders' pattern)."""
-    return [*parts[1:5], _recorded_lambda(root.joinpath(*parts[:-1]))]
+def _job_cells(notebook: Path) -> list[Path]:
+    """The cells (folders of a variant and lambda) a training job's notebook trained, in its
+    order, from the runs it was given (papermill's record of its parameters)."""
+    parameters = nbformat.read(notebook, as_version=4).metadata.get("papermill", {})
+    runs = parameters.get("parameters", {}).get("runs", [])
+    return list(dict.fromkeys(Path(run["out_dir"]).parent for run in runs))
+
+
+def _job_row(parts: tuple[str, ...], root: Path, out_dir: Path) -> tuple[list[str], str]:
+    """A job notebook's row: dataset, split, backbone (its folders), what it trained besides
+    Table 1's cell (ablation, placement), and each of its cells as ``variant λ=l`` (from the
+    runs' records) with its confusion matrix."""
+    kind = parts[4] if len(parts) > 5 else "Table 1"
+    cells = []
+    for cell in _job_cells(root.joinpath(*parts)):
+        variant, lam = _recorded(cell)
+        cells.append(f"{html.escape(variant)} λ={html.escape(lam)}{_confusion_link(cell, out_dir)}")
+    return [*(html.escape(x) for x in (*parts[1:4], kind))], " · ".join(cells) or "?"
 
 
 def _notebooks_section(converted, root: Path, out_dir: Path) -> str:
@@ -585,13 +600,13 @@ def _notebooks_section(converted, root: Path, out_dir: Path) -> str:
             continue
         parts.append(f"<h3>{html.escape(title)}</h3>")
         if stage == "runs":
-            head = "".join(f"<th>{h}</th>" for h in (*RUN_KEYS[:5], ""))
-            rows = "".join(
-                "<tr>"
-                + "".join(f"<td>{html.escape(x)}</td>" for x in _run_cells(p, root))
-                + f'<td><a href="{html.escape(link)}">notebook</a>{_confusion_link(p, root, out_dir)}</td></tr>'
-                for p, link in entries
-            )
+            head = "".join(f"<th>{h}</th>" for h in (*RUN_KEYS[:3], "job", "cells", ""))
+            rows = ""
+            for p, link in entries:
+                keys, cells = _job_row(p, root, out_dir)
+                rows += "<tr>" + "".join(f"<td>{k}</td>" for k in keys)
+                rows += f'<td>{cells}</td><td><a href="{html.escape(link)}">notebook</a></td></tr>'
+
             parts.append(
                 f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
             )

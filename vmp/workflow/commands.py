@@ -1,11 +1,12 @@
-"""``python -m vmp.workflow``: a cell's folder and rerun command; a notebook's parameters for a rerun.
+"""``python -m vmp.workflow``: a cell's folders and retrain commands; a notebook's parameters for a rerun.
 
 python -m vmp.workflow cell --configfile config/paper.yaml config/parts/hmdb51_i3d.yaml \
-        hmdb51 1 i3d_r50 vmp [--seed S] [--run]
-    the cell's folder and the commands that retrain it (or one seed of it) and what is drawn
-    from it, nothing else; the config files as Snakemake takes them (a profile, then parts or
-    overlays, merged in order, `only:` honoured); --run runs them
-python -m vmp.workflow params results/runs/<cell>/train.ipynb rerun/
+        hmdb51 1 i3d_r50 [vmp] [--lambda L] [--seed S] [--run]
+    the runs of a Table 1 cell (dataset, split, backbone), or of one variant (and lambda, seed)
+    of it, their folders and the commands that retrain exactly those and redraw what reads them;
+    the config files as Snakemake takes them (a profile, then parts or overlays, merged in
+    order, `only:` honoured); --run runs them
+python -m vmp.workflow params results/runs/<dataset>/<split>/<backbone>/train.ipynb rerun/
     writes rerun/params.yaml (the executed notebook's parameters, runs under rerun/) and
     prints the papermill command that runs it outside the workflow
 """
@@ -24,23 +25,33 @@ import yaml
 
 from vmp.training.record import KEPT, RUN_KEYS, cell_dir, cell_path, seed_dir
 from vmp.workflow.config import ConfigError, check_config, nested_update, select_part
-from vmp.workflow.matrix import cell_seeds, run_matrix
+from vmp.workflow.matrix import UNREGULARISED, job_of, run_matrix
 
 
-def find_cell(
-    config: dict[str, Any], dataset: str, split: str, backbone: str, variant: str, lam=None
-) -> str:
-    """The cell path of one training job of ``config``; a ConfigError lists the near ones."""
-    lam = 0.0 if variant == "baseline" else float(config["lambda"] if lam is None else lam)
-    cell = cell_path(
-        {"dataset": dataset, "split": str(split), "backbone": backbone, "variant": variant}
-        | {"lambda": lam}
-    )
-    cells = cell_seeds(run_matrix(config))
-    if cell not in cells:
-        near = [c for c in cells if c.startswith(f"{dataset}/{split}/{backbone}/")] or list(cells)
-        raise ConfigError(f"{cell} is not a cell of this profile; cells: {', '.join(near)}")
-    return cell
+def find_runs(
+    config: dict[str, Any],
+    dataset: str,
+    split: str,
+    backbone: str,
+    variant: str | None = None,
+    lam: float | None = None,
+    seed: int | None = None,
+) -> list[dict[str, Any]]:
+    """The runs of ``config`` in a Table 1 cell (dataset, split, backbone), narrowed to a variant
+    (at the profile's lambda unless ``lam`` is given) and a seed; a ConfigError lists the cells
+    of that backbone (or all) when none is found."""
+    runs = run_matrix(config)
+    if variant is not None and lam is None and variant not in UNREGULARISED:
+        lam = config["backbones"].get(backbone, {}).get("lambda", config["lambda"])
+    wanted = {"dataset": dataset, "split": str(split), "backbone": backbone, "variant": variant}
+    wanted |= {"lambda": None if lam is None else float(lam), "seed": seed}
+    found = [r for r in runs if all(v is None or r[k] == v for k, v in wanted.items())]
+    if not found:
+        named = "/".join(str(v) for v in wanted.values() if v is not None)
+        cells = list(dict.fromkeys(map(cell_path, runs)))
+        near = [c for c in cells if c.startswith(f"{dataset}/{split}/{backbone}/")] or cells
+        raise ConfigError(f"{named} is not run by this profile; its cells: {', '.join(near)}")
+    return found
 
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -58,21 +69,15 @@ def load_profile(configfiles: list[str]) -> dict[str, Any]:
 
 
 def retrain_commands(
-    config: dict[str, Any], cell: str, configfiles: list[str], seed: int | None = None
+    config: dict[str, Any], runs: list[dict[str, Any]], configfiles: list[str]
 ) -> list[list[str]]:
-    """The commands that retrain ``cell`` (or its ``seed``) and redraw what reads it: remove the
-    kept copies of its runs (else its job restores them), then force its job. Its other seeds
-    are restored from their kept copies, so they keep their bytes."""
-    seeds = [seed] if seed is not None else cell_seeds(run_matrix(config))[cell]
-    kept = [f"{seed_dir(config['results'], cell, s)}/{KEPT}" for s in seeds]
-    snakemake = [
-        "snakemake",
-        "--cores",
-        "2",
-        "--forcerun",
-        f"{cell_dir(config['results'], cell)}/train.ipynb",
-    ]
-    if configfiles != [DEFAULT_CONFIG]:  # after the target: --configfile takes every word after it
+    """The commands that retrain ``runs`` and redraw what reads them: remove the kept copies of
+    those runs (else their jobs restore them), then force their jobs. The jobs' other runs are
+    restored from their kept copies, so they keep their bytes."""
+    kept = [f"{seed_dir(config['results'], cell_path(r), r['seed'])}/{KEPT}" for r in runs]
+    jobs = dict.fromkeys(f"{config['results']}/runs/{job_of(r)}/train.ipynb" for r in runs)
+    snakemake = ["snakemake", "--cores", "2", "--forcerun", *jobs]
+    if configfiles != [DEFAULT_CONFIG]:  # after the targets: --configfile takes every word after it
         snakemake += ["--configfile", *configfiles]
     return [["rm", "-rf", *kept], snakemake]
 
@@ -97,20 +102,31 @@ def injected_parameters(notebook: str | Path) -> dict[str, Any]:
 
 
 def rerun_parameters(notebook: str | Path, out_dir: str | Path) -> dict[str, Any]:
-    """A training notebook's parameters with its runs written under ``out_dir``/seed~<s>.
+    """A training notebook's parameters with its runs written under ``out_dir`` (each run in
+    ``<out_dir>/<variant>/lambda~<l>/seed~<s>``, confusion matrices beside them).
 
-    Raises a ValueError if ``out_dir`` would overlap a folder the workflow's run wrote.
+    Raises a ValueError if ``out_dir`` would overlap a folder the workflow's runs wrote.
     """
     params = injected_parameters(notebook)
-    if "out_dirs" not in params:
-        raise ValueError(f"{notebook} has no out_dirs parameter (not a training notebook)")
+    if "runs" not in params:
+        raise ValueError(f"{notebook} has no runs parameter (not a training notebook)")
     out = Path(out_dir).resolve()
-    for old in (Path(d).resolve() for d in params["out_dirs"]):
+    for old in (Path(run["out_dir"]).resolve() for run in params["runs"]):
         if out == old or out in old.parents or old in out.parents:
             raise ValueError(f"{out_dir} overlaps the workflow's run folder {old}; choose another")
-    params["out_dirs"] = [f"{out_dir}/seed~{seed}" for seed in params["seeds"]]
-    if params.get("confusion"):
-        params["confusion"] = f"{out_dir}/confusion.png"
+    moved = {}
+    for run in params["runs"]:
+        cell = cell_path(
+            {k: params[k] for k in ("dataset", "split", "backbone")}
+            | {"variant": run["variant"], "lambda": run["lambda_reg"]}
+        )
+        folder = f"{out_dir}/{cell.split('/', 3)[3]}"
+        moved[run["out_dir"]] = f"{folder}/seed~{run['seed']}"
+        run["out_dir"] = moved[run["out_dir"]]
+    params["confusions"] = {
+        f"{Path(moved[dirs[0]]).parent}/confusion.png": [moved[d] for d in dirs]
+        for dirs in params.get("confusions", {}).values()
+    }
     return params
 
 
@@ -127,15 +143,15 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     cell = commands.add_parser("cell", help="a cell's folder and the commands that retrain it")
     cell.add_argument("--configfile", nargs="+", default=[DEFAULT_CONFIG])
-    cell.add_argument("--lambda", dest="lam", type=float, help="default: the profile's lambda")
-    cell.add_argument("--seed", type=int, help="retrain this seed only (default: every seed)")
+    cell.add_argument("--lambda", dest="lam", type=float, help="default: the variant's lambda")
+    cell.add_argument("--seed", type=int, help="this seed only (default: every seed)")
     cell.add_argument("--run", action="store_true", help="run the commands (else print them)")
-    cell.add_argument("key", nargs="*", help=" ".join(RUN_KEYS[:4]))
+    cell.add_argument("key", nargs="*", help=f"{' '.join(RUN_KEYS[:3])} [variant]")
     params = commands.add_parser(
         "params", help="write an executed training notebook's parameters for a rerun elsewhere"
     )
-    params.add_argument("notebook", type=Path, help="e.g. results/runs/<cell>/train.ipynb")
-    params.add_argument("out_dir", type=Path, help="new run folders: <out_dir>/seed~<s>")
+    params.add_argument("notebook", type=Path, help="e.g. results/runs/<dataset>/<split>/<backbone>/train.ipynb")
+    params.add_argument("out_dir", type=Path, help="new run folders: <out_dir>/<variant>/lambda~<l>/seed~<s>")
     args = parser.parse_args(argv)
 
     try:
@@ -144,17 +160,19 @@ def main(argv: list[str] | None = None) -> None:
             words = [*args.configfile, *args.key]
             args.configfile = [w for w in words if w.endswith((".yaml", ".yml"))]
             keys = [w for w in words if not w.endswith((".yaml", ".yml"))]
-            if len(keys) != 4:
-                parser.error(f"cell needs {' '.join(RUN_KEYS[:4])}; got {' '.join(keys) or 'none'}")
+            if len(keys) not in (3, 4):
+                parser.error(
+                    f"cell needs {' '.join(RUN_KEYS[:3])} [variant]; got {' '.join(keys) or 'none'}"
+                )
             config = load_profile(args.configfile)
-            found = find_cell(config, *keys, args.lam)
-            seeds = cell_seeds(run_matrix(config))[found]
-            if args.seed is not None and args.seed not in seeds:
-                raise ConfigError(f"seed {args.seed} is not a seed of {found}; its seeds: {seeds}")
-            folder = cell_dir(config["results"], found)
-            commands = retrain_commands(config, found, args.configfile, args.seed)
-            print(f"cell      {found} (seeds {', '.join(map(str, seeds))})")
-            print(f"folder    {folder}")
+            runs = find_runs(config, *keys[:3], *keys[3:] or [None], args.lam, args.seed)
+            cells = {}
+            for run in runs:
+                cells.setdefault(cell_path(run), []).append(run["seed"])
+            for cell, seeds in cells.items():
+                print(f"cell      {cell} (seeds {', '.join(map(str, seeds))})")
+                print(f"folder    {cell_dir(config['results'], cell)}")
+            commands = retrain_commands(config, runs, args.configfile)
             for command in commands:
                 print(f"rerun     {shlex.join(command)}")
             if args.run:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from vmp.names import sigmoid_variant
+from vmp.names import ORACLE_VARIANT, sigmoid_variant
 from vmp.training.record import RUN_KEYS, cell_dir, cell_path, seed_dir
 from vmp.workflow.config import (
     backbone_settings,
@@ -19,42 +19,45 @@ from vmp.workflow.config import (
 
 
 def train_parameters(
-    config: dict[str, Any], backbone: str, cell: str | None = None
+    config: dict[str, Any], backbone: str, job: str | None = None
 ) -> dict[str, Any]:
-    """Parameters of notebooks/train.py for a pre-training job (``cell`` None) or one cell.
+    """Parameters of notebooks/train.py for a pre-training job (``job`` None) or one training
+    job of :func:`training_jobs` (its runs in turn).
 
     The workflow passes exactly these (rules/train.smk); the notebook's parameters cell holds
-    them for one cell of the default profile (tests/test_config.py).
+    them for one job of the default profile (tests/test_config.py).
     """
     resources = config["resources"]
-    if cell is None:
-        dataset, split, variant, lam, seeds = (
-            config["pretrain"]["dataset"],
-            "1",
-            "baseline",
-            0.0,
-            [0],
-        )
+    if job is None:
+        dataset, split = config["pretrain"]["dataset"], "1"
         optim = nested_update(
             backbone_settings(config, backbone, "optim"), config["pretrain"].get("optim", {})
         )
         optim = nested_update(optim, config["backbones"][backbone].get("pretrain_optim", {}))
         fmt, root, pretrained = "synthmotion", dataset_root(config, dataset), None
-        out_dirs = [pretrain_dir(config, backbone)]
-        confusion = None
+        runs = [
+            {"variant": "baseline", "lambda_reg": 0.0, "seed": 0}
+            | {"out_dir": pretrain_dir(config, backbone)}
+        ]
+        confusions = {}
     else:
-        runs = [run for run in run_matrix(config) if cell_path(run) == cell]
-        if not runs:
-            raise ValueError(f"{cell} is not a cell of this configuration's runs")
-        dataset, split, variant, lam = (
-            runs[0][k] for k in ("dataset", "split", "variant", "lambda")
-        )
-        seeds = sorted(run["seed"] for run in runs)
+        jobs = training_jobs(run_matrix(config))
+        if job not in jobs:
+            raise ValueError(f"{job} is not a training job of this configuration's runs")
+        dataset, split = jobs[job][0]["dataset"], jobs[job][0]["split"]
         optim = backbone_settings(config, backbone, "optim", dataset)
         fmt, root = training_data(config, dataset, split)
-        out_dirs = [seed_dir(config["results"], cell, seed) for seed in seeds]
+        results = config["results"]
+        runs = [
+            {"variant": run["variant"], "lambda_reg": run["lambda"], "seed": run["seed"]}
+            | {"out_dir": seed_dir(results, cell_path(run), run["seed"])}
+            for run in jobs[job]
+        ]
         pretrained = pretrained_checkpoint(config, backbone)
-        confusion = f"{cell_dir(config['results'], cell)}/confusion.png"
+        confusions = {}
+        for run in jobs[job]:
+            figure = f"{cell_dir(results, cell_path(run))}/confusion.png"
+            confusions.setdefault(figure, []).append(seed_dir(results, cell_path(run), run["seed"]))
     return {
         "dataset": dataset,
         "dataset_format": fmt,
@@ -62,10 +65,7 @@ def train_parameters(
         "split": split,
         "backbone": backbone,
         "arch": config["backbones"][backbone].get("arch", backbone),
-        "variant": variant,
-        "lambda_reg": lam,
-        "seeds": seeds,
-        "out_dirs": out_dirs,
+        "runs": runs,
         "clip": backbone_settings(config, backbone, "clip", dataset),
         "optim": optim,
         "model": config["backbones"][backbone].get("model", {}),
@@ -79,11 +79,13 @@ def train_parameters(
             "precision", resources.get("precision", "32-true")
         ),
         "log_every_steps": resources.get("log_every_steps", 0),
-        "confusion": confusion,
+        "confusions": confusions,
     }
 
 
 RUN_KINDS = ("table", "ablation", "placement", "prompt_functions")
+# Variants without a learned map have no regulariser: their runs' lambda is 0.
+UNREGULARISED = ("baseline", ORACLE_VARIANT)
 
 
 def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -93,14 +95,14 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     (``prompt_functions``, not part of the default target).
 
     A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
-    Baselines have no prompt layer, so their lambda is 0; a backbone's ``lambda`` replaces the
+    Baselines have no prompt layer and the oracle's map is fixed, so their lambda is 0; a backbone's ``lambda`` replaces the
     global one for its +VMP rows. A dataset's ``seeds`` replace the global
     ones (e.g. a single seed where its splits serve as the replicates).
     """
     runs: dict[tuple, dict[str, Any]] = {}
 
     def add(kind: str, dataset, split, backbone, variant, lam, seed) -> None:
-        lam = 0.0 if variant == "baseline" else float(lam)
+        lam = 0.0 if variant in UNREGULARISED else float(lam)
         key = (dataset, str(split), backbone, variant, lam, int(seed))
         run = runs.setdefault(
             key,
@@ -171,16 +173,28 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cell_seeds(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """Cell path -> its seeds (sorted): the runs one training job trains in turn."""
+    """Cell path -> its seeds (sorted): a cell's replicates."""
     seeds: dict[str, list[int]] = {}
     for run in runs:
         seeds.setdefault(cell_path(run), []).append(run["seed"])
     return {cell: sorted(s) for cell, s in seeds.items()}
 
 
-def seed_groups(cells: dict[str, list[int]]) -> dict[tuple[int, ...], list[str]]:
-    """Cells grouped by their seed list; each group is one workflow rule with that many runs."""
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for cell, seeds in cells.items():
-        groups.setdefault(tuple(seeds), []).append(cell)
-    return groups
+def job_of(run: dict[str, Any]) -> str:
+    """The training job that trains ``run``: ``<dataset>/<split>/<backbone>`` for Table 1's cell
+    (baseline and every variant together, as the paper's Table 1 cell is one backbone on one
+    dataset), ``.../<kind>`` for the runs only the ablation, the placement comparison or the
+    prompt-function comparison adds (a run shared with Table 1 is trained by Table 1's job)."""
+    base = "/".join(str(run[k]) for k in ("dataset", "split", "backbone"))
+    kind = next(k for k in RUN_KINDS if run[k])
+    return base if kind == "table" else f"{base}/{kind}"
+
+
+def training_jobs(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Job (:func:`job_of`) -> its runs in the order it trains them: variant as the matrix lists
+    them, then lambda, then seed. One job trains them in one kernel (one start and import)."""
+    order = {cell: i for i, cell in enumerate(dict.fromkeys(cell_path(r) for r in runs))}
+    jobs: dict[str, list[dict[str, Any]]] = {}
+    for run in sorted(runs, key=lambda r: (order[cell_path(r)], r["seed"])):
+        jobs.setdefault(job_of(run), []).append(run)
+    return jobs
