@@ -232,6 +232,12 @@ def write_decoded(root: str | Path) -> Path:
     return root / DECODED_FRAMES
 
 
+def decoded_file(root: str | Path) -> Path | None:
+    """``root``'s decoded-frame cache (:func:`write_decoded`), or None where there is none."""
+    path = Path(root) / DECODED_FRAMES
+    return path if path.exists() else None
+
+
 def load_decoded(root: str | Path) -> dict[str, tuple[np.ndarray, float]]:
     """Absolute video path -> (memory-mapped frames, fps) from ``write_decoded``'s files (or {})."""
     root = Path(root)

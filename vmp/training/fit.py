@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -50,6 +49,8 @@ from vmp.training.record import (
     SCORES,
     TENSORBOARD,
     ParentWatch,
+    computation_fingerprint,
+    restore_kept,
     run_lock,
     write_run,
 )
@@ -559,9 +560,10 @@ def score_videos(
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
-    """Short hash of a run's settings; a checkpoint is resumed only by a run with the same one."""
-    encoded = json.dumps(settings, sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()[:16]
+    """Short hash of what a run computes (:func:`vmp.training.record.computation_fingerprint`:
+    not where its data sits); a checkpoint is resumed, and a kept record restored, only by a run
+    with the same one."""
+    return computation_fingerprint(settings)
 
 
 def fit(
@@ -685,6 +687,9 @@ def _fit(
     )
     run_name = settings.get("name", run_dir.as_posix())
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    kept = restore_kept(run_dir, settings)
+    if kept is not None:  # finished before its job was rerun (a sibling failed, a spurious trigger)
+        return kept
     resume = _resumable(checkpoint, fingerprint(settings))
     datasets = [d for d in (train_set, val_set, test_set) if isinstance(d, ClipDataset)]
     for dataset in datasets:  # decode failures of every process, kept until the run ends
@@ -865,14 +870,27 @@ class StopWhenOrphaned(L.Callback):
 
 
 def _resumable(checkpoint: Path, expected: str) -> int | None:
-    """Epoch stored in ``checkpoint`` if it exists and belongs to a run with the same settings."""
+    """Epoch stored in ``checkpoint`` if it exists and belongs to a run with the same settings.
+
+    A checkpoint of other settings is moved aside (``checkpoints.<fingerprint>/``, named in the
+    log), never deleted: it may be hours of training that a settings change was not meant for.
+    """
     if not checkpoint.exists():
         return None
     stored = checkpoint.parent / "fingerprint"
-    if not stored.exists() or stored.read_text().strip() != expected:
-        log.warning("ignoring %s: it was written by a run with other settings", checkpoint)
-        checkpoint.unlink()
-        (checkpoint.parent / FAILURE_LOG).unlink(missing_ok=True)
+    found = stored.read_text().strip() if stored.exists() else "unknown"
+    if found != expected:
+        aside = checkpoint.parent.with_name(f"{checkpoint.parent.name}.{found}")
+        shutil.rmtree(aside, ignore_errors=True)
+        checkpoint.parent.rename(aside)
+        log.warning(
+            "%s was written by a run with other settings (fingerprint %s, this run %s): moved "
+            "to %s; this run starts from epoch 0",
+            checkpoint,
+            found,
+            expected,
+            aside,
+        )
         return None
     # mmap: only the epoch is read here; Lightning loads the tensors when it resumes.
     state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
