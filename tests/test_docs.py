@@ -119,3 +119,31 @@ def test_a_broken_link_or_anchor_is_reported(tmp_path):
     assert len(broken) == 2, broken
     assert "missing.md (no such file)" in broken[0]
     assert "b.md#nope (no heading #nope in b.md)" in broken[1]
+
+
+# A pointer from code or configuration to a section: (docs/<file>.md, "<heading>"); a heading
+# broken over two string literals is matched by its start.
+SECTION_POINTER = re.compile(r"docs/([\w-]+\.md), [\"']([^\"'\n]+)")
+
+
+def test_every_pointer_from_code_to_a_docs_section_names_a_heading_that_exists():
+    found = []
+    for folder in ("vmp", "rules", "config", "notebooks", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in (".py", ".smk", ".yaml") or not path.is_file():
+                continue
+            for target, heading in SECTION_POINTER.findall(path.read_text()):
+                found.append((path.relative_to(ROOT), target, heading.strip()))
+    assert len(found) >= 4  # the error messages and configuration comments that point at docs
+    for path, target, heading in found:
+        headings = [
+            m.group(1)
+            for line in (ROOT / "docs" / target).read_text().splitlines()
+            if (m := HEADING.match(line))
+        ]
+        assert any(h.startswith(heading) for h in headings), f"{path}: no '{heading}' in {target}"
+    # and no pointer still names the README, whose sections moved into docs/
+    for folder in ("vmp", "rules", "config", "notebooks"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in (".py", ".smk", ".yaml") and path.is_file():
+                assert not re.search(r"\(README[,\"' ]", path.read_text()), path

@@ -71,11 +71,18 @@ def evaluate_run(
     if views is not None:
         spec = dataclasses.replace(spec, num_temporal_clips=views[0], num_spatial_crops=views[1])
     test = load_splits(dataset_format, data_root, str(settings["split"]))["test"]
-    data = ClipDataset(test, spec, train=False, cache_frames=False, decoded=load_decoded(data_root))
+    model = load_model(run_dir)
+    data = ClipDataset(
+        test,
+        spec,
+        train=False,
+        cache_frames=False,
+        decoded=load_decoded(data_root),
+        mask_channel=model.needs_masks,  # an oracle run reads the ground truth with its frames
+    )
     loader = make_loader(
         data, batch_size=batch_size, shuffle=False, num_workers=num_workers, seed=0
     )
-    model = load_model(run_dir)
     precision = precision or recorded.get("execution", {}).get("precision", "32-true")
     metrics, scores, per_class = score_videos(model, loader, test, torch.device(device), precision)
     label = f"{spec.num_temporal_clips}x{spec.num_spatial_crops}"

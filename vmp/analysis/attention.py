@@ -125,13 +125,20 @@ def score_run(run_dir: str | Path, data_root: str | Path, batch_size: int = 32) 
     settings = read_metrics(run_dir)["settings"]
     spec = ClipSpec.from_config(settings["clip"]).single_view()
     test = load_splits("synthmotion", data_root, str(settings["split"]))["test"]
+    model = load_model(run_dir)
     data = ClipDataset(
-        test, spec, train=False, masks=True, cache_frames=True, decoded=load_decoded(data_root)
+        test,
+        spec,
+        train=False,
+        masks=True,
+        cache_frames=True,
+        decoded=load_decoded(data_root),
+        mask_channel=model.needs_masks,  # the oracle's map is the ground truth it is given
     )
     loader = make_loader(data, batch_size=batch_size, shuffle=False, num_workers=0, seed=0)
     return [
         {k: settings[k] for k in RUN_KEYS} | {"pathway": pathway} | scores
-        for pathway, scores in score_model(load_model(run_dir), loader).items()
+        for pathway, scores in score_model(model, loader).items()
     ]
 
 

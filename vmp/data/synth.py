@@ -193,7 +193,7 @@ class SceneConfig:
 
 
 # What every scene shares. Chosen on *baseline validation* accuracy of small networks
-# (README, "How the default profile was chosen"): 32-px frames used as they are (no resize),
+# (docs/method.md, "How the default profile was chosen"): 32-px frames used as they are (no resize),
 # 9 frames (T + 1 for T = 8), an object 11-15 px across moving 11-19 px over the clip, a
 # background at 0.4 of its drawn contrast so appearance does not swamp motion, and near-lossless
 # encoding (x264's quantisation at CRF 18 cost 8 points on 32-px clips).
