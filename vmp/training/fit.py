@@ -248,7 +248,8 @@ class VideoClassificationModule(L.LightningModule):
             rows = [[loss.item(), ce.item(), variation.item()]]
         else:
             table = torch.zeros(world, 3, dtype=torch.float64, device=loss.device)
-            table[self.global_rank] = torch.stack([loss, ce, variation]).detach().double()
+            values = [t.detach().double() for t in (loss, ce, variation)]  # any dtype
+            table[self.global_rank] = torch.stack(values)
             torch.distributed.all_reduce(table)  # a sum: each rank fills its own row
             if torch.isfinite(table[:, 0]).all():
                 return
