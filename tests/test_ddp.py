@@ -161,6 +161,7 @@ finally:
 """
 
 
+@pytest.mark.slow  # a fresh interpreter: its imports take most of its 30-70 s on 2 cores
 def test_a_nan_on_rank_1_stops_both_ranks_with_one_message(tmp_path):
     job = subprocess.Popen(
         [sys.executable, "-c", NAN_SCRIPT, str(tmp_path / "nan"), str(Path(__file__).parent)],
