@@ -10,7 +10,6 @@ two-GPU ``ddp_fork`` run, and ``benchmarks/gpu_check.py`` (6-9 minutes on its ow
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -221,7 +220,6 @@ def test_two_gpu_ddp_fork_run(tiny_scene, tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
-        env=os.environ | {"CUDA_VISIBLE_DEVICES": "0,1"},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
