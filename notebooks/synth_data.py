@@ -31,11 +31,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from vmp.data.clips import write_decoded
 from vmp.data.synth import generate
 
-manifest = generate(root, scene, seed=int(seed), **overrides)
-write_decoded(root)  # every video decoded once, memory-mapped by the training runs
+manifest = generate(root, scene, seed=int(seed), **overrides)  # decode_cache decodes its videos
 info = json.loads((Path(root) / "generation.json").read_text())
 {k: info[k] for k in info if k != "config"}
 

@@ -82,6 +82,8 @@ accelerator = "cpu"
 devices = 1
 precision = "32-true"
 log_every_steps = 0
+deterministic = True
+sync_bn = False
 confusions = {
     "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/confusion.png": [
         "results/runs/synth_gym/1/x3d_tiny/vmp_normalized/lambda~2.5/seed~0",
@@ -132,6 +134,8 @@ for run in runs:
         precision=precision,
         progress_bar=False,
         log_every_steps=log_every_steps,
+        deterministic=deterministic,
+        sync_bn=sync_bn,
     )
 
 # %% [markdown]

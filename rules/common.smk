@@ -174,6 +174,12 @@ def data_ready_file(name, split="1"):
     return f"{training_data(name, split)[1]}/manifest.csv"
 
 
+def training_inputs(name, split="1"):
+    """What a training job reads: the manifest, and a SynthMotion scene's decoded frames."""
+    fmt, root = training_data(name, split)
+    return [f"{root}/manifest.csv"] + ([f"{root}/decoded.npy"] if fmt == "synthmotion" else [])
+
+
 def training_data(name, split):
     """(format, root) that vmp.data.official.index reads a dataset's split from for training."""
     return vmp_config.training_data(config, name, split)
@@ -186,7 +192,7 @@ def pretrained_checkpoint(backbone):
 
 # Input and parameter functions of rules/train.smk.
 def get_pretrain_data(wildcards):
-    return data_ready_file(config["pretrain"]["dataset"])
+    return training_inputs(config["pretrain"]["dataset"])
 
 
 def get_pretrain_parameters(wildcards):
@@ -194,8 +200,8 @@ def get_pretrain_parameters(wildcards):
 
 
 def job_data(job):
-    """The manifest a training job's runs index (its dataset and split)."""
-    return data_ready_file(JOBS[job][0]["dataset"], JOBS[job][0]["split"])
+    """What a training job's runs read (its dataset and split)."""
+    return training_inputs(JOBS[job][0]["dataset"], JOBS[job][0]["split"])
 
 
 def job_pretrained(job):

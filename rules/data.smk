@@ -20,7 +20,7 @@ use rule notebook_template as data_notebook_template with:
 
 
 rule synth_data:
-    """Generate one SynthMotion scene: mp4 clips, manifest.csv and decoded.npy (all frames, decoded once).
+    """Generate one SynthMotion scene: mp4 clips with their masks, and manifest.csv.
 
     Everything it reads and writes lies under data_root, so profiles that share a data_root (and
     its scene settings) share the scene: one profile's run never regenerates another's data."""
@@ -28,7 +28,6 @@ rule synth_data:
         notebook=f"{DATA_ROOT}/notebooks/synth_data.ipynb",
     output:
         manifest=f"{DATA_ROOT}/{{dataset}}/manifest.csv",
-        decoded=f"{DATA_ROOT}/{{dataset}}/decoded.npy",
         notebook=f"{DATA_ROOT}/{{dataset}}/synth_data.ipynb",
     params:
         parameters=lambda wc: json.dumps(
@@ -50,6 +49,27 @@ rule synth_data:
         runtime=30,
     shell:
         PAPERMILL
+
+
+rule decode_cache:
+    """Decode a SynthMotion scene's videos once into decoded.npy, which its runs memory-map;
+    rebuilt when a video changes (size, mtime: the videos' fingerprint is a param). A video that
+    does not decode is left out and listed in decoded.json; a run decodes it itself and counts it."""
+    input:
+        f"{DATA_ROOT}/{{dataset}}/manifest.csv",
+    output:
+        decoded=f"{DATA_ROOT}/{{dataset}}/decoded.npy",
+        index=f"{DATA_ROOT}/{{dataset}}/decoded.json",
+    params:
+        root=lambda wc: dataset_root(wc.dataset),
+        videos=lambda wc: video_fingerprint([Path(dataset_root(wc.dataset)) / "videos"]),
+    log:
+        f"{RESULTS}/logs/decode_cache/{{dataset}}.log",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m vmp.data.clips {params.root:q} > {log:q} 2>&1 || {{ " + FAILURE_CAUSE + "; exit 1; }}"
 
 
 rule synth_data_record:

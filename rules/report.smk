@@ -11,6 +11,7 @@ rule report:
         attention=[f"{RESULTS}/tables/attention.md"] if ATTENTION_RUNS else [],
         figures=[f"{RESULTS}/figures/{name}.png" for name in FIGURES],
         ablation=[f"{run_dir(run)}/metrics.json" for run in RUNS if run["ablation"]],
+        runs=[f"{run_dir(run)}/metrics.json" for run in TABLE_RUNS],
         data=sorted(
             {data_ready_file(name, split) for name, d in config["datasets"].items() for split in d["splits"]}
             | {data_ready_file(name) for name in SYNTH_DATASETS}

@@ -18,3 +18,15 @@ def tiny_scene(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth") / "synth_gym"
     generate(root, "synth_gym", seed=0, classes=4, videos_per_class=6, num_frames=16, size=32)
     return root
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
+    """The smoke profile run once from nothing, for the tests that read its results or copy it
+    (never change it in place): (config file, results folder)."""
+    from helpers import snakemake, write_config
+
+    tmp_path = tmp_path_factory.mktemp("smoke")
+    config = write_config(tmp_path)
+    snakemake("--cores", "2", "--configfile", str(config))
+    return config, tmp_path / "results"

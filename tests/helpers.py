@@ -1,5 +1,5 @@
 """Helpers shared by the tests: small PyAV videos, tiny training runs, prompt-layer gradients,
-and the report page loaded in headless Chromium."""
+the workflow run through Snakemake, and the report page loaded in headless Chromium."""
 
 import base64
 import json
@@ -19,6 +19,41 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+
+from vmp.workflow.config import nested_update
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def snakemake(*args, cwd=ROOT, check=True, env=None):
+    """``snakemake *args`` in the repository (its workflow profile applies); raises with the
+    output's end if it fails and ``check``."""
+    proc = subprocess.run(
+        ["snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
+    return proc
+
+
+def write_config(tmp_path, name="config.yaml", base="config/smoke.yaml", **changes):
+    """A profile (default: the smoke profile) with its results and data under ``tmp_path``."""
+    config = yaml.safe_load((ROOT / base).read_text())
+    config = nested_update(
+        config, {"results": str(tmp_path / "results"), "data_root": str(tmp_path / "data")}
+    )
+    config = nested_update(config, changes)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def write_frames(path: Path, frames: Iterable[np.ndarray], fps: float, size=(32, 32)) -> Path:
@@ -152,6 +187,7 @@ def comparable_results(run_dir: Path) -> tuple[dict, pd.DataFrame]:
     metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
     for key in ("train_seconds", "test_seconds", "resumed_from_epoch", "files", "provenance"):
         metrics.pop(key)
+    metrics.pop("execution", None)  # what ran it: the same machine, but the commit may move
     history = pd.read_csv(Path(run_dir) / "history.csv").drop(columns="seconds")
     return metrics, history
 

@@ -303,7 +303,7 @@ def test_cell_command_names_the_folders_and_retrains_exactly_what_it_names(tmp_p
     assert "i3d_tiny/vmp/lambda~0.5 (seeds 0, 1, 2)" in ablation.stdout
     assert "--forcerun results/runs/synth_gym/1/i3d_tiny/ablation/train.ipynb" in ablation.stdout
     whole = cli("cell", "synth_gym", "1", "x3d_tiny").stdout
-    assert whole.count("folder    ") == 5  # baseline, vmp, identity, gate, and the placement's
+    assert whole.count("folder    ") == 6  # baseline, vmp, identity, gate, oracle, placement
     # a profile plus a part, as Snakemake takes them: the part's `only:` is honoured
     (tmp_path / "x3d.yaml").write_text("only: {backbones: [x3d_tiny]}\n")
     profile = ["--configfile", "config/config.yaml", str(tmp_path / "x3d.yaml")]

@@ -309,7 +309,7 @@ ORPHAN_CHILD = """
 import json, sys
 from pathlib import Path
 from vmp.training.run import train_run
-from vmp.training.record import ParentGone
+from vmp.training.supervision import ParentGone
 settings = json.loads(sys.argv[1])
 try:
     train_run(**settings)

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from helpers import write_frames
 
-from vmp.data.sources import list_files, video_fingerprint, video_folders
+from vmp.data import official
+from vmp.data.sources import video_fingerprint, video_folders
 from vmp.models import create_model, save_checkpoint
 from vmp.workflow.config import ConfigError, check_config, nested_update
-from vmp.data import official
 from vmp.workflow.preflight import check_checkpoints, check_split_lists, preflight
 
 ROOT = Path(__file__).resolve().parents[1]

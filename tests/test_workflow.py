@@ -12,10 +12,10 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
-from helpers import check_report_page, comparable_results, needs_chromium
+from helpers import check_report_page, comparable_results, needs_chromium, snakemake, write_config
 
 from vmp.training.run import train_run
-from vmp.workflow.config import nested_update, select_part
+from vmp.workflow.config import select_part
 from vmp.workflow.logs import KNOWN_LIGHTNING_LINES, KNOWN_WARNINGS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,28 +24,6 @@ NOTEBOOKS += ("prepare_data",)
 FIGURES = ("fig1_motion_representations", "fig3_power_normalisation", "fig4_slope_shift")
 FIGURES += ("fig4_trajectories",)
 FIGURES += ("fig5_attention", "fig6_regularisation")
-
-
-def snakemake(*args, cwd=ROOT, check=True):
-    proc = subprocess.run(
-        ["snakemake", *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-        )
-    return proc
-
-
-def write_config(tmp_path, name="config.yaml", base="config/smoke.yaml", **changes):
-    config = yaml.safe_load((ROOT / base).read_text())
-    config = nested_update(
-        config, {"results": str(tmp_path / "results"), "data_root": str(tmp_path / "data")}
-    )
-    config = nested_update(config, changes)
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
 
 
 @pytest.mark.parametrize(
@@ -225,16 +203,6 @@ def test_notebook_parameters_match_what_the_rules_pass(tmp_path):
     passed |= {"prepare_data": passed_parameters(paper_config(tmp_path))["prepare_data"]}
     for notebook, keys in passed.items():
         assert keys == declared[notebook], notebook
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
-    """The smoke profile run once from nothing, for the tests that read its results:
-    (config file, results folder)."""
-    tmp_path = tmp_path_factory.mktemp("smoke")
-    config = write_config(tmp_path)
-    snakemake("--cores", "2", "--configfile", str(config))
-    return config, tmp_path / "results"
 
 
 @pytest.mark.slow

@@ -51,6 +51,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vmp.data.masks import masks_path, read_masks
 from vmp.data.resize import check_not_empty
+from vmp.data.sources import video_fingerprint
 from vmp.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -215,11 +216,27 @@ def write_decoded(root: str | Path) -> Path:
     """Decode every video of ``root/manifest.csv`` once into ``root/decoded.npy``.
 
     Small datasets of equal-sized videos (SynthMotion) are then memory-mapped by every training
-    run (:func:`load_decoded`) instead of each run decoding every video again.
+    run (:func:`load_decoded`) instead of each run decoding every video again. A video that does
+    not decode is left out with a warning and listed in ``decoded.json`` ("unreadable"), with the
+    fingerprint of the videos it was made from (the workflow rebuilds it when they change).
+    ``python -m vmp.data.clips <root>`` runs it (the workflow's ``decode_cache`` rule).
     """
     root = Path(root)
-    paths = pd.read_csv(root / "manifest.csv")["path"].drop_duplicates().tolist()
-    videos, rates = zip(*(decode_video(root / p) for p in paths), strict=True)
+    listed = pd.read_csv(root / "manifest.csv")["path"].drop_duplicates().tolist()
+    paths, videos, rates, unreadable = [], [], [], {}
+    for path in listed:
+        try:
+            frames, fps = decode_video(root / path)
+        except (av.FFmpegError, OSError, ValueError) as err:
+            # left out: a run decodes it itself, fails, replaces it and counts it
+            unreadable[path] = str(err).splitlines()[0]
+            log.warning("%s: not cached, it does not decode: %s", root / path, unreadable[path])
+            continue
+        paths.append(path)
+        videos.append(frames)
+        rates.append(fps)
+    if not videos:
+        raise ValueError(f"{root}: none of the {len(listed)} videos of manifest.csv decodes")
     shapes = {v.shape for v in videos}
     if len(shapes) > 1 or len(set(rates)) > 1:
         raise ValueError(
@@ -228,7 +245,8 @@ def write_decoded(root: str | Path) -> Path:
         )
     with atomic_path(root / DECODED_FRAMES) as tmp, open(tmp, "wb") as f:
         np.save(f, np.stack(videos))
-    write_json(root / DECODED_INDEX, {"paths": paths, "fps": rates[0]})
+    index = {"paths": paths, "fps": rates[0], "unreadable": unreadable}
+    write_json(root / DECODED_INDEX, index | {"videos": video_fingerprint([root / "videos"])})
     return root / DECODED_FRAMES
 
 
@@ -783,3 +801,11 @@ def make_loader(
         worker_init_fn=_seed_worker,
         pin_memory=torch.cuda.is_available(),
     )
+
+
+if __name__ == "__main__":
+    # python -m vmp.data.clips <scene root>: the decoded-frame cache of a SynthMotion scene
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(write_decoded(sys.argv[1]))

@@ -48,12 +48,11 @@ from vmp.training.record import (
     PER_CLASS,
     SCORES,
     TENSORBOARD,
-    ParentWatch,
     computation_fingerprint,
     restore_kept,
-    run_lock,
     write_run,
 )
+from vmp.training.supervision import ParentWatch, run_lock
 
 log = logging.getLogger(__name__)
 
@@ -596,7 +595,7 @@ def fit(
     parameters, timings and ``settings``) and ``model.pt`` (final weights, vmp checkpoint format).
     ``checkpoints/last.ckpt`` is written after every epoch and resumed from when the job is rerun with
     the same settings; it is removed once the run has finished. ``train.lock`` (see
-    :func:`vmp.training.record.run_lock`) keeps a second process from training the same folder meanwhile, and
+    :func:`vmp.training.supervision.run_lock`) keeps a second process from training the same folder meanwhile, and
     training stops when the process that started it exits (:class:`StopWhenOrphaned`).
     Videos that failed to decode are listed under "decode_failures" in ``metrics.json``, and
     what the run ran on under "execution" (:func:`vmp.training.environment.execution_record`).
@@ -849,12 +848,12 @@ def decode_failures(datasets: Sequence[ClipDataset]) -> dict[str, Any]:
 
 
 class StopWhenOrphaned(L.Callback):
-    """Stops training (raises :class:`vmp.training.record.ParentGone`) once the process that started it exits.
+    """Stops training (raises :class:`vmp.training.supervision.ParentGone`) once the process that started it exits.
 
     Killing only Snakemake leaves papermill and the Jupyter kernel training for hours; this
     checks every few seconds, at each training and validation step (see :class:`ParentWatch`),
     and ``_fit`` checks once more right before writing the run's record. (The workflow's
-    notebooks also watch from their first line, :func:`vmp.training.record.stop_with_parents`.)
+    notebooks also watch from their first line, :func:`vmp.training.supervision.stop_with_parents`.)
     """
 
     def __init__(self, interval: float = 5.0) -> None:

@@ -92,12 +92,15 @@ def train_run(
     precision: str = "32-true",
     progress_bar: bool = True,
     log_every_steps: int = 0,
+    deterministic: bool = True,
+    sync_bn: bool = False,
 ) -> dict[str, Any]:
     """Train ``backbone`` (with ``variant``'s prompts) on one split and evaluate it; see :func:`vmp.training.fit.fit`.
 
     ``cache_frames`` keeps decoded frames in memory (small videos such as SynthMotion's).
     ``devices`` > 1 trains with DDP over that many devices (or CPU processes) of this machine.
-    ``log_every_steps`` > 0 logs a line every that many training steps (see :func:`vmp.training.fit.fit`).
+    ``log_every_steps`` > 0 logs a line every that many training steps; ``deterministic`` and
+    ``sync_bn`` are the profile's ``resources`` keys (see :func:`vmp.training.fit.fit`).
     ``backbone`` names the run (and Table 1's row); ``arch`` is the registry model it builds, when
     they differ (e.g. ``timesformer_k600`` built as ``timesformer`` from a Kinetics-600 checkpoint).
     """
@@ -185,4 +188,6 @@ def train_run(
         precision=precision,
         progress_bar=progress_bar,
         log_every=log_every_steps,
+        deterministic=deterministic,
+        sync_bn=sync_bn,
     )

@@ -150,8 +150,12 @@ def main(argv: list[str] | None = None) -> None:
     params = commands.add_parser(
         "params", help="write an executed training notebook's parameters for a rerun elsewhere"
     )
-    params.add_argument("notebook", type=Path, help="e.g. results/runs/<dataset>/<split>/<backbone>/train.ipynb")
-    params.add_argument("out_dir", type=Path, help="new run folders: <out_dir>/<variant>/lambda~<l>/seed~<s>")
+    params.add_argument(
+        "notebook", type=Path, help="e.g. results/runs/<dataset>/<split>/<backbone>/train.ipynb"
+    )
+    params.add_argument(
+        "out_dir", type=Path, help="new run folders: <out_dir>/<variant>/lambda~<l>/seed~<s>"
+    )
     args = parser.parse_args(argv)
 
     try:

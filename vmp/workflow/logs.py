@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 
 from vmp.io import DiskFull
-from vmp.training.record import DamagedRun, ParentGone, RunLocked, stop_with_parents
+from vmp.training.record import DamagedRun
+from vmp.training.supervision import ParentGone, RunLocked, stop_with_parents
 from vmp.workflow.config import ConfigError
 
 # Errors whose message says all a user needs: a notebook shows them in one line, no traceback.
@@ -56,7 +57,7 @@ _FILTER = _DropKnownLines()
 
 def prepare_job() -> None:
     """What every notebook of the workflow does first, before its heavy imports: stop when its
-    Snakemake job is gone (:func:`vmp.training.record.stop_with_parents`), show ``SHORT_ERRORS`` in one
+    Snakemake job is gone (:func:`vmp.training.supervision.stop_with_parents`), show ``SHORT_ERRORS`` in one
     line, and silence the known warnings."""
     stop_with_parents()
     short_errors()
@@ -92,7 +93,9 @@ def quiet_known_warnings() -> None:
 
 
 # The line that names an exception in a Python traceback: "ValueError: ...", "vmp.x.DamagedRun: ..."
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Run|Gone|Locked|Full|Interrupt)\b:? ?")
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Run|Gone|Locked|Full|Interrupt)\b:? ?"
+)
 
 
 def failure_cause(log: str | Path) -> str:

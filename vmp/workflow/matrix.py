@@ -79,6 +79,8 @@ def train_parameters(
             "precision", resources.get("precision", "32-true")
         ),
         "log_every_steps": resources.get("log_every_steps", 0),
+        "deterministic": resources.get("deterministic", True),
+        "sync_bn": resources.get("sync_bn", False),
         "confusions": confusions,
     }
 
