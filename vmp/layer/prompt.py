@@ -222,9 +222,11 @@ def compile_errors() -> tuple[type[BaseException], ...]:
     import torch._dynamo.exc as dynamo_exc  # imported on first use: about 3 s
     import torch._inductor.exc as inductor_exc
 
+    # TorchDynamoException covers BackendCompilerFailed, InductorError, TorchRuntimeError,
+    # Unsupported, TritonMissing and GPUTooOldForTriton (torch 2.14); getattr keeps older ones.
     names = [
-        (dynamo_exc, "TorchDynamoException"),  # BackendCompilerFailed, InductorError, Unsupported,
-        (dynamo_exc, "TritonUnavailableError"),  # TorchRuntimeError, TritonMissing, ...
+        (dynamo_exc, "TorchDynamoException"),
+        (dynamo_exc, "TritonUnavailableError"),
         (inductor_exc, "CppCompileError"),
         (inductor_exc, "InvalidCxxCompiler"),
         (inductor_exc, "CppWrapperCodegenError"),
