@@ -78,7 +78,8 @@ def autocast(device: str, precision: str):
 
 def grad_scaler(device: str, precision: str) -> torch.amp.GradScaler:
     """Loss scaling as Lightning's "16-mixed" does it (a no-op for the other precisions)."""
-    return torch.amp.GradScaler("cuda", enabled=device == "cuda" and precision == "16-mixed")
+    enabled = device == "cuda" and precision == "16-mixed" and torch.cuda.is_available()
+    return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
 def optimizer_step(
