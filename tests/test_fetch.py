@@ -623,10 +623,10 @@ def test_the_workflow_fetches_a_checkpoint_then_trains_from_it_and_reruns_nothin
     assert record["produced"] == [str(checkpoint)]
     assert "X3D_M.pyth" in json.loads((checkpoint.parent / F.LOCK_NAME).read_text())
     assert json.loads(metrics[0].read_text())["settings"]["pretrained"] == str(checkpoint)
-    assert first.stderr.index("checkpoint fetch:") < first.stderr.index("rule check_inputs:")
+    assert first.stderr.index("checkpoint fetch:") < first.stderr.index("rule finetune")
     again = snakemake("-n")
     assert "Nothing to be done" in again.stdout + again.stderr  # no rerun after the fetch
     checkpoint.unlink()  # the results trained from it stay valid; what needs it fetches it
-    planned = snakemake("-n", "--forcerun", "check_inputs", targets=[])
+    planned = snakemake("-n", "--forceall")
     assert "files of checkpoints are missing again; dropped" in planned.stderr
-    assert planned.stdout.index("checkpoint fetch:") < planned.stdout.index("rule check_inputs:")
+    assert "checkpoint fetch:" in planned.stdout
