@@ -24,6 +24,7 @@ from vmp.data.official import (
     probe,
     summary_line,
 )
+from vmp.data.sources import list_files, video_folders
 
 
 def write_video(path: Path, n: int, fps: float = 10, size=(32, 32)) -> Path:
@@ -383,6 +384,128 @@ def test_mpii_errors(mpii):
         index("mpii_cooking2", mpii, "test")
 
 
+# video_list: your own videos in PySlowFast's list files --------------------------------------
+
+
+@pytest.fixture
+def video_list(tmp_path) -> Path:
+    """Three classes; labels as listed (not in the names' order); one val list; one video of
+    class 2 listed in test but missing."""
+    root = tmp_path / "mine"
+    for name in ("a0", "a1", "b0", "b1", "c0", "c1 copy"):
+        write_video(root / "clips" / f"{name}.mp4", 12)
+    (root / "lists").mkdir()
+    (root / "lists" / "train.csv").write_text("a0.mp4 2\nb0.mp4 0\n\n# a comment\nc0.mp4 1\n")
+    (root / "lists" / "val.csv").write_text("a1.mp4,2\n")
+    (root / "lists" / "test.csv").write_text("a1.mp4 2\nb1.mp4  0\nc1 copy.mp4 , 1\nc2.mp4 1\n")
+    (root / "lists" / "names.txt").write_text("zebra\napple\nmango\n\n")
+    return root
+
+
+VL_PATHS = {"list_dir": "lists", "video_dir": "clips", "classes": "names.txt"}
+
+
+def test_video_list_index_keeps_the_listed_labels(video_list):
+    t = index("video_list", video_list, "1", **VL_PATHS)
+    assert list(t.columns) == COLUMNS
+    assert t.groupby("subset").size().to_dict() == {"test": 4, "train": 3, "val": 1}
+    assert dict(zip(t["class_name"], t["label"], strict=False)) == {
+        "zebra": 0,
+        "apple": 1,
+        "mango": 2,
+    }
+    first = t.iloc[0]
+    assert (first["path"], first["class_name"], first["subset"]) == (
+        str((video_list / "clips" / "a0.mp4").resolve()),
+        "mango",
+        "train",
+    )
+    assert str((video_list / "clips" / "c1 copy.mp4").resolve()) in set(t["path"])
+    assert t["start_sec"].isna().all()
+    # Without a classes file class k is class_<k>; the labels stay as listed.
+    t = index("video_list", video_list, 1, list_dir="lists", video_dir="clips")
+    assert dict(zip(t["class_name"], t["label"], strict=False)) == {
+        "class_0": 0,
+        "class_1": 1,
+        "class_2": 2,
+    }
+    assert list_files("video_list", video_list, "1", **VL_PATHS) == [
+        str(video_list / "lists" / name)
+        for name in ("names.txt", "test.csv", "train.csv", "val.csv")
+    ]
+    assert video_folders("video_list", video_list, **VL_PATHS) == [video_list / "clips"]
+
+
+def test_video_list_defaults_splits_and_absolute_paths(video_list, tmp_path):
+    root = tmp_path / "flat"  # the default layout: lists and videos in the root
+    write_video(root / "x.mp4", 6)
+    elsewhere = write_video(tmp_path / "elsewhere" / "y.mp4", 6)
+    (root / "train.csv").write_text(f"x.mp4 0\n{elsewhere} 1\n")
+    (root / "test.csv").write_text("x.mp4 0\nx.mp4 1\n")
+    t = index("video_list", root)
+    assert set(t["subset"]) == {"train", "test"}  # no val.csv: load_splits uses test
+    assert str(elsewhere.resolve()) in set(t["path"])
+    with pytest.raises(ValueError, match=r"split '2'.*hold one split, '1'.*\{split\}"):
+        index("video_list", root, 2)
+    for k in (1, 2):
+        (root / f"train{k}.csv").write_text(f"x.mp4 0\nx.mp4 {k}\n")
+    names = {"train_list": "train{split}.csv", "test_list": "test.csv"}
+    assert index("video_list", root, 2, **names)["label"].max() == 2
+    assert list_files("video_list", root, "2", **names) == [
+        str(root / "test.csv"),
+        str(root / "train2.csv"),
+    ]
+
+
+def test_video_list_errors_name_the_file_and_the_fix(video_list):
+    lists = video_list / "lists"
+    with pytest.raises(
+        ValueError, match=r"train\.csv line 2: label 3 is out of range of .*names\.txt \(3 classes"
+    ):
+        (lists / "train.csv").write_text("a0.mp4 2\nb0.mp4 3\n")
+        index("video_list", video_list, 1, **VL_PATHS)
+    (lists / "train.csv").write_text("a0.mp4 2\nb0.mp4 0 12\n")
+    with pytest.raises(ValueError, match=r"train\.csv line 2: expected '<path> <label>'"):
+        index("video_list", video_list, 1, **VL_PATHS)
+    (lists / "train.csv").write_text("a0.mp4 two\n")
+    with pytest.raises(ValueError, match=r"train\.csv line 1: expected"):
+        index("video_list", video_list, 1, **VL_PATHS)
+    (lists / "train.csv").write_text("a0.mp4 2\nb0.mp4 0\n")  # no video of apple (label 1) left
+    (lists / "test.csv").write_text("a1.mp4 2\n")
+    (lists / "val.csv").unlink()
+    with pytest.raises(ValueError, match=r"no video of label 1 \(apple\).*names\.txt"):
+        index("video_list", video_list, 1, **VL_PATHS)
+    (lists / "names.txt").write_text("zebra\n\nmango\n")
+    with pytest.raises(ValueError, match=r"names\.txt line 2 is blank"):
+        index("video_list", video_list, 1, **VL_PATHS)
+    with pytest.raises(FileNotFoundError, match=r"classes file not found: .*other\.txt"):
+        index("video_list", video_list, 1, **VL_PATHS | {"classes": "other.txt"})
+    (lists / "names.txt").write_text("zebra\napple\nmango\n")
+    (lists / "test.csv").unlink()
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"test list \(paths\.test_list\) not found: .*test\.csv.*'<path> <label>'",
+    ):
+        index("video_list", video_list, 1, **VL_PATHS)
+    with pytest.raises(TypeError, match="unknown path option"):
+        index("video_list", video_list, 1, label_file="x")
+
+
+def test_video_list_prepare_reports_the_missing_video(video_list, tmp_path):
+    report = prepare("video_list", video_list, "1", tmp_path / "out", **VL_PATHS)
+    assert counts(report) == (8, 7, 7, 0)
+    assert report["missing"] == [str((video_list / "clips" / "c2.mp4").resolve())]
+    assert report["num_classes"] == 3 and report["emptied_classes"] == []
+    assert report["per_class"]["test"] == {"apple": 1, "mango": 1, "zebra": 1}
+    manifest = pd.read_csv(tmp_path / "out" / "manifest.csv")
+    assert dict(zip(manifest["class_name"], manifest["label"], strict=False)) == {
+        "zebra": 0,
+        "apple": 1,
+        "mango": 2,
+    }
+    assert (manifest["num_frames"] == 12).all()
+
+
 # SynthMotion ---------------------------------------------------------------------------------
 
 
@@ -477,16 +600,13 @@ def test_prepare_data_rule_prints_one_summary_line(hmdb, tmp_path):
             stdin=subprocess.DEVNULL,
         )
 
-    failed = run()  # two classes lose their only train / test video
+    failed = run()  # two classes lose their only train / test video: the pre-flight says so
     assert failed.returncode != 0
-    line = (
-        "prepare_data hmdb51 split 1: 5 of 6 listed videos found, 1 missing, 1 unreadable, "
-        "4 readable, no readable video left for catch (train), cartwheel (test) "
-        f"(report: {out / 'prepare_report.md'})"
-    )
-    assert line in failed.stderr
-    log = (tmp_path / "results" / "logs" / "prepare_data" / "hmdb51" / "1.log").read_text()
-    assert "EmptyClassError" in log and "class 'catch' has no readable train video" in log
+    said = failed.stdout + failed.stderr
+    assert said.count("problems in the datasets' lists and videos") == 1
+    assert "split 1: class catch has no readable train video" in said
+    assert "split 1: class cartwheel has no readable test video" in said
+    assert "rule prepare_data" not in said and not out.exists()  # before any job
 
     for cls, name in (("catch", "a"), ("cartwheel", "b")):
         write_video(hmdb / "videos" / cls / f"{cls}_{name}.avi", 40)

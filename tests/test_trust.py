@@ -105,7 +105,7 @@ def test_a_broken_video_stops_the_parse_before_any_job(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     config |= {"results": str(tmp_path / "results"), "data_root": str(tmp_path / "data")}
     config |= {"datasets": hmdb["datasets"], "ablation": None, "placement": None}
-    config |= {"prompt_functions": None}
+    config |= {"prompt_functions": None, "backbones": {"x3d_tiny": {"variants": ["baseline"]}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     failed = snakemake(path, dry=True)

@@ -162,8 +162,8 @@ def check_config(config: dict[str, Any], fetched: Iterable[str] = ()) -> None:
             raise ConfigError(
                 f"pretrain.checkpoints.{backbone}: {path} does not exist; `python -m vmp.fetch "
                 f"checkpoints` downloads the Kinetics checkpoints (with `fetch: true` the workflow "
-                "does, for the names it knows), or correct the path (docs/paper-profile.md, '2. Place "
-                "what cannot be fetched')"
+                "does, for the names it knows: docs/paper-profile.md, '1. Fetch what is public'), or "
+                "correct the path"
             )
     if pretrain and "scene" in pretrain:
         require(pretrain["scene"], sorted(SCENES), "pretrain.scene")

@@ -145,10 +145,13 @@ def check_checkpoints(
         try:
             fitted_state(model, read_state_dict(model, path), Path(path))
         except (OSError, ValueError, RuntimeError) as err:
-            raise ConfigError(
-                f"{key}: {err}. Fix: point {key} at a Kinetics checkpoint of {arch} "
+            fix = (  # an error that says its own fix (a fetched file replaced by hand) keeps it
+                ""
+                if "Fix" in str(err) or "fix" in str(err)
+                else f" Fix: point {key} at a Kinetics checkpoint of {arch} "
                 "(docs/paper-profile.md, '2. Place what cannot be fetched')."
-            ) from None
+            )
+            raise ConfigError(f"{key}: {str(err).rstrip('.')}.{fix}") from None
         checked[backbone] = str(path)
     return checked
 
