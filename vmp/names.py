@@ -68,7 +68,7 @@ MODELS: dict[str, tuple[str, ...]] = {
 
 SCENES = ("synth_cooking", "synth_gym", "synth_hmdb", "synth_kinetics")
 
-DATASET_FORMATS = ("synthmotion", "hmdb51", "finegym", "mpii_cooking2")
+DATASET_FORMATS = ("synthmotion", "hmdb51", "finegym", "mpii_cooking2", "video_list")
 
 
 def variants(model: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Dataset indexing and preparation for SynthMotion, HMDB-51, FineGym (Gym99) and MPII Cooking 2.
+"""Dataset indexing and preparation for SynthMotion, HMDB-51, FineGym (Gym99), MPII Cooking 2 and
+your own videos listed in PySlowFast's list files (``video_list``).
 
 ``index`` turns a dataset tree in its official layout into one table (one row per clip):
 
@@ -34,7 +35,13 @@ import numpy as np
 import pandas as pd
 
 from vmp.data.resize import resize_video
-from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS
+from vmp.data.sources import (
+    FINEGYM_ANNOTATIONS,
+    FINEGYM_LISTS,
+    LAYOUT,
+    MPII_LISTS,
+    video_list_paths,
+)
 from vmp.io import atomic_path, write_csv, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -67,6 +74,12 @@ SOURCES = {
         "experimentalSetup/sequences{TrainAttr,Val,Test}.txt and the activity annotations "
         "(the official attributesAnnotations_MPII-Cooking-2.mat, or CSV rows "
         "<sequence>,<start_frame>,<end_frame>,<activity> with 0-based frames; set `annotations`)"
+    ),
+    "video_list": (
+        "A video_list dataset is your own: <root>/train.csv and test.csv (val.csv optional) with "
+        "one '<path> <label>' line per video (PySlowFast's list files; MMAction2's have the same "
+        "shape), paths relative to <root>, labels 0, 1, ...; `paths` sets list_dir, video_dir, "
+        "train_list, val_list, test_list and classes (docs/development.md, 'Adding a dataset')"
     ),
 }
 
@@ -377,6 +390,124 @@ def _header_fps(path: Path) -> float | None:
         return None
 
 
+_VL = LAYOUT["video_list"]
+
+
+def _index_video_list(
+    root: Path,
+    split: str | int,
+    list_dir: str = _VL["list_dir"],
+    video_dir: str = _VL["video_dir"],
+    train_list: str = _VL["train_list"],
+    val_list: str = _VL["val_list"],
+    test_list: str = _VL["test_list"],
+    classes: str = _VL["classes"],
+) -> pd.DataFrame:
+    """Your own videos, listed as PySlowFast lists them (MMAction2's video lists alike)::
+
+        <root>/<list_dir>/train.csv   one video per line: <path> <label>   (required)
+                          val.csv     (optional: without it, validation uses the test subset)
+                          test.csv    (required)
+                          <classes>   optional: one class name per line, line k + 1 names label k
+        <root>/<video_dir>/<path>     the video; an absolute <path> is used as it is
+
+    Path and label are separated by spaces (PySlowFast) or by one comma (then a path may hold
+    spaces); blank lines and lines starting with ``#`` are skipped. Labels are integers from 0
+    and stay as listed (they are not re-sorted by name); without a classes file class k is named
+    ``class_<k>``. Every label from 0 to the last (to the classes file's last line) must have a
+    video. Splits: "{split}" in a list name is replaced by the split (``train_list:
+    "train{split}.csv"`` gives split k ``train<k>.csv``); with no "{split}" in any name, the
+    lists hold one split, "1".
+    """
+    names = {"train": train_list, "val": val_list, "test": test_list}
+    if str(split) != "1" and not any("{split}" in n for n in names.values()):
+        raise ValueError(
+            f"video_list: split '{split}', but the list names {sorted(set(names.values()))} hold "
+            "one split, '1': use splits: ['1'], or put {split} in paths.train_list, val_list and "
+            "test_list (e.g. 'train{split}.csv') for several"
+        )
+    files = video_list_paths(
+        root,
+        str(split),
+        list_dir=list_dir,
+        train_list=train_list,
+        val_list=val_list,
+        test_list=test_list,
+        classes=classes,
+    )
+    class_file = files.pop("classes", None)
+    class_names = _read_class_names(class_file) if class_file else None
+    rows = []
+    for subset, f in files.items():
+        if subset == "val" and not f.exists():
+            continue
+        _require(f, "video_list", f"{subset} list (paths.{subset}_list)")
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            fields = [x.strip() for x in text.split(",")] if "," in text else text.split()
+            if (
+                len(fields) != 2
+                or not fields[0]
+                or not (fields[1].isascii() and fields[1].isdigit())
+            ):
+                raise ValueError(
+                    f"video_list: {f} line {n}: expected '<path> <label>' (separated by spaces or "
+                    f"one comma, the label an integer from 0), got {line!r}"
+                )
+            label = int(fields[1])
+            if class_names is not None and label >= len(class_names):
+                raise ValueError(
+                    f"video_list: {f} line {n}: label {label} is out of range of {class_file} "
+                    f"({len(class_names)} classes, labels 0-{len(class_names) - 1}); fix the "
+                    "label, or add the class's name to that file (line k + 1 names label k)"
+                )
+            path = (root / video_dir / fields[0]).resolve()
+            rows.append({"path": str(path), "label": label, "subset": subset})
+    if not rows:
+        raise ValueError(f"video_list: no videos listed in {', '.join(map(str, files.values()))}")
+    labels = {r["label"] for r in rows}
+    count = len(class_names) if class_names is not None else max(labels) + 1
+    if absent := sorted(set(range(count)) - labels):
+        named = [f"{k} ({class_names[k]})" if class_names else str(k) for k in absent[:10]]
+        raise ValueError(
+            f"video_list: no video of label {', '.join(named)}{' ...' if len(absent) > 10 else ''} "
+            f"in {', '.join(str(f) for f in files.values() if f.exists())}; labels run from 0 "
+            f"to {count - 1}"
+            + (f" (the lines of {class_file})" if class_file else " (the largest listed)")
+            + " and each needs videos: list them, or renumber the labels"
+            + (" and remove the class from that file" if class_file else "")
+        )
+    names_of = class_names or [f"class_{k}" for k in range(count)]
+    for r in rows:
+        r["class_name"] = names_of[r.pop("label")]
+    out = _finish(rows, "video_list", root)
+    out["label"] = out["class_name"].map({c: k for k, c in enumerate(names_of)}).astype(int)
+    return out
+
+
+def _read_class_names(path: Path) -> list[str]:
+    """One class name per line (line k + 1 names label k); trailing blank lines are ignored."""
+    lines = [
+        line.strip()
+        for line in _require(path, "video_list", "classes file").read_text().splitlines()
+    ]
+    while lines and not lines[-1]:
+        lines.pop()
+    for n, name in enumerate(lines, 1):
+        if not name:
+            raise ValueError(
+                f"video_list: {path} line {n} is blank; the file holds one class name per line "
+                "(line k + 1 names label k), so a blank line would shift every later label"
+            )
+    if dup := sorted({x for x in lines if lines.count(x) > 1}):
+        raise ValueError(f"video_list: {path} names {', '.join(dup)} more than once")
+    if not lines:
+        raise ValueError(f"video_list: {path} holds no class name")
+    return lines
+
+
 def _index_prepared(root: Path, split: str | int) -> pd.DataFrame:
     """The manifest ``prepare`` wrote for one split: readable videos, cut clips, stable labels."""
     manifest, table = _read_manifest(
@@ -398,6 +529,7 @@ _INDEXERS: dict[str, Callable[..., pd.DataFrame]] = {
     "hmdb51": _index_hmdb51,
     "finegym": _index_finegym,
     "mpii_cooking2": _index_mpii,
+    "video_list": _index_video_list,
 }
 
 
@@ -405,12 +537,15 @@ def index(dataset: str, root: str | Path, split: str | int = 1, **paths: str) ->
     """Index a dataset tree in its official layout.
 
     Args:
-        dataset: "synthmotion", "hmdb51", "finegym", "mpii_cooking2", or "prepared" (the
-            manifest ``prepare`` wrote into ``root`` for one split).
+        dataset: "synthmotion", "hmdb51", "finegym", "mpii_cooking2", "video_list" (your own
+            videos in list files), or "prepared" (the manifest ``prepare`` wrote into ``root``
+            for one split).
         root: dataset root folder.
-        split: 1-3 for HMDB-51, the SynthMotion split number, "gym99", or "test" for MPII.
+        split: 1-3 for HMDB-51, the SynthMotion split number, "gym99", "test" for MPII, "1"
+            for a video_list (or k where its list names hold "{split}").
         **paths: layout overrides. hmdb51: video_dir, split_dir; finegym: clip_dir, event_dir,
-            annotation_dir; mpii_cooking2: video_dir, annotations (CSV), camera.
+            annotation_dir; mpii_cooking2: video_dir, annotations (CSV), camera; video_list:
+            list_dir, video_dir, train_list, val_list, test_list, classes.
 
     Returns:
         One row per clip with columns ``COLUMNS`` (plus ``clip_id`` and, for MPII,

@@ -7,6 +7,7 @@ of its params)::
 
     LAYOUT[format]            default folder and file names, overridden by a dataset's `paths`
     list_files(...)           split lists and annotation files one split is indexed from
+    video_list_paths(...)     a `video_list` dataset's train/val/test lists and classes file
     video_fingerprint(...)    hash of (path, size, mtime) of every file in the video folders
 """
 
@@ -24,6 +25,17 @@ LAYOUT: dict[str, dict[str, str]] = {
         "annotations": "annotations.csv",
         "camera": "cam-002",
     },
+    # Your own dataset in PySlowFast's (and MMAction2's) list-file shape: `<path> <label>` lines.
+    # "{split}" in a list name is replaced by the split; without it the lists hold one split, "1".
+    # classes: a file of class names, one a line (line k + 1 names label k); "": class_<k>.
+    "video_list": {
+        "list_dir": ".",
+        "video_dir": ".",
+        "train_list": "train.csv",
+        "val_list": "val.csv",
+        "test_list": "test.csv",
+        "classes": "",
+    },
 }
 FINEGYM_LISTS = ("gym99_train_element_v1.1.txt", "gym99_val_element.txt")
 FINEGYM_ANNOTATIONS = ("finegym_annotation_info_v1.1.json", "gym99_categories.txt")
@@ -40,9 +52,14 @@ def list_files(dataset_format: str, root: str | Path, split: str, **paths: str) 
 
     hmdb51: ``<split_dir>/*_test_split<k>.txt``; finegym: the Gym99 element lists, the
     annotation JSON and the category names; mpii_cooking2: ``experimentalSetup`` sequence
-    lists and the activity annotations. Missing files are left out (indexing names them).
+    lists and the activity annotations; video_list: the train, val and test lists and the
+    classes file. Missing files are left out (indexing names them).
     """
     root, names = Path(root), layout(dataset_format, **paths)
+    if dataset_format == "video_list":
+        return sorted(
+            str(f) for f in video_list_paths(root, split, **paths).values() if f.is_file()
+        )
     if dataset_format == "hmdb51":
         files = (root / names["split_dir"]).glob(f"*_test_split{split}.txt")
     elif dataset_format == "finegym":
@@ -54,6 +71,20 @@ def list_files(dataset_format: str, root: str | Path, split: str, **paths: str) 
     else:
         return []
     return sorted(str(f) for f in files if f.is_file())
+
+
+def video_list_paths(root: str | Path, split: str, **paths: str) -> dict[str, Path]:
+    """A ``video_list`` split's files: ``train``, ``val``, ``test`` (the lists, in ``list_dir``,
+    "{split}" in a name replaced by ``split``) and ``classes`` (in ``list_dir``, only when set)."""
+    names = layout("video_list", **paths)
+    folder = Path(root) / names["list_dir"]
+    files = {
+        subset: folder / names[f"{subset}_list"].replace("{split}", str(split))
+        for subset in ("train", "val", "test")
+    }
+    if names["classes"]:
+        files["classes"] = folder / names["classes"]
+    return files
 
 
 def video_folders(dataset_format: str, root: str | Path, **paths: str) -> list[Path]:
