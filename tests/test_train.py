@@ -20,6 +20,7 @@ from vmp.models import create_model
 from vmp.training.environment import EXECUTION_KEYS, git_state
 from vmp.training.fit import (
     OPTIMIZERS,
+    ClipDataModule,
     OptimConfig,
     progress_line,
     recompute_batchnorm,
@@ -481,6 +482,36 @@ def test_accumulating_2_batches_of_8_is_one_step_of_16_and_clipping_bounds_the_s
         trained("odd", batch_size=16, accumulate_grad_batches=3)
     with pytest.raises(ValueError, match="clip_grad_norm must be > 0 or None"):
         OptimConfig(clip_grad_norm=0.0)
+
+
+def test_the_datamodule_splits_each_step_between_devices_and_accumulated_batches():
+    """One optimiser step of 16 clips over 2 devices x 2 accumulated batches: batches of 4 in the
+    seeded order, the last incomplete step dropped; validation and test every clip once, in order,
+    16 at a time; fit gets the Trainer's own loaders back for its passes after training."""
+    data = ClipDataModule(
+        list(range(36)),
+        list(range(10)),
+        list(range(20, 26)),
+        batch_size=16,
+        devices=2,
+        accumulate=2,
+        seed=3,
+    )
+    train = data.train_dataloader()
+    assert train is data.train_dataloader() and data.val_dataloader() is data.val_dataloader()
+    assert (train.batch_size, train.drop_last, train.sampler.whole) == (4, True, 16)
+    assert data.steps_per_epoch == 2
+    train.sampler.set_epoch(1)
+    order = torch.cat(list(train)).tolist()
+    expected = EpochSeededSampler(36, seed=3, whole=16)
+    expected.set_epoch(1)
+    assert order == list(expected) and len(order) == 32
+    assert [b.tolist() for b in data.val_dataloader()] == [list(range(10))]
+    assert [b.tolist() for b in data.test_dataloader()] == [list(range(20, 26))]
+    # a split no larger than one step: one step of all its clips; no validation split: no batches
+    small = ClipDataModule(list(range(5)), None, [0], batch_size=16)
+    assert (small.steps_per_epoch, small.train_dataloader().drop_last) == (1, False)
+    assert small.train_dataloader().sampler.whole == 1 and small.val_dataloader() == []
 
 
 def test_the_code_commit_is_none_outside_a_checkout_and_without_git(tmp_path, monkeypatch):

@@ -28,8 +28,8 @@ import torch
 from vmp.data.clips import ClipDataset, ClipSpec, load_decoded, make_loader
 from vmp.data.official import load_splits
 from vmp.io import write_csv, write_json
-from vmp.training.fit import score_videos
 from vmp.training.record import PER_CLASS, SCORES, load_model, read_metrics
+from vmp.training.scoring import score_videos
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,10 @@ Every epoch's randomness (sample order, augmentation, dropout) is derived from (
 :class:`vmp.data.clips.EpochSeededSampler` (under DDP augmentation and dropout also from the rank),
 so a run killed mid-epoch and resumed from its last epoch checkpoint ends with the same metrics as
 one that was never interrupted.
+
+The loaders come from a :class:`ClipDataModule` (Lightning's convention for a run's data); after
+training, this process alone computes the BatchNorm statistics (precise BN), the validation and
+the multi-view test (:mod:`vmp.training.scoring`, which ``python -m vmp.evaluate`` uses as well).
 """
 
 from __future__ import annotations
@@ -37,12 +41,6 @@ from vmp.data.clips import FAILURE_LOG, ClipDataset, make_loader
 from vmp.io import atomic_path, write_csv, write_text
 from vmp.layer.prompt import temporal_variation
 from vmp.training.environment import execution_record
-from vmp.training.metrics import (
-    aggregate_views,
-    classification_metrics,
-    per_class_accuracy,
-    video_scores,
-)
 from vmp.training.record import (
     HISTORY,
     PER_CLASS,
@@ -52,6 +50,7 @@ from vmp.training.record import (
     restore_kept,
     write_run,
 )
+from vmp.training.scoring import evaluate, precision_context, score_videos, to_device
 from vmp.training.supervision import ParentWatch, run_lock
 
 log = logging.getLogger(__name__)
@@ -396,28 +395,6 @@ def logged(batches: DataLoader, run_name: str, what: str, quiet: bool = False) -
             log.info("%s %s: %d/%d batches", run_name, what, done, total)
 
 
-def precision_context(precision: str | int, device: torch.device | str = "cpu"):
-    """The autocast a Lightning ``precision`` runs a model's forward under, for the passes run
-    outside the Trainer (precise BN, the final validation and test, ``vmp.evaluate``).
-
-    ``16-mixed`` and ``bf16-mixed`` autocast to float16 or bfloat16 on ``device``'s type, as
-    Lightning's ``MixedPrecision`` does; every other precision (``32-true``; the ``-true`` ones
-    whose weights are already converted) runs as it is.
-    """
-    dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(
-        {"16": "16-mixed", "bf16": "bf16-mixed"}.get(str(precision), str(precision))
-    )
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=dtype)
-
-
-def _to(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
-    # From page-locked memory (make_loader pins batches where CUDA is available) the copy
-    # overlaps the computation; from pageable memory non_blocking is a plain copy.
-    return tensor.to(device, non_blocking=True)
-
-
 @torch.no_grad()
 def recompute_batchnorm(
     model: torch.nn.Module,
@@ -432,7 +409,8 @@ def recompute_batchnorm(
     weights, and eval-mode outputs drift from what the network computes in training (seen on
     x3d_tiny: eval-mode predictions collapsed to a few classes). Recomputing them with the final
     weights (PySlowFast's "precise BN") removes that gap. It runs under the run's ``precision``
-    (:func:`precision_context`), as training did. Returns the number of BatchNorm layers.
+    (:func:`vmp.training.scoring.precision_context`), as training did. Returns the number of
+    BatchNorm layers.
     """
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
@@ -445,7 +423,7 @@ def recompute_batchnorm(
     model.train().to(device)
     with precision_context(precision, device):
         for batch in loader:
-            model(_to(batch["video"], device))
+            model(to_device(batch["video"], device))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
@@ -506,57 +484,62 @@ class TensorBoard:
             self._writer = None
 
 
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    device: torch.device | str = "cpu",
-    precision: str | int = "32-true",
-):
-    """Softmax scores (float32), labels and video indices of every item (view) of ``loader``,
-    the model run under ``precision`` (:func:`precision_context`)."""
-    model.eval().to(device)
-    probs, labels, index = [], [], []
-    with precision_context(precision, device):
-        for batch in loader:
-            logits = model(_to(batch["video"], device)).logits
-            probs.append(logits.float().softmax(1).cpu())
-            labels.append(batch["label"])
-            index.append(batch["video_index"])
-    return torch.cat(probs), torch.cat(labels), torch.cat(index)
+class ClipDataModule(L.LightningDataModule):
+    """A run's train, validation and test loaders (:func:`vmp.data.clips.make_loader`).
 
+    ``batch_size`` is one optimiser step's clips over all devices: the training loader gives each
+    of ``devices`` processes ``batch_size / (devices * accumulate)`` clips per batch, in the
+    order of :class:`vmp.data.clips.EpochSeededSampler` (which splits it between the processes
+    and seeds each epoch's draws), and drops the last incomplete step when the split holds more
+    than one. Validation and test go through every view once, ``batch_size`` at a time.
 
-def evaluate(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    device: torch.device | str = "cpu",
-    precision: str | int = "32-true",
-) -> dict:
-    """Multi-view evaluation: softmax averaged over each video's views, then the metrics."""
-    scores, labels = aggregate_views(*predict(model, loader, device, precision))
-    return classification_metrics(scores, labels)
+    The Trainer asks for the training and validation loaders; :func:`fit` asks for them again
+    after training, for the passes it runs outside the Trainer in its own process (precise BN,
+    the final validation, the test: :mod:`vmp.training.scoring`), and gets the same objects
+    (built once, in the process that calls :func:`fit`; the processes of ``ddp_fork`` inherit
+    them): the training sampler's epoch is then set by hand. Without a validation split there
+    are no validation batches (and :func:`fit` sets the Trainer's ``limit_val_batches`` to 0).
+    """
 
+    def __init__(
+        self,
+        train_set: Dataset,
+        val_set: Dataset | None,
+        test_set: Dataset,
+        *,
+        batch_size: int,
+        devices: int = 1,
+        accumulate: int = 1,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.test_set = test_set
+        self.drop_last = len(train_set) > batch_size
+        self._eval_loader = functools.partial(
+            make_loader, batch_size=batch_size, shuffle=False, num_workers=num_workers, seed=seed
+        )
+        self._train = make_loader(
+            train_set,
+            batch_size=batch_size // (devices * accumulate),
+            shuffle=True,
+            num_workers=num_workers,
+            seed=seed,
+            drop_last=self.drop_last,
+            whole=batch_size if self.drop_last else 1,  # every optimiser step a whole batch
+        )
+        self._val = self._eval_loader(val_set) if val_set else []
+        # optimiser steps of an epoch, all processes together
+        self.steps_per_epoch = (len(train_set) // batch_size) if self.drop_last else 1
 
-def score_videos(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    videos: pd.DataFrame,
-    device: torch.device | str = "cpu",
-    precision: str | int = "32-true",
-) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Multi-view test of ``loader`` (a :class:`ClipDataset` over the table ``videos``) under
-    ``precision``: the metrics, one row per video (:func:`vmp.training.metrics.video_scores`) and
-    the accuracy per class."""
-    probs, labels, index = predict(model, loader, device, precision)
-    scores, video_labels = aggregate_views(probs, labels, index)
-    rows = videos.reset_index(drop=True).iloc[torch.unique(index, sorted=True).numpy()]
-    table = video_scores(scores, video_labels, rows)
-    names = (
-        dict(zip(videos["label"].astype(int), videos["class_name"].astype(str), strict=True))
-        if "class_name" in videos
-        else None
-    )
-    return classification_metrics(scores, video_labels), table, per_class_accuracy(table, names)
+    def train_dataloader(self) -> DataLoader:
+        return self._train
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._val
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -702,8 +685,17 @@ def _fit(
     module.history_path = run_dir / HISTORY
     if not resume:  # events of an earlier attempt of this run would overlap this one's
         shutil.rmtree(run_dir / TENSORBOARD, ignore_errors=True)
-    drop_last = len(train_set) > optim.batch_size
-    steps_per_epoch = (len(train_set) // optim.batch_size) if drop_last else 1  # global steps
+    data = ClipDataModule(
+        train_set,
+        val_set,
+        test_set,
+        batch_size=optim.batch_size,
+        devices=devices,
+        accumulate=accumulate,
+        num_workers=num_workers,
+        seed=seed,
+    )
+    steps_per_epoch = data.steps_per_epoch
     module.tensorboard = TensorBoard(
         run_dir / TENSORBOARD, purge_step=resume * steps_per_epoch if resume else None
     )
@@ -727,35 +719,19 @@ def _fit(
         enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        limit_val_batches=None if data.val_dataloader() else 0,  # no validation split: no loop
         # With devices > 1 Lightning forks the processes itself, also inside a SLURM job (whose
         # environment would otherwise make it wait for processes started by srun).
         plugins=[AtomicCheckpointIO()] + ([LightningEnvironment()] if devices > 1 else []),
         callbacks=[orphan_guard] + ([StepLog(run_name, log_every)] if log_every else []),
         default_root_dir=run_dir,
     )
-    train_loader = make_loader(
-        train_set,
-        batch_size=optim.batch_size // (devices * accumulate),
-        shuffle=True,
-        num_workers=num_workers,
-        seed=seed,
-        drop_last=drop_last,
-        whole=optim.batch_size if drop_last else 1,  # every optimiser step a whole batch
-    )
-    eval_loader = functools.partial(
-        make_loader, batch_size=optim.batch_size, shuffle=False, num_workers=num_workers, seed=seed
-    )
-    val_loader = eval_loader(val_set) if val_set else None
     prompt_start = prompt_state(model)  # before a resume loads the trained weights
     started = time.perf_counter()
     write_text(checkpoint.parent / "fingerprint", fingerprint(settings))
     with _one_error_from_the_processes():
         trainer.fit(
-            module,
-            train_loader,
-            val_loader,
-            ckpt_path=checkpoint if resume else None,
-            weights_only=True,
+            module, datamodule=data, ckpt_path=checkpoint if resume else None, weights_only=True
         )
     train_seconds = time.perf_counter() - started
     if devices > 1:  # the forked processes kept the history; rank 0 saved it with every epoch
@@ -763,6 +739,7 @@ def _fit(
         module.history = json.loads(state["vmp_history"])
 
     device = trainer.strategy.root_device
+    train_loader, val_loader = data.train_dataloader(), data.val_dataloader()
     train_loader.sampler.set_epoch(optim.epochs)  # a fixed, seeded pass for the statistics
 
     def progress(loader: DataLoader, what: str):
@@ -772,10 +749,10 @@ def _fit(
     recompute_batchnorm(model, progress(train_loader, "precise BN"), device, run_precision)
     val_metrics = (
         evaluate(model, progress(val_loader, "validation"), device, run_precision)
-        if val_loader is not None
+        if val_loader
         else {}
     )
-    test_loader = eval_loader(test_set)
+    test_loader = data.test_dataloader()
     started = time.perf_counter()
     metrics, scores, per_class = score_videos(
         model, progress(test_loader, "test"), test_set.table, device, run_precision
