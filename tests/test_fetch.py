@@ -23,6 +23,7 @@ import yaml
 
 from vmp import fetch as F
 from vmp.data.sources import LAYOUT
+from vmp.io import FetchedFileChanged, check_fetched
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,27 +246,27 @@ def recorded_file(tmp_path, name="zoo.pyth", data=PAYLOAD) -> Path:
 
 def test_a_fetched_file_is_checked_against_its_record(tmp_path):
     path = recorded_file(tmp_path)
-    assert F.check_fetched(path) is True
+    assert check_fetched(path) is True
     path.write_bytes(b"another checkpoint copied over it")
-    with pytest.raises(F.ChecksumMismatch) as err:
-        F.check_fetched(path)
+    with pytest.raises(FetchedFileChanged) as err:
+        check_fetched(path)
     message = str(err.value)
     assert str(path) in message and f"33 bytes, not the {len(PAYLOAD)} recorded" in message
     assert "Fix: remove" in message and "remove the entry 'zoo.pyth'" in message
     path.write_bytes(PAYLOAD[::-1])  # same size, other bytes
-    with pytest.raises(F.ChecksumMismatch, match=f"sha256 {sha256(PAYLOAD[::-1])}, not"):
-        F.check_fetched(path)
+    with pytest.raises(FetchedFileChanged, match=f"sha256 {sha256(PAYLOAD[::-1])}, not"):
+        check_fetched(path)
 
 
 def test_a_file_in_a_subfolder_and_a_file_without_record(tmp_path):
     weights = recorded_file(tmp_path, "timesformer-base-finetuned-k400/pytorch_model.bin")
-    assert F.check_fetched(weights) is True
+    assert check_fetched(weights) is True
     weights.write_bytes(b"x")
-    with pytest.raises(F.ChecksumMismatch, match="'timesformer-base-finetuned-k400/pytorch_"):
-        F.check_fetched(weights)
+    with pytest.raises(FetchedFileChanged, match="'timesformer-base-finetuned-k400/pytorch_"):
+        check_fetched(weights)
     (tmp_path / "checkpoints" / "mine.pyth").write_bytes(b"placed by hand, never fetched")
-    assert F.check_fetched(tmp_path / "checkpoints" / "mine.pyth") is False
-    assert F.check_fetched(tmp_path / "elsewhere.pyth") is False
+    assert check_fetched(tmp_path / "checkpoints" / "mine.pyth") is False
+    assert check_fetched(tmp_path / "elsewhere.pyth") is False
 
 
 def test_loading_a_replaced_checkpoint_names_the_file(tmp_path):
@@ -280,7 +281,7 @@ def test_loading_a_replaced_checkpoint_names_the_file(tmp_path):
     recorded_file(tmp_path, "C2D_8x8_R50.pyth", path.read_bytes())
     load_pretrained(create_model("c2d_tiny", 5), path)  # as recorded: loads
     torch.save({"model_state": create_model("c2d_tiny", 5).backbone.state_dict()}, path)
-    with pytest.raises(F.ChecksumMismatch, match="C2D_8x8_R50.pyth is not the file vmp.fetch"):
+    with pytest.raises(FetchedFileChanged, match="C2D_8x8_R50.pyth is not the file vmp.fetch"):
         load_pretrained(create_model("c2d_tiny", 5), path)
 
 

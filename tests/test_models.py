@@ -19,11 +19,15 @@ from vmp.models import (
     variant_options,
 )
 from vmp.models.checkpoint import _rename_pyslowfast_timesformer
-from vmp.names import PROMPT_FUNCTION_VARIANTS
+from vmp.names import ORACLE_VARIANT, PROMPT_FUNCTION_VARIANTS
 
 TINY = list_models("*_tiny")
+# The oracle reads a mask channel with its frames: tests/test_oracle.py runs it on every pathway.
 TINY_VARIANTS = [
-    (name, v) for name in TINY for v in list_variants(name) if v not in PROMPT_FUNCTION_VARIANTS
+    (name, v)
+    for name in TINY
+    for v in list_variants(name)
+    if v not in (*PROMPT_FUNCTION_VARIANTS, ORACLE_VARIANT)
 ]
 
 
@@ -103,7 +107,7 @@ def test_prompt_function_variants_learn_eta(variant):
 
 
 def test_variants():
-    alternatives = ["vmp_identity", "vmp_gate", "vmp_normalized"]
+    alternatives = ["vmp_identity", "vmp_gate", "vmp_normalized", "vmp_oracle"]
     assert list_variants("x3d_tiny") == [
         "baseline",
         "vmp",

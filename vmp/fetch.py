@@ -53,14 +53,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vmp.data.sources import FINEGYM_ANNOTATIONS, FINEGYM_LISTS, LAYOUT, MPII_LISTS, layout
-from vmp.io import disk_full, file_digest, write_json
+from vmp.io import (
+    FETCH_LOCK,
+    disk_full,
+    file_digest,
+    read_fetch_lock,
+    write_json,
+)
 from vmp.workflow.config import dataset_root
 
 CHUNK = 1 << 20
 # A base URL tried before each file's own URLs, as <mirror>/<file name> (a lab's local copy, an
 # air-gapped cluster's file server); the checksums are verified all the same.
 MIRROR_ENV = "VMP_FETCH_MIRROR"
-LOCK_NAME = ".fetch-lock.json"
+LOCK_NAME = FETCH_LOCK
 MARKER = ".fetch-extracted"
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".rar")
 RAR_INSTALL = (
@@ -215,13 +221,12 @@ CATALOGUE: dict[str, Item] = {
 
 
 def read_lock(lock: Path) -> dict[str, dict]:
-    """The recorded checksums: {file name: {"sha256", "url"}}; empty when there is no lock."""
-    if not lock.is_file():
-        return {}
+    """The recorded checksums: {file name: {"sha256", "size", "url"}}; empty when there is no
+    lock (:func:`vmp.io.read_fetch_lock`)."""
     try:
-        return json.loads(lock.read_text())
-    except json.JSONDecodeError as err:
-        raise FetchError(f"{lock} is not valid JSON ({err}); fix or remove it") from None
+        return read_fetch_lock(lock)
+    except ValueError as err:
+        raise FetchError(str(err)) from None
 
 
 def _expected(file: File, lock: Path) -> tuple[str, str] | None:
@@ -245,42 +250,6 @@ def _record(file: File, path: Path, lock: Path, url: str, log: Callable[[str], N
     warnings.warn(message, stacklevel=2)
     if log is not print:  # on the console the warning above is already the one message
         log(f"warning: {message}")
-
-
-def check_fetched(path: str | Path, levels: int = 3) -> bool:
-    """Compare a file that vmp.fetch placed with its first-use record; False when it has none.
-
-    The record is the entry of ``path`` (relative to the lock's folder) in the
-    ``.fetch-lock.json`` of its folder or of one of the ``levels`` folders above. A file replaced
-    by hand after the fetch (another checkpoint copied over it) is caught here, before it is
-    loaded: its size, then its sha256, must be the recorded ones.
-
-    Raises:
-        ChecksumMismatch: naming the file, the lock and both digests, and the two ways out.
-    """
-    path = Path(path).absolute()
-    for folder in list(path.parents)[:levels]:
-        lock = folder / LOCK_NAME
-        if not lock.is_file():
-            continue
-        name = path.relative_to(folder).as_posix()
-        entry = read_lock(lock).get(name)
-        if entry is None:
-            continue
-        size = path.stat().st_size
-        if "size" in entry and size != entry["size"]:
-            found = f"{size} bytes, not the {entry['size']} recorded"
-        elif (actual := file_digest(path)) != entry["sha256"]:
-            found = f"sha256 {actual}, not {entry['sha256']} as recorded"
-        else:
-            return True
-        raise ChecksumMismatch(
-            f"{path} is not the file vmp.fetch downloaded from {entry.get('url', '?')}: it has "
-            f"{found} in {lock} (entry {name!r}). Fix: remove {path} and fetch it again "
-            "(`python -m vmp.fetch ...` or the workflow with `fetch: true`), or, if you replaced "
-            f"it on purpose, remove the entry {name!r} from {lock}."
-        )
-    return False
 
 
 def _verify(path: Path, file: File, lock: Path) -> bool:

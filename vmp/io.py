@@ -136,3 +136,63 @@ def write_torch(path: str | Path, obj: Any) -> Path:
     import torch
 
     return _write_with(path, lambda tmp: torch.save(obj, tmp))
+
+
+# --- files that vmp.fetch placed ------------------------------------------------------------
+# Here, not in vmp.fetch, so that loading a checkpoint (vmp.models) can check its record.
+
+FETCH_LOCK = ".fetch-lock.json"  # the first-use checksums vmp.fetch records beside its downloads
+
+
+class FetchedFileChanged(ValueError):
+    """A file differs from the one vmp.fetch downloaded and recorded (replaced by hand)."""
+
+
+def read_fetch_lock(lock: Path) -> dict[str, dict]:
+    """A lock file's records, {file name: {"sha256", "size", "url"}}; empty when there is none.
+
+    Raises:
+        ValueError: the lock is not valid JSON (naming it and the fix).
+    """
+    if not lock.is_file():
+        return {}
+    try:
+        return json.loads(lock.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{lock} is not valid JSON ({err}); fix or remove it") from None
+
+
+def check_fetched(path: str | Path, levels: int = 3) -> bool:
+    """Compare a file that vmp.fetch placed with its first-use record; False when it has none.
+
+    The record is the entry of ``path`` (relative to the lock's folder) in the
+    ``.fetch-lock.json`` of its folder or of one of the ``levels`` folders above. A file replaced
+    by hand after the fetch (another checkpoint copied over it) is caught here, before it is
+    loaded: its size, then its sha256, must be the recorded ones.
+
+    Raises:
+        FetchedFileChanged: naming the file, the lock and both digests, and the two ways out.
+    """
+    path = Path(path).absolute()
+    for folder in list(path.parents)[:levels]:
+        lock = folder / FETCH_LOCK
+        if not lock.is_file():
+            continue
+        name = path.relative_to(folder).as_posix()
+        entry = read_fetch_lock(lock).get(name)
+        if entry is None:
+            continue
+        size = path.stat().st_size
+        if "size" in entry and size != entry["size"]:
+            found = f"{size} bytes, not the {entry['size']} recorded"
+        elif (actual := file_digest(path)) != entry["sha256"]:
+            found = f"sha256 {actual}, not {entry['sha256']} as recorded"
+        else:
+            return True
+        raise FetchedFileChanged(
+            f"{path} is not the file vmp.fetch downloaded from {entry.get('url', '?')}: it has "
+            f"{found} in {lock} (entry {name!r}). Fix: remove {path} and fetch it again "
+            "(`python -m vmp.fetch ...` or the workflow with `fetch: true`), or, if you replaced "
+            f"it on purpose, remove the entry {name!r} from {lock}."
+        )
+    return False

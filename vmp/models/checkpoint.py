@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vmp.fetch import check_fetched
-from vmp.io import write_torch
+from vmp.io import check_fetched, write_torch
 from vmp.models.backbones import TimeSformer
 from vmp.models.pyslowfast import from_pyslowfast, is_pyslowfast
 
@@ -121,7 +120,7 @@ def read_state_dict(model: nn.Module, path: str | Path) -> dict[str, Tensor]:
     """Read `path` and return its weights under `model`'s key names (`backbone.*`, ...).
 
     A file (or a directory's file) that `vmp.fetch` recorded in a `.fetch-lock.json` must still
-    be the one recorded (`vmp.fetch.check_fetched`); else `vmp.fetch.ChecksumMismatch`.
+    be the one recorded (`vmp.io.check_fetched`); else `vmp.io.FetchedFileChanged`.
     """
     path = Path(path)
     if not path.exists():
