@@ -4,7 +4,7 @@ import re
 import sys
 from pathlib import Path
 
-from vmp.data.sources import video_fingerprint, video_folders
+from vmp.data.sources import DECODED_FRAMES, stale_decoded_cache, video_fingerprint, video_folders
 from vmp.fetch import profile_downloads
 from vmp.names import VARIANTS
 from vmp.training import record as vmp_runs
@@ -127,6 +127,19 @@ if workflow.is_main_process:
             stale.unlink()
 
 
+# A scene's decoded frames made before one of its videos changed are removed (a derived cache:
+# decode_cache rebuilds it), and become a target like a damaged record, so what reads them follows.
+STALE_CACHES = []
+if workflow.is_main_process:
+    for name in SYNTH_DATASETS:
+        root = vmp_config.dataset_root(config, name)
+        if why := stale_decoded_cache(root):
+            done = "would be rebuilt" if workflow.output_settings.dryrun else "rebuilding it"
+            print(f"decoded frames of {name}: {why}; {done}", file=sys.stderr)
+            if not workflow.output_settings.dryrun:
+                Path(root, DECODED_FRAMES).unlink(missing_ok=True)
+                STALE_CACHES.append(f"{root}/{DECODED_FRAMES}")
+
 # Snakemake does not rerun the job of a missing intermediate file whose readers are up to date;
 # a run set aside is therefore a target of its own, so its job runs and what reads it follows.
 SET_ASIDE = [
@@ -240,6 +253,7 @@ PROMPT_FUNCTION_RUNS = [
 def all_outputs():
     return [
         *(f"{folder}/{name}" for folder in SET_ASIDE for name in ("metrics.json", "model.pt")),
+        *STALE_CACHES,
         f"{RESULTS}/tables/table1.csv",
         *([f"{RESULTS}/tables/attention.csv"] if ATTENTION_RUNS else []),
         *(f"{RESULTS}/figures/{name}.png" for name in FIGURES),

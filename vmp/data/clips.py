@@ -51,7 +51,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from vmp.data.masks import masks_path, read_masks
 from vmp.data.resize import check_not_empty
-from vmp.data.sources import video_fingerprint
+from vmp.data.sources import DECODED_FRAMES, DECODED_INDEX, video_fingerprint
 from vmp.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,6 @@ def frame_indices(
 
 
 FAILURE_LOG = "decode_failures.jsonl"  # in a run's checkpoints/ folder while it trains
-DECODED_FRAMES = "decoded.npy"  # every video's frames, uint8 (videos, T, H, W, 3), manifest order
-DECODED_INDEX = "decoded.json"  # the videos' paths (as in the manifest) and frame rate
 
 
 # FFmpeg's decoder threads per stream: 1 (no threading) keeps one DataLoader worker on one core,

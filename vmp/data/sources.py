@@ -9,11 +9,13 @@ of its params)::
     list_files(...)           split lists and annotation files one split is indexed from
     video_list_paths(...)     a `video_list` dataset's train/val/test lists and classes file
     video_fingerprint(...)    hash of (path, size, mtime) of every file in the video folders
+    stale_decoded_cache(...)  whether a SynthMotion scene's decoded frames predate its videos
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -111,3 +113,21 @@ def video_fingerprint(folders: list[Path]) -> str:
         digest.update(f"{folder}\n".encode())
         digest.update("\n".join(sorted(found)).encode())
     return digest.hexdigest()[:16]
+
+
+DECODED_FRAMES = "decoded.npy"  # every video's frames, uint8 (videos, T, H, W, 3), manifest order
+DECODED_INDEX = "decoded.json"  # the videos' paths (as in the manifest), frame rate, fingerprint
+
+
+def stale_decoded_cache(root: str | Path) -> str | None:
+    """Why a scene's decoded-frame cache (vmp.data.clips.write_decoded) no longer matches its
+    videos (one was added, removed, replaced or emptied since it was made), or None (also when
+    there is no cache, or it predates the recorded fingerprint)."""
+    index = Path(root) / DECODED_INDEX
+    try:
+        recorded = json.loads(index.read_text()).get("videos")
+    except (OSError, ValueError):
+        return None
+    if recorded is None or recorded == video_fingerprint([Path(root) / "videos"]):
+        return None
+    return f"a video under {Path(root) / 'videos'} changed since {index} was written"
