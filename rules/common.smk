@@ -46,7 +46,7 @@ if workflow.is_main_process:
 # Every notebook job runs its notebook the same way: papermill, the parameters as one YAML/JSON
 # string (`{params.parameters}`), the log beside it. Rerun one alone with `papermill ... -f`.
 # The job's shell names its Snakemake ($PPID), so the kernel stops (and writes nothing) if
-# Snakemake is gone, even if it died before the kernel started (vmp.training.record). A failed
+# Snakemake is gone, even if it died before the kernel started (vmp.training.supervision). A failed
 # job prints its one-line cause; the notebook and the log keep the whole traceback.
 RUN_NOTEBOOK = (
     "VMP_SNAKEMAKE_PID=$PPID papermill --log-output {input.notebook:q} {output.notebook:q} "

@@ -63,13 +63,15 @@ rule decode_cache:
     params:
         root=lambda wc: dataset_root(wc.dataset),
         videos=lambda wc: video_fingerprint([Path(dataset_root(wc.dataset)) / "videos"]),
+    conda:
+        "../envs/environment.yaml"
     log:
         f"{RESULTS}/logs/decode_cache/{{dataset}}.log",
     resources:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m vmp.data.clips {params.root:q} > {log:q} 2>&1 || {{ " + FAILURE_CAUSE + "; exit 1; }}"
+        f"python -m vmp.data.clips {{params.root:q}} > {{log:q}} 2>&1 || {{{{ {FAILURE_CAUSE}; exit 1; }}}}"
 
 
 rule synth_data_record:
@@ -79,8 +81,12 @@ rule synth_data_record:
         f"{DATA_ROOT}/{{dataset}}/synth_data.ipynb",
     output:
         f"{RESULTS}/data/{{dataset}}/synth_data.ipynb",
+    conda:
+        "../envs/environment.yaml"
+    log:
+        f"{RESULTS}/logs/synth_data_record/{{dataset}}.log",
     shell:
-        "cp {input:q} {output:q}"
+        "cp {input:q} {output:q} 2> {log:q}"
 
 
 if FETCHES:
@@ -148,6 +154,6 @@ rule prepare_data:
     shell:
         # The job's output goes to its log; one summary line (found / missing / unreadable, the
         # report's path) also goes to the terminal, also when preparation stopped on a bad class.
-        RUN_NOTEBOOK + " && status=0 || status=$?; "
+        f"{RUN_NOTEBOOK} && status=0 || status=$?; "
         "python -m vmp.data.official $(dirname {output.manifest:q}) 2>> {log:q} | tee -a {log:q} >&2 || true; "
-        "[ $status = 0 ] || " + FAILURE_CAUSE + "; exit $status"
+        f"[ $status = 0 ] || {FAILURE_CAUSE}; exit $status"

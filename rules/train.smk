@@ -30,7 +30,7 @@ for job, job_runs in JOBS.items():
     rule:
         """Fine-tune one Table 1 cell (dataset, split, backbone): baseline and every variant, each seed, in turn (or the ablation's or the placement's runs of it)."""
         name:
-            "finetune_" + re.sub(r"[^A-Za-z0-9]+", "_", job)
+            f"finetune_{re.sub('[^A-Za-z0-9]+', '_', job)}"
         input:
             notebook=notebook_template("train"),
             data=job_data(job),
