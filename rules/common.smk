@@ -10,7 +10,7 @@ from vmp.names import VARIANTS
 from vmp.training import record as vmp_runs
 from vmp.training.record import cell_path, keep_finished, set_aside_damaged
 from vmp.workflow import config as vmp_config
-from vmp.workflow.config import check_config, select_part, validate_config
+from vmp.workflow.config import ConfigError, check_config, select_part, validate_config
 from vmp.workflow.matrix import job_of, run_matrix, train_parameters, training_jobs
 from vmp.workflow.preflight import preflight
 
@@ -34,12 +34,18 @@ RUNS = run_matrix(config)
 # Real datasets' lists and videos and Kinetics checkpoints are checked now, before any job
 # (vmp.workflow.preflight; cached, so a no-op parse probes nothing); what a fetch job downloads
 # is checked by that job. No job lists the check as an input: checking again never retrains.
+# A dry run plans on and prints what would stop the real run.
 if workflow.is_main_process:
-    _checked = preflight(
-        config,
-        f"{RESULTS}/checks/inputs.json",
-        pending=[path for plan in FETCHES.values() for path in plan["provides"]],
-    )
+    try:
+        _checked = preflight(
+            config,
+            f"{RESULTS}/checks/inputs.json",
+            pending=[path for plan in FETCHES.values() for path in plan["provides"]],
+        )
+    except ConfigError as err:
+        if not workflow.output_settings.dryrun:
+            raise
+        _checked = f"pre-flight, which stops a real run here: {err}"
     if _checked:
         print(_checked, file=sys.stderr)
 

@@ -108,7 +108,9 @@ def test_a_broken_video_stops_the_parse_before_any_job(tmp_path):
     config |= {"prompt_functions": None, "backbones": {"x3d_tiny": {"variants": ["baseline"]}}}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    failed = snakemake(path, dry=True)
+    planned = snakemake(path, dry=True)  # a dry run plans on and says what would stop the run
+    assert planned.returncode == 0 and "pre-flight, which stops a real run here" in planned.stderr
+    failed = snakemake(path)
     assert failed.returncode != 0
     out = failed.stdout + failed.stderr
     assert "split 1: class catch has no readable train video" in out, out

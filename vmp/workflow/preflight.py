@@ -56,7 +56,11 @@ def check_split_lists(
         paths = dataset.get("paths", {})
         root = dataset_root(config, name)
         for split in dataset["splits"]:
-            table = index(fmt, root, split, **paths)
+            try:
+                table = index(fmt, root, split, **paths)
+            except (OSError, ValueError) as err:  # a list missing or malformed: says which
+                problems.append(f"datasets.{name} split {split}: {err}")
+                continue
             unreadable = {}
             for path in table["path"].drop_duplicates():
                 stat = os.stat(path) if os.path.exists(path) else None
@@ -144,7 +148,7 @@ def check_checkpoints(
             model = create_model(arch, 2, **options | settings.get("model", {}))
         try:
             fitted_state(model, read_state_dict(model, path), Path(path))
-        except (OSError, ValueError, RuntimeError) as err:
+        except (OSError, ValueError, RuntimeError, EOFError) as err:  # EOFError: an empty file
             fix = (  # an error that says its own fix (a fetched file replaced by hand) keeps it
                 ""
                 if "Fix" in str(err) or "fix" in str(err)
