@@ -29,7 +29,10 @@ FIGURES += ("fig5_attention", "fig6_regularisation")
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"optim": {"learning_rate": 0.1}}, "optim: unknown key 'learning_rate'; allowed: accumulate"),
+        (
+            {"optim": {"learning_rate": 0.1}},
+            "optim: unknown key 'learning_rate'; allowed: accumulate",
+        ),
         ({"optim": {"epoch": 3}}, "optim: unknown key 'epoch' (did you mean 'epochs'?)"),
         ({"optim": {"lrr": 0.1}}, "optim: unknown key 'lrr' (did you mean 'lr'?); allowed: "),
         ({"seeds": "zero"}, "seeds: 'zero' is not of type 'array'"),
