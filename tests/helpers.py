@@ -21,6 +21,7 @@ import pytest
 import torch
 import yaml
 
+from vmp.data.masks import SceneLayers, masks_path, write_masks
 from vmp.workflow.config import nested_update
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,23 @@ TINY_CLIP = {
     "test_scale": 32,
     "hflip": False,
 }
+
+
+def square_video(tmp_path: Path) -> Path:
+    """16 frames 40 x 56: a white 8 x 8 square on black whose left edge is at x = 4 + 2k in frame
+    k (top y = 12), a red 6 x 6 distractor that stays, and the masks saying so."""
+    h, w, n = 40, 56, 16
+    obj = np.zeros((n, h, w), np.float32)
+    distractor = np.zeros((n, h, w), np.float32)
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    for k in range(n):
+        obj[k, 12:20, 4 + 2 * k : 12 + 2 * k] = 1
+        distractor[k, 28:34, 40:46] = 1
+        frames[k][obj[k] > 0] = 255
+        frames[k][distractor[k] > 0] = (255, 0, 0)
+    path = write_frames(tmp_path / "square.mp4", frames, 25, (h, w))
+    write_masks(masks_path(path), SceneLayers(obj, distractor, np.zeros((n, 2), np.float32)))
+    return path
 
 
 def tiny_run_settings(scene: Path, **changes) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import write_frames
+from helpers import square_video, write_frames
 
 from vmp.data.clips import (
     ClipDataset,
@@ -280,25 +280,6 @@ def test_an_empty_file_says_so_and_failures_reach_the_log_file(videos, tmp_path)
         decode_video(empty)
 
 
-def _square_video(tmp_path: Path) -> Path:
-    """16 frames 40 x 56: a white 8 x 8 square on black whose left edge is at x = 4 + 2k in frame
-    k (top y = 12), with ground-truth masks saying so, and a red 6 x 6 distractor that stays."""
-    from vmp.data.masks import SceneLayers, masks_path, write_masks
-
-    h, w, n = 40, 56, 16
-    obj = np.zeros((n, h, w), np.float32)
-    distractor = np.zeros((n, h, w), np.float32)
-    frames = np.zeros((n, h, w, 3), np.uint8)
-    for k in range(n):
-        obj[k, 12:20, 4 + 2 * k : 12 + 2 * k] = 1
-        distractor[k, 28:34, 40:46] = 1
-        frames[k][obj[k] > 0] = 255
-        frames[k][distractor[k] > 0] = (255, 0, 0)
-    path = write_frames(tmp_path / "square.mp4", frames, 25, (h, w))
-    write_masks(masks_path(path), SceneLayers(obj, distractor, np.zeros((n, 2), np.float32)))
-    return path
-
-
 def _centre_x(weights: torch.Tensor) -> torch.Tensor:
     """x centroid per frame of (T, H, W) weights."""
     xs = torch.arange(weights.shape[-1], dtype=torch.float32)
@@ -307,7 +288,7 @@ def _centre_x(weights: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("train", [True, False])
 def test_masks_follow_the_frames_through_sampling_resize_and_crop(tmp_path, train):
-    path = _square_video(tmp_path)
+    path = square_video(tmp_path)
     clip_spec = spec(crop_size=24, train_scale=(28, 34), test_scale=30, num_spatial_crops=3)
     data = ClipDataset(table(path), clip_spec, train=train, masks=True)
     torch.manual_seed(0)

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_run_settings, write_frames
+from helpers import square_video, tiny_run_settings
 
 from vmp.analysis.attention import attention_scores, motion_regions
 from vmp.data.clips import ClipDataset, ClipSpec, load_decoded, make_loader, write_decoded
-from vmp.data.masks import SceneLayers, masks_path, write_masks
 from vmp.data.official import load_splits
 from vmp.layer.oracle import OraclePromptLayer, motion_region
 from vmp.models import create_model, list_models, list_variants, variant_options
@@ -25,23 +24,6 @@ from vmp.training.run import replicate_model, train_run
 
 TINY = list_models("*_tiny")
 SIZE = 32
-
-
-def square_video(tmp_path: Path) -> Path:
-    """16 frames 40 x 56: a white 8 x 8 square on black whose left edge is at x = 4 + 2k in frame
-    k (top y = 12), a red 6 x 6 distractor that stays, and the masks saying so."""
-    h, w, n = 40, 56, 16
-    obj = np.zeros((n, h, w), np.float32)
-    distractor = np.zeros((n, h, w), np.float32)
-    frames = np.zeros((n, h, w, 3), np.uint8)
-    for k in range(n):
-        obj[k, 12:20, 4 + 2 * k : 12 + 2 * k] = 1
-        distractor[k, 28:34, 40:46] = 1
-        frames[k][obj[k] > 0] = 255
-        frames[k][distractor[k] > 0] = (255, 0, 0)
-    path = write_frames(tmp_path / "square.mp4", frames, 25, (h, w))
-    write_masks(masks_path(path), SceneLayers(obj, distractor, np.zeros((n, 2), np.float32)))
-    return path
 
 
 def table(*paths: Path) -> pd.DataFrame:
