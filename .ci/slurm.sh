@@ -113,7 +113,7 @@ import pandas as pd
 
 work = Path(sys.argv[1])
 table = pd.read_csv(work / "results/tables/table1.csv")
-assert list(table["variant"]) == ["baseline", "vmp", "vmp_gate", "vmp_normalized"], table
+assert list(table["variant"]) == ["baseline", "vmp", "vmp_gate", "vmp_normalized", "vmp_oracle"], table
 assert table["top1_mean"].between(0, 100).all(), table
 log = (work / "snakemake.log").read_text()
 submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+)/", log)
