@@ -118,12 +118,12 @@ def run_dir(run):
 # A run record that is not complete JSON, or whose files differ from what the run wrote (size,
 # or checksum where size or mtime changed), is set aside (into <run>/damaged/) so that its job
 # runs again, before anything that reads it. Finished runs without a kept copy get one.
+RUN_FOLDERS = [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]]
 if workflow.is_main_process:
-    _runs = [run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]]
-    for line in set_aside_damaged(_runs, dry_run=workflow.output_settings.dryrun):
+    for line in set_aside_damaged(RUN_FOLDERS, dry_run=workflow.output_settings.dryrun):
         print(line, file=sys.stderr)
     if not workflow.output_settings.dryrun:
-        keep_finished(_runs)
+        keep_finished(RUN_FOLDERS)
     # A fetch record whose item is planned again (a download was removed) is wrong: it would
     # mark the fetch as done. It is only the workflow's bookkeeping, so a dry run drops it too.
     for item in FETCHES:
@@ -150,7 +150,7 @@ if workflow.is_main_process:
 # a run set aside is therefore a target of its own, so its job runs and what reads it follows.
 SET_ASIDE = [
     folder
-    for folder in ([run_dir(run) for run in RUNS] + [pretrain_dir(b) for b in config["backbones"]])
+    for folder in RUN_FOLDERS
     if Path(folder, "damaged").is_dir() and not Path(folder, "metrics.json").exists()
 ]
 

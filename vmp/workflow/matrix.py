@@ -174,14 +174,6 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     return list(runs.values())
 
 
-def cell_seeds(runs: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """Cell path -> its seeds (sorted): a cell's replicates."""
-    seeds: dict[str, list[int]] = {}
-    for run in runs:
-        seeds.setdefault(cell_path(run), []).append(run["seed"])
-    return {cell: sorted(s) for cell, s in seeds.items()}
-
-
 def job_of(run: dict[str, Any]) -> str:
     """The training job that trains ``run``: ``<dataset>/<split>/<backbone>`` for Table 1's cell
     (baseline and every variant together, as the paper's Table 1 cell is one backbone on one

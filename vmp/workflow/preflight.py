@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vmp.data.sources import list_files, video_fingerprint, video_folders
-from vmp.io import write_json
+from vmp.io import FetchedFileChanged, write_json
 from vmp.workflow.config import ConfigError, backbone_settings, dataset_root
 
 
@@ -148,14 +148,13 @@ def check_checkpoints(
             model = create_model(arch, 2, **options | settings.get("model", {}))
         try:
             fitted_state(model, read_state_dict(model, path), Path(path))
+        except FetchedFileChanged as err:  # a fetched file replaced by hand: it says its fix
+            raise ConfigError(f"{key}: {err}") from None
         except (OSError, ValueError, RuntimeError, EOFError) as err:  # EOFError: an empty file
-            fix = (  # an error that says its own fix (a fetched file replaced by hand) keeps it
-                ""
-                if "Fix" in str(err) or "fix" in str(err)
-                else f" Fix: point {key} at a Kinetics checkpoint of {arch} "
-                "(docs/paper-profile.md, '2. Place what cannot be fetched')."
-            )
-            raise ConfigError(f"{key}: {str(err).rstrip('.')}.{fix}") from None
+            raise ConfigError(
+                f"{key}: {str(err).rstrip('.')}. Fix: point {key} at a Kinetics checkpoint of "
+                f"{arch} (docs/paper-profile.md, '2. Place what cannot be fetched')."
+            ) from None
         checked[backbone] = str(path)
     return checked
 
@@ -185,10 +184,9 @@ def _signature(config: dict[str, Any], datasets: list[str], backbones: list[str]
         dataset = config["datasets"][name]
         root, paths = dataset_root(config, name), dataset.get("paths", {})
         for split in dataset["splits"]:
-            parts += [
-                [f, os.stat(f).st_size, os.stat(f).st_mtime_ns]
-                for f in list_files(dataset["format"], root, split, **paths)
-            ]
+            for f in list_files(dataset["format"], root, split, **paths):
+                stat = os.stat(f)
+                parts.append([f, stat.st_size, stat.st_mtime_ns])
         parts.append(video_fingerprint(video_folders(dataset["format"], root, **paths)))
     for backbone in backbones:
         path = Path(checkpoints[backbone])
