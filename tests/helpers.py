@@ -83,6 +83,12 @@ TINY_CLIP = {
 }
 
 
+def centre_x(weights: torch.Tensor) -> torch.Tensor:
+    """x centroid per frame of (T, H, W) weights."""
+    xs = torch.arange(weights.shape[-1], dtype=torch.float32)
+    return (weights.sum(1) * xs).sum(1) / weights.sum((1, 2))
+
+
 def square_video(tmp_path: Path) -> Path:
     """16 frames 40 x 56: a white 8 x 8 square on black whose left edge is at x = 4 + 2k in frame
     k (top y = 12), a red 6 x 6 distractor that stays, and the masks saying so."""

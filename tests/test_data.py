@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import square_video, write_frames
+from helpers import centre_x, square_video, write_frames
 
 from vmp.data.clips import (
     ClipDataset,
@@ -280,12 +280,6 @@ def test_an_empty_file_says_so_and_failures_reach_the_log_file(videos, tmp_path)
         decode_video(empty)
 
 
-def _centre_x(weights: torch.Tensor) -> torch.Tensor:
-    """x centroid per frame of (T, H, W) weights."""
-    xs = torch.arange(weights.shape[-1], dtype=torch.float32)
-    return (weights.sum(1) * xs).sum(1) / weights.sum((1, 2))
-
-
 @pytest.mark.parametrize("train", [True, False])
 def test_masks_follow_the_frames_through_sampling_resize_and_crop(tmp_path, train):
     path = square_video(tmp_path)
@@ -302,12 +296,12 @@ def test_masks_follow_the_frames_through_sampling_resize_and_crop(tmp_path, trai
         assert white.sum() > 0
         # where the frames show the square the mask says so, frame by frame, to a pixel
         seen = obj.sum((1, 2)) > 20  # frames where more than a sliver is inside the crop
-        torch.testing.assert_close(_centre_x(obj)[seen], _centre_x(white)[seen], atol=0.6, rtol=0)
-        step = torch.diff(_centre_x(obj)[seen])
+        torch.testing.assert_close(centre_x(obj)[seen], centre_x(white)[seen], atol=0.6, rtol=0)
+        step = torch.diff(centre_x(obj)[seen])
         assert (step > 0).all() or (step < 0).all()  # one way (left if flipped), every frame
         red = ((video[0] > 0.5) & (video[1] < 0.25)).float()
         if distractor[0].sum() > 20:  # unless the crop cut it away
-            torch.testing.assert_close(_centre_x(distractor), _centre_x(red), atol=1.0, rtol=0)
+            torch.testing.assert_close(centre_x(distractor), centre_x(red), atol=1.0, rtol=0)
         checked += int(seen.sum())
     assert checked >= 4
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import square_video, tiny_run_settings
+from helpers import centre_x, square_video, tiny_run_settings
 
 from vmp.analysis.attention import attention_scores, motion_regions
 from vmp.data.clips import ClipDataset, ClipSpec, load_decoded, make_loader, write_decoded
@@ -153,12 +153,6 @@ def test_a_replicate_s_oracle_run_draws_what_its_baseline_draws(name):
 # --- the masks travel with the clips --------------------------------------------------------
 
 
-def _centre_x(weights: torch.Tensor) -> torch.Tensor:
-    """x centroid per frame of (T, H, W) weights."""
-    xs = torch.arange(weights.shape[-1], dtype=torch.float32)
-    return (weights.sum(1) * xs).sum(1) / weights.sum((1, 2))
-
-
 @pytest.mark.parametrize("train", [True, False])
 def test_the_mask_channel_is_cut_as_the_frames_and_as_the_scored_masks(tmp_path, train):
     path = square_video(tmp_path)
@@ -199,9 +193,9 @@ def test_the_mask_channel_is_cut_as_the_frames_and_as_the_scored_masks(tmp_path,
         mask = video[3].float() / 255
         seen = mask.sum((1, 2)) > 20
         torch.testing.assert_close(
-            _centre_x(mask)[seen], _centre_x(white.float())[seen], atol=0.6, rtol=0
+            centre_x(mask)[seen], centre_x(white.float())[seen], atol=0.6, rtol=0
         )
-        flipped += int(torch.diff(_centre_x(mask)[seen]).lt(0).all())
+        flipped += int(torch.diff(centre_x(mask)[seen]).lt(0).all())
     assert not train or 0 < flipped < 6  # flips drawn both ways moved the mask with the frames
 
 
