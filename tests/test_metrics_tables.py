@@ -22,7 +22,7 @@ from vmp.analysis.tables import (
     write_pretraining,
     write_table1,
 )
-from vmp.analysis.timing import rule_times
+from vmp.analysis.timing import fixed_costs, rule_times
 from vmp.training.metrics import aggregate_views, classification_metrics
 from vmp.workflow.config import ConfigError, check_config, nested_update
 from vmp.workflow.matrix import run_matrix, training_jobs
@@ -612,6 +612,39 @@ def test_rule_times_sum_snakemake_benchmarks_per_rule(tmp_path):
     assert table.loc["all", "wall_s"] == 45.0 and table.loc["all", "jobs"] == 3
     with pytest.raises(FileNotFoundError, match="no Snakemake benchmark files"):
         rule_times(tmp_path / "empty")
+
+
+def test_fixed_costs_are_job_wall_time_less_the_runs_training_and_test(tmp_path):
+    """A job found by its benchmark and its notebook's runs, wherever the relative out_dir of the
+    workflow pointed (the tree was copied under tmp_path)."""
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    results = tmp_path / "results"
+    jobs = {
+        "synth_gym/1/x3d_tiny": (60.0, [(20.0, 1.0), (15.0, 0.5)]),
+        "synth_gym/1/x3d_tiny/ablation": (9.0, [(4.0, 1.0)]),
+    }
+    for job, (wall, runs) in jobs.items():
+        tsv = results / "benchmarks/runs" / f"{job}.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(header + f"{wall}\t0:01:00\t1\t1\t1\t1\t0\t0\t50\t{wall}\n")
+        params = []
+        lam = 0.0 if job.endswith("ablation") else 2.5
+        for seed, (train, test) in enumerate(runs):
+            out_dir = f"results/runs/synth_gym/1/x3d_tiny/vmp/lambda~{lam:g}/seed~{seed}"
+            record = tmp_path / out_dir / "metrics.json"
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"train_seconds": train, "test_seconds": test}))
+            params.append({"variant": "vmp", "lambda_reg": lam, "seed": seed, "out_dir": out_dir})
+        notebook = results / "runs" / job / "train.ipynb"
+        notebook.parent.mkdir(parents=True, exist_ok=True)
+        notebook.write_text(
+            json.dumps({"metadata": {"papermill": {"parameters": {"runs": params}}}})
+        )
+    table = fixed_costs(results).set_index("job")
+    assert table.loc["synth_gym/1/x3d_tiny"].tolist() == [2, 60.0, 36.5, 23.5]
+    assert table.loc["synth_gym/1/x3d_tiny/ablation"].tolist() == [1, 9.0, 5.0, 4.0]
+    with pytest.raises(FileNotFoundError, match="no fine-tuning job benchmarks"):
+        fixed_costs(tmp_path / "empty")
 
 
 def test_a_table1_cell_is_one_job_and_the_ablation_and_placement_have_their_own():

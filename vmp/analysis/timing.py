@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -50,3 +51,38 @@ def rule_times(benchmarks: str | Path) -> pd.DataFrame:
         index=["all"],
     )
     return pd.concat([table, total]).rename_axis("rule").reset_index().round(1)
+
+
+def fixed_costs(results: str | Path) -> pd.DataFrame:
+    """Per training job of a finished results folder: its wall time (Snakemake's benchmark) less
+    the training and test seconds its runs' records report, i.e. what a job pays outside its runs'
+    optimiser steps and test passes (kernel start, imports, data and model set-up, precise BN,
+    plots, keeping the records).
+
+    A job is found by its benchmark ``benchmarks/runs/<job>.tsv`` and its executed notebook
+    ``runs/<job>/train.ipynb``, whose papermill parameters list its runs. A run restored from a
+    kept record counts its first training's seconds, so only trees trained from nothing give a
+    job's true fixed cost. Columns: job, runs, wall_s, train_test_s, fixed_s.
+    """
+    root = Path(results)
+    rows = []
+    for tsv in sorted((root / "benchmarks" / "runs").rglob("*.tsv")):
+        job = tsv.relative_to(root / "benchmarks" / "runs").with_suffix("").as_posix()
+        notebook = root / "runs" / job / "train.ipynb"
+        runs = json.loads(notebook.read_text())["metadata"]["papermill"]["parameters"]["runs"]
+        work = 0.0
+        for run in runs:
+            # runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s> below the results
+            # folder, wherever the workflow's (relative) out_dir pointed when it ran
+            record = root.joinpath(*Path(run["out_dir"]).parts[-7:], "metrics.json")
+            metrics = json.loads(record.read_text())
+            work += metrics["train_seconds"] + metrics["test_seconds"]
+        wall = float(pd.read_csv(tsv, sep="\t").iloc[-1]["s"])
+        rows.append({"job": job, "runs": len(runs), "wall_s": wall, "train_test_s": work})
+    if not rows:
+        raise FileNotFoundError(
+            f"no fine-tuning job benchmarks (*.tsv) under {root / 'benchmarks/runs'}"
+        )
+    table = pd.DataFrame(rows)
+    table["fixed_s"] = table["wall_s"] - table["train_test_s"]
+    return table.round(1)
