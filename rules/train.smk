@@ -16,6 +16,8 @@ rule pretrain:
         f"{RESULTS}/logs/pretrain/{{backbone}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/pretrain/{{backbone}}.tsv"
+    # before any fine-tuning job: each gates every cell of its backbone
+    priority: 1000
     threads: RES.get("threads", 1) * RES.get("devices", 1)
     resources:
         mem_mb=RES.get("mem_mb", 4000),
@@ -49,6 +51,8 @@ for job, job_runs in JOBS.items():
             f"{RESULTS}/logs/runs/{job}.log",
         benchmark:
             f"{RESULTS}/benchmarks/runs/{job}.tsv"
+        # Jobs with more runs start first, so that no long job runs alone at the end of the run.
+        priority: len(job_runs)
         threads: RES.get("threads", 1) * RES.get("devices", 1)
         resources:
             mem_mb=RES.get("mem_mb", 4000),
