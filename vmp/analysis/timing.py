@@ -54,7 +54,7 @@ def rule_times(benchmarks: str | Path) -> pd.DataFrame:
 
 
 def fixed_costs(results: str | Path) -> pd.DataFrame:
-    """Per training job of a finished results folder: its wall time (Snakemake's benchmark) less
+    """Per fine-tuning job of a finished results folder: its wall time (Snakemake's benchmark) less
     the training and test seconds its runs' records report, i.e. what a job pays outside its runs'
     optimiser steps and test passes (kernel start, imports, data and model set-up, precise BN,
     plots, keeping the records).
