@@ -619,6 +619,7 @@ def test_fixed_costs_are_job_wall_time_less_the_runs_training_and_test(tmp_path)
     workflow pointed (the tree was copied under tmp_path)."""
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     results = tmp_path / "results"
+    cell_parameters = {"dataset": "synth_gym", "split": "1", "backbone": "x3d_tiny"}
     jobs = {
         "synth_gym/1/x3d_tiny": (60.0, [(20.0, 1.0), (15.0, 0.5)]),
         "synth_gym/1/x3d_tiny/ablation": (9.0, [(4.0, 1.0)]),
@@ -638,7 +639,9 @@ def test_fixed_costs_are_job_wall_time_less_the_runs_training_and_test(tmp_path)
         notebook = results / "runs" / job / "train.ipynb"
         notebook.parent.mkdir(parents=True, exist_ok=True)
         notebook.write_text(
-            json.dumps({"metadata": {"papermill": {"parameters": {"runs": params}}}})
+            json.dumps(
+                {"metadata": {"papermill": {"parameters": {"runs": params} | cell_parameters}}}
+            )
         )
     table = fixed_costs(results).set_index("job")
     assert table.loc["synth_gym/1/x3d_tiny"].tolist() == [2, 60.0, 36.5, 23.5]

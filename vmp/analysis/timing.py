@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from vmp.training.record import run_name
+
 # Benchmark folders named after what they hold rather than after their rule.
 FOLDER_RULES = {"runs": "finetune"}
+
+
+def _benchmark_record(tsv: Path) -> pd.Series:
+    """The last (latest) measurement in one of Snakemake's benchmark files."""
+    return pd.read_csv(tsv, sep="\t").iloc[-1]
 
 
 def rule_times(benchmarks: str | Path) -> pd.DataFrame:
@@ -21,7 +28,7 @@ def rule_times(benchmarks: str | Path) -> pd.DataFrame:
     root = Path(benchmarks)
     rows = []
     for tsv in sorted(root.rglob("*.tsv")):
-        record = pd.read_csv(tsv, sep="\t").iloc[-1]
+        record = _benchmark_record(tsv)
         rows.append(
             {
                 "rule": FOLDER_RULES.get(folder := tsv.relative_to(root).parts[0], folder),
@@ -65,24 +72,30 @@ def fixed_costs(results: str | Path) -> pd.DataFrame:
     job's true fixed cost. Columns: job, runs, wall_s, train_test_s, fixed_s.
     """
     root = Path(results)
+    benchmarks = root / "benchmarks" / "runs"
     rows = []
-    for tsv in sorted((root / "benchmarks" / "runs").rglob("*.tsv")):
-        job = tsv.relative_to(root / "benchmarks" / "runs").with_suffix("").as_posix()
+    for tsv in sorted(benchmarks.rglob("*.tsv")):
+        job = tsv.relative_to(benchmarks).with_suffix("").as_posix()
         notebook = root / "runs" / job / "train.ipynb"
-        runs = json.loads(notebook.read_text())["metadata"]["papermill"]["parameters"]["runs"]
+        params = json.loads(notebook.read_text())["metadata"]["papermill"]["parameters"]
         work = 0.0
-        for run in runs:
-            # runs/<dataset>/<split>/<backbone>/<variant>/lambda~<l>/seed~<s> below the results
-            # folder, wherever the workflow's (relative) out_dir pointed when it ran
-            record = root.joinpath(*Path(run["out_dir"]).parts[-7:], "metrics.json")
-            metrics = json.loads(record.read_text())
+        for run in params["runs"]:
+            # the run's folder below this results folder, wherever the workflow's (relative)
+            # out_dir pointed when it ran
+            name = run_name(
+                params["dataset"],
+                params["split"],
+                params["backbone"],
+                run["variant"],
+                run["lambda_reg"],
+                run["seed"],
+            )
+            metrics = json.loads((root / "runs" / name / "metrics.json").read_text())
             work += metrics["train_seconds"] + metrics["test_seconds"]
-        wall = float(pd.read_csv(tsv, sep="\t").iloc[-1]["s"])
-        rows.append({"job": job, "runs": len(runs), "wall_s": wall, "train_test_s": work})
+        wall = float(_benchmark_record(tsv)["s"])
+        rows.append({"job": job, "runs": len(params["runs"]), "wall_s": wall, "train_test_s": work})
     if not rows:
-        raise FileNotFoundError(
-            f"no fine-tuning job benchmarks (*.tsv) under {root / 'benchmarks/runs'}"
-        )
+        raise FileNotFoundError(f"no fine-tuning job benchmarks (*.tsv) under {benchmarks}")
     table = pd.DataFrame(rows)
     table["fixed_s"] = table["wall_s"] - table["train_test_s"]
     return table.round(1)
