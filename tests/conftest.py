@@ -1,4 +1,6 @@
+import fcntl
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,11 +24,20 @@ def tiny_scene(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
-    """The smoke profile run once from nothing, for the tests that read its results or copy it
-    (never change it in place): (config file, results folder)."""
+    """The smoke profile run once from nothing, for the tests that read its results or copy them
+    (never change them in place): (config file, results folder). Under pytest-xdist the workers
+    share one tree: the first to ask builds it while the others wait on its lock."""
     from helpers import snakemake, write_config
 
-    tmp_path = tmp_path_factory.mktemp("smoke")
-    config = write_config(tmp_path)
-    snakemake("--cores", "2", "--configfile", str(config))
-    return config, tmp_path / "results"
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, config = shared / "smoke", shared / "smoke" / "config.yaml"
+    with open(shared / "smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "built").exists():
+            shutil.rmtree(root, ignore_errors=True)  # a build that failed in another worker
+            root.mkdir()
+            config = write_config(root)
+            snakemake("--cores", "2", "--configfile", str(config))
+            (root / "built").touch()
+    return config, root / "results"

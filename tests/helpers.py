@@ -57,6 +57,39 @@ def write_config(tmp_path, name="config.yaml", base="config/smoke.yaml", **chang
     return path
 
 
+def workflow_checkout(to: Path) -> Path:
+    """The workflow's files (Snakefile, rules, notebooks, config, profiles, report) copied to
+    ``to``: a checkout of its own, whose ``.snakemake`` (locks, incomplete markers) no other test's
+    Snakemake touches. The package itself is the installed one."""
+    to.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "rules", "notebooks", "config", "profiles", "report", "envs"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, to / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, to / name)
+    return to
+
+
+def copy_tree(smoke_run, to: Path, data: str | None = "data", runs: bool = True, **changes) -> Path:
+    """A copy of the finished smoke tree (results and data, times kept) under ``to``, its data in
+    ``to / data`` (``data=None``: no copy, the tree's own data_root is shared, as by a second
+    profile: a moved scene's decoded frames are rebuilt), its settings updated with ``changes``;
+    without ``runs``, no fine-tuning run is copied (data, notebooks and pre-training are).
+    Returns its config file."""
+    config, results = smoke_run
+    source = results.parent
+    ignore = None if runs else shutil.ignore_patterns("runs")
+    shutil.copytree(source / "results", to / "results", symlinks=True, ignore=ignore)
+    settings = yaml.safe_load(config.read_text()) | {"results": str(to / "results")}
+    if data is not None:
+        shutil.copytree(source / "data", to / data, symlinks=True)
+        settings["data_root"] = str(to / data)
+    path = to / "config.yaml"
+    path.write_text(yaml.safe_dump(nested_update(settings, changes), sort_keys=False))
+    return path
+
+
 def write_frames(path: Path, frames: Iterable[np.ndarray], fps: float, size=(32, 32)) -> Path:
     """Encode uint8 RGB frames of ``size`` (H, W) as an mpeg4 file at near-lossless quality."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from vmp.analysis.tables import (
     _latex,
@@ -24,8 +25,10 @@ from vmp.analysis.tables import (
 )
 from vmp.analysis.timing import fixed_costs, rule_times
 from vmp.training.metrics import aggregate_views, classification_metrics
-from vmp.workflow.config import ConfigError, check_config, nested_update
+from vmp.workflow.config import ConfigError, check_config, nested_update, validate_config
 from vmp.workflow.matrix import run_matrix, training_jobs
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_aggregate_views_averages_softmax_per_video():
@@ -482,6 +485,37 @@ def test_run_matrix_shares_runs_between_table_and_ablation():
     shared = [r for r in runs if r["table"] and r["ablation"]]
     assert [(r["variant"], r["lambda"], r["seed"]) for r in shared] == [("vmp", 2.5, 0)]
     assert all(r["lambda"] == 0.0 for r in runs if r["variant"] == "baseline")
+
+
+def test_a_backbone_s_seeds_replace_the_global_ones_for_its_table_rows_only():
+    config = _config(
+        datasets={
+            "synth_hmdb": {
+                "format": "synthmotion",
+                "scene": "synth_hmdb",
+                "splits": ["1", "2"],
+                "seeds": [0],
+            }
+        },
+        backbones={
+            "x3d_tiny": {"variants": ["baseline", "vmp"]},
+            "c2d_tiny": {"variants": ["baseline", "vmp"], "seeds": [0, 1, 2, 3]},
+        },
+    )
+    smoke = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    smoke["backbones"]["x3d_tiny"]["seeds"] = [0, 1, 2, 3]
+    validate_config(smoke, ROOT / "config" / "schema.yaml")  # a key of the schema
+    seeds = {}
+    for run in run_matrix(config):
+        key = (run["dataset"], run["backbone"], run["variant"], run["table"])
+        seeds.setdefault(key, set()).add((run["split"], run["seed"]))
+    assert seeds[("synth_gym", "c2d_tiny", "baseline", True)] == {("1", s) for s in range(4)}
+    assert seeds[("synth_gym", "x3d_tiny", "baseline", True)] == {("1", 0), ("1", 1)}
+    # the dataset's own seeds win: its splits are the replicates
+    hmdb = {("1", 0), ("2", 0)}
+    assert seeds[("synth_hmdb", "c2d_tiny", "vmp", True)] == hmdb
+    # the ablation keeps its own seeds (x3d_tiny's vmp at lambda 0, seed 0)
+    assert seeds[("synth_gym", "x3d_tiny", "vmp", False)] == {("1", 0)}
 
 
 @pytest.mark.parametrize(

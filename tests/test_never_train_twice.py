@@ -2,6 +2,7 @@
 tree. A finished run trains again only when its settings, data or checkpoint change; every test
 checks that the runs it did not damage keep byte-identical ``metrics.json`` and ``model.pt``."""
 
+import json
 import os
 import shutil
 import signal
@@ -11,25 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, comparable_results, snakemake
+from helpers import ROOT, comparable_results, copy_tree, snakemake
 
 pytestmark = pytest.mark.slow
 
 RECORD = ("metrics.json", "model.pt")
-
-
-def copy_tree(smoke_run, to: Path, data: str = "data") -> Path:
-    """A copy of the finished smoke tree (results and data, times kept) under ``to``, its data in
-    ``to / data``; returns its config file."""
-    config, results = smoke_run
-    source = results.parent
-    shutil.copytree(source / "results", to / "results", symlinks=True)
-    shutil.copytree(source / "data", to / data, symlinks=True)
-    settings = yaml.safe_load(config.read_text())
-    settings |= {"results": str(to / "results"), "data_root": str(to / data)}
-    path = to / "config.yaml"
-    path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    return path
 
 
 def records(results: Path) -> dict[str, bytes]:
@@ -53,18 +40,22 @@ def test_a_part_then_everything_and_a_second_pre_flight_train_nothing(smoke_run,
 
 
 def test_damaged_records_are_retrained_in_the_same_run_and_nothing_else(smoke_run, tmp_path):
-    """A truncated metrics.json and a model.pt with one byte flipped (same size): a dry run names
-    both; one plain `snakemake` retrains those two runs and redraws what reads them; every other
-    record keeps its bytes and every figure and table is there afterwards."""
+    """A truncated metrics.json, a truncated model.pt and a model.pt with one byte flipped (same
+    size): a dry run names all three; one plain `snakemake` sets them aside, retrains those three
+    runs and redraws what reads them; every other record keeps its bytes and every figure and
+    table is there afterwards."""
     config = copy_tree(smoke_run, tmp_path)
     results = tmp_path / "results"
     before = records(results)
     cell = results / "runs/synth_gym/1/x3d_tiny"
     truncated = cell / "vmp/lambda~2.5/seed~1"
     flipped = cell / "vmp_gate/lambda~2.5/seed~0"
-    original = {run: comparable_results(run) for run in (truncated, flipped)}
+    cut = cell / "baseline/lambda~0/seed~0"
+    damaged_runs = (truncated, flipped, cut)
+    original = {run: comparable_results(run) for run in damaged_runs}
     metrics = truncated / "metrics.json"
     metrics.write_text(metrics.read_text()[:200])
+    (cut / "model.pt").write_bytes((cut / "model.pt").read_bytes()[:1000])
     data = bytearray((flipped / "model.pt").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (flipped / "model.pt").write_bytes(bytes(data))
@@ -73,19 +64,23 @@ def test_damaged_records_are_retrained_in_the_same_run_and_nothing_else(smoke_ru
     dry = snakemake("-n", "--configfile", str(config))
     assert f"damaged run record {truncated}: not complete JSON" in dry.stderr
     assert f"damaged run record {flipped}: model.pt's checksum differs" in dry.stderr
+    assert f"damaged run record {cut}: model.pt has 1000 bytes" in dry.stderr
     assert (flipped / "model.pt").read_bytes() == bytes(data)  # a dry run changes nothing
 
     done = run(config)
-    assert f"set aside in {truncated / 'damaged'}, retraining it" in done.stderr
-    assert "Nothing to be done" not in done.stdout + done.stderr
+    for folder in damaged_runs:
+        assert f"set aside in {folder / 'damaged'}, retraining it" in done.stderr
+        assert (folder / "damaged" / "metrics.json").exists()
+    record = json.loads((cut / "metrics.json").read_text())
+    assert record["files"]["model.pt"]["bytes"] == (cut / "model.pt").stat().st_size > 1000
     after = records(results)
-    damaged = {str((f / n).relative_to(results)) for f in (truncated, flipped) for n in RECORD}
+    damaged = {str((f / n).relative_to(results)) for f in damaged_runs for n in RECORD}
     assert {k: v for k, v in after.items() if k not in damaged} == {
         k: v for k, v in before.items() if k not in damaged
     }
     # retrained to the same result as the first training (deterministic on CPU); the files' bytes
     # differ in the paths of the copy, which the record and the model's settings name
-    for folder in (truncated, flipped):
+    for folder in damaged_runs:
         (metrics, history), (first, first_history) = comparable_results(folder), original[folder]
         assert metrics.pop("settings")["name"] == first.pop("settings")["name"]
         assert metrics == first

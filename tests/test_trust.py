@@ -1,7 +1,7 @@
 """Outside inputs checked before any job (vmp.workflow.preflight) and changes noticed (vmp.data.sources)."""
 
-import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -227,28 +227,11 @@ def snakemake(config: Path, *targets, dry=False):
 
 
 @pytest.mark.slow
-def test_a_damaged_record_is_noticed_and_recomputed(tmp_path):
-    config, metrics = small_profile(tmp_path), small_metrics(tmp_path)
-    first = snakemake(config, *metrics)
-    assert first.returncode == 0, first.stderr[-3000:]
-    kept = metrics[1].read_text()
-    model = metrics[0].parent / "model.pt"
-    model.write_bytes(model.read_bytes()[:1000])  # a truncated model.pt
-    planned = snakemake(config, *metrics, dry=True)
-    assert f"damaged run record {metrics[0].parent}: model.pt has 1000 bytes" in planned.stderr
-    assert metrics[0].exists()  # a dry run only reports
-    again = snakemake(config, *metrics)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"set aside in {metrics[0].parent / 'damaged'}, retraining it" in again.stderr
-    assert (metrics[0].parent / "damaged" / "metrics.json").exists()
-    assert json.loads(metrics[0].read_text())["files"]["model.pt"]["bytes"] == model.stat().st_size
-    # the cell's job restores its intact seed (same bytes) and trains only the damaged one
-    assert metrics[1].read_text() == kept
-    assert "damaged" not in snakemake(config, *metrics, dry=True).stderr
-
-
-@pytest.mark.slow
-def test_a_checkpoint_that_does_not_fit_stops_the_workflow_and_keeps_the_results(tmp_path):
+def test_a_checkpoint_that_does_not_fit_stops_the_workflow_and_keeps_the_results(
+    smoke_run, tmp_path
+):
+    _, results = smoke_run
+    shutil.copytree(results.parent / "data", tmp_path / "data")  # the scenes, generated once
     checkpoint = tmp_path / "kinetics.pt"
     save_checkpoint(create_model("x3d_tiny", 400), checkpoint)
     pretrain = {"dataset": "kinetics", "checkpoints": {"x3d_tiny": str(checkpoint)}}

@@ -12,7 +12,15 @@ import pandas as pd
 import papermill
 import pytest
 import yaml
-from helpers import check_report_page, comparable_results, needs_chromium, snakemake, write_config
+from helpers import (
+    check_report_page,
+    comparable_results,
+    copy_tree,
+    needs_chromium,
+    snakemake,
+    workflow_checkout,
+    write_config,
+)
 
 from vmp.training.run import train_run
 from vmp.workflow.config import select_part
@@ -369,8 +377,8 @@ def _wait_for(condition, what: str, job: subprocess.Popen, timeout: float = 300)
 
 
 @pytest.mark.slow
-def test_smoke_prompt_functions_target_pairs_each_seed_with_the_sigmoid_row(smoke_run):
-    config, results = smoke_run
+def test_smoke_prompt_functions_target_pairs_each_seed_with_the_sigmoid_row(smoke_run, tmp_path):
+    config, results = copy_tree(smoke_run, tmp_path, data=None), tmp_path / "results"
     snakemake("prompt_functions", "--cores", "2", "--configfile", str(config))
     summary = pd.read_csv(results / "tables" / "prompt_functions.csv").set_index("variant")
     assert list(summary.index) == ["vmp", "vmp_gamma"]
@@ -397,13 +405,16 @@ def test_smoke_prompt_functions_target_pairs_each_seed_with_the_sigmoid_row(smok
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_to_identical_metrics(tmp_path):
+def test_killed_training_resumes_to_identical_metrics(smoke_run, tmp_path):
     """SIGKILL the training kernel, then Snakemake itself, mid-run: rerunning Snakemake (after
     ``--unlock`` for the second) resumes the job from its last epoch checkpoint each time, and it
     ends with the metrics of an uninterrupted run."""
-    # Enough epochs (about 0.1 s each on the smoke data) that both kills land mid-training.
-    config = write_config(
+    # Enough epochs (about 0.1 s each on the smoke data) that both kills land mid-training; the
+    # smoke tree's scenes and pre-training, no fine-tuning run.
+    config = copy_tree(
+        smoke_run,
         tmp_path,
+        runs=False,
         optim={"epochs": 40},
         seeds=[0],
         backbones={"x3d_tiny": {"variants": ["baseline"]}},
@@ -414,11 +425,14 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     command = ["snakemake", str(run_dir / "metrics.json"), "--cores", "1"]
     command += ["--configfile", str(config)]
+    # Snakemake's lock lives in the working directory's .snakemake, which any other Snakemake
+    # there clears as it ends: this test's runs get a checkout of their own.
+    checkout = workflow_checkout(tmp_path / "checkout")
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=checkout,
             start_new_session=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -444,11 +458,11 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
     # about a second of papermill's death.
     time.sleep(3)
     assert not (run_dir / "metrics.json").exists()
-    locked = snakemake(*command[1:], check=False)
+    locked = snakemake(*command[1:], cwd=checkout, check=False)
     assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
-    snakemake(*command[1:], "--unlock")
+    snakemake(*command[1:], "--unlock", cwd=checkout)
 
-    snakemake(*command[1:])
+    snakemake(*command[1:], cwd=checkout)
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert resumed["resumed_from_epoch"] >= 2
     assert not checkpoint.parent.exists()  # removed once the run is complete
@@ -473,12 +487,14 @@ def test_killed_training_resumes_to_identical_metrics(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_job_killed_after_its_first_run_trains_only_the_rest(tmp_path):
+def test_a_job_killed_after_its_first_run_trains_only_the_rest(smoke_run, tmp_path):
     """The kernel is killed once the job's first run has written its record: Snakemake deletes
     the job's outputs, and the rerun restores that run (same bytes, not trained again) and
     trains only the second."""
-    config = write_config(
+    config = copy_tree(
+        smoke_run,
         tmp_path,
+        runs=False,
         optim={"epochs": 20},
         backbones={"x3d_tiny": {"variants": ["baseline"]}},
         prompt_functions=None,
