@@ -97,9 +97,10 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     (``prompt_functions``, not part of the default target).
 
     A run shared by both (same dataset, split, backbone, variant, lambda and seed) appears once.
-    Baselines have no prompt layer and the oracle's map is fixed, so their lambda is 0; a backbone's ``lambda`` replaces the
-    global one for its +VMP rows. A dataset's ``seeds`` replace the global
-    ones (e.g. a single seed where its splits serve as the replicates).
+    Baselines have no prompt layer and the oracle's map is fixed, so their lambda is 0; a
+    backbone's ``lambda`` replaces the global one for its +VMP rows and its ``seeds`` the global
+    ones for its Table 1 rows (more replicates where its rows are less precise). A dataset's
+    ``seeds`` replace both (e.g. a single seed where its splits serve as the replicates).
     """
     runs: dict[tuple, dict[str, Any]] = {}
 
@@ -115,7 +116,7 @@ def run_matrix(config: dict[str, Any]) -> list[dict[str, Any]]:
     for (name, dataset), (backbone, settings) in itertools.product(
         config["datasets"].items(), config["backbones"].items()
     ):
-        seeds = dataset.get("seeds", config["seeds"])
+        seeds = dataset.get("seeds", settings.get("seeds", config["seeds"]))
         for split, variant, seed in itertools.product(
             dataset["splits"], settings["variants"], seeds
         ):
