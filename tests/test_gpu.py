@@ -6,7 +6,7 @@ and under float16 / bfloat16 autocast), ``static_gain`` on CUDA, one optimiser s
 paper-size backbone with and without its prompt layer(s) in the paper profile's precision, a
 two-GPU ``ddp_fork`` run, and ``benchmarks/gpu_check.py`` (6-9 minutes on its own).
 
-    pytest -m gpu tests/test_gpu.py -k "not gpu_check"     # about 2-3 minutes on one H100
+    pytest -n0 -m gpu tests/test_gpu.py -k "not gpu_check"  # about 2-3 minutes on one H100
 """
 
 import json
