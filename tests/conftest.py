@@ -37,7 +37,7 @@ def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
         if not (root / "built").exists():
             shutil.rmtree(root, ignore_errors=True)  # a build that failed in another worker
             root.mkdir()
-            config = write_config(root)
+            write_config(root)  # root / "config.yaml"
             snakemake("--cores", "2", "--configfile", str(config))
             (root / "built").touch()
     return config, root / "results"
